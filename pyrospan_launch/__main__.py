@@ -1,0 +1,8 @@
+"""``python -m pyrospan_launch``: the same launcher as the ``pyrospan-run`` console script."""
+
+from __future__ import annotations
+
+from pyrospan_launch.cli import main
+
+if __name__ == "__main__":
+    main(prog_name="pyrospan-run")

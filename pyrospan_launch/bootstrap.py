@@ -1,0 +1,170 @@
+"""What the injected sitecustomize runs in the child, before any user code.
+
+Order: the profiler is configured, then OpenTelemetry (distro, configurator,
+instrumentors), then the span-profile processor is added to the global SDK
+TracerProvider.  Each part fails on its own: one ``pyrospan:`` line names the cause and
+the app runs with whatever could start.  With ``PYROSPAN_STRICT=true`` a failure exits
+with status 3 before user code runs instead.
+
+:func:`initialize` runs once per process however often it is called, and :data:`state`
+records what happened so tests and ``--info`` can see it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyrospan_launch import log
+from pyrospan_launch.config import Config, resolve
+
+EXIT_STRICT = 3
+
+# Set once the first process has printed configuration errors, so that child processes
+# (which inherit the same bad value) do not repeat them.
+REPORTED_MARKER = "_PYROSPAN_CONFIG_REPORTED"
+
+
+@dataclass
+class State:
+    """What the bootstrap did in this process."""
+
+    initialized: bool = False
+    profiling: bool = False
+    tracing: bool = False
+    linking: bool = False
+    instrumentations: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    config: Config | None = None
+
+
+state = State()
+
+
+class StrictExit(SystemExit):
+    """Raised instead of exiting when the caller asked to see exceptions (tests)."""
+
+
+def _fail(part: str, exc: BaseException, config: Config, swallow: bool) -> None:
+    message = f"{part} disabled: {type(exc).__name__}: {exc}"
+    state.failures.append(message)
+    if config.strict:
+        log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
+        if not swallow:
+            raise StrictExit(EXIT_STRICT) from exc
+        # site.py turns SystemExit raised in sitecustomize into a fatal error with a
+        # traceback; leave quietly with our own status instead.
+        os._exit(EXIT_STRICT)
+    log.warning(message)
+    if not swallow:
+        raise exc
+
+
+def _attempt(part: str, step: Callable[[], None], config: Config, swallow: bool) -> bool:
+    try:
+        step()
+    except Exception as exc:
+        _fail(part, exc, config, swallow)
+        return False
+    return True
+
+
+def _report_config_errors(config: Config, swallow: bool) -> None:
+    if not config.errors:
+        return
+    if os.environ.get(REPORTED_MARKER) != "1":
+        for error in config.errors:
+            log.warning(str(error))
+        for part, reason in config.off_reasons.items():
+            if "not valid" in reason:
+                log.warning(f"{part} is off for this run: {reason}")
+        os.environ[REPORTED_MARKER] = "1"
+    if config.strict:
+        _fail("configuration", config.errors[0], config, swallow)
+
+
+def _run(config: Config, swallow: bool) -> None:
+    _report_config_errors(config, swallow)
+
+    labels = None
+    if config.profiling and config.profiler is not None:
+        from pyrospan_launch import profiler
+
+        def start_profiler() -> None:
+            nonlocal labels
+            assert config.profiler is not None
+            labels = profiler.start(config.profiler)
+
+        state.profiling = _attempt("profiling", start_profiler, config, swallow)
+    else:
+        log.debug(f"profiling off: {config.off_reasons.get('profiling', 'not requested')}")
+
+    if not config.tracing:
+        log.debug(f"tracing off: {config.off_reasons.get('tracing', 'not requested')}")
+        return
+
+    from pyrospan_launch import tracing
+
+    def start_tracing() -> None:
+        state.instrumentations = tracing.start()
+
+    state.tracing = _attempt("tracing", start_tracing, config, swallow)
+    if not (state.tracing and labels is not None):
+        return
+
+    def start_linking() -> None:
+        from pyrospan_launch.span_profiles import SpanProfileProcessor
+
+        provider = tracing.sdk_tracer_provider()
+        if provider is None:
+            raise RuntimeError("the global TracerProvider is not the OpenTelemetry SDK's")
+        assert labels is not None
+        provider.add_span_processor(SpanProfileProcessor(labels))
+        log.debug("span-profile processor added to the global TracerProvider")
+
+    state.linking = _attempt("span profiles", start_linking, config, swallow)
+
+
+def initialize(*, swallow_exceptions: bool = True, bootstrap_dir: str | None = None) -> None:
+    """Start profiling, tracing and span linking in this process, once.
+
+    ``swallow_exceptions=False`` re-raises the first failure (for tests).  While this
+    runs, the bootstrap directory is taken off PYTHONPATH so that a process started
+    during initialisation is not bootstrapped recursively; it is put back afterwards so
+    that the app's own children are instrumented.
+    """
+    if state.initialized:
+        return
+    state.initialized = True
+    try:
+        _initialize(swallow_exceptions, bootstrap_dir)
+    except Exception as exc:
+        # A bug of ours must not stop the app: say so in one line and let it run.
+        state.failures.append(f"bootstrap failed: {type(exc).__name__}: {exc}")
+        log.warning(state.failures[-1])
+        if not swallow_exceptions:
+            raise
+
+
+def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
+    config = resolve(os.environ)
+    state.config = config
+    log.set_level(config.log_level)
+    log.debug(f"bootstrap in {sys.executable}, argv {sys.argv!r}")
+
+    from pyrospan_launch.child_env import python_path_with, python_path_without
+
+    original = os.environ.get("PYTHONPATH")
+    if bootstrap_dir and original is not None:
+        os.environ["PYTHONPATH"] = python_path_without(bootstrap_dir, original)
+    try:
+        _run(config, swallow_exceptions)
+    finally:
+        if bootstrap_dir and original is not None:
+            os.environ["PYTHONPATH"] = python_path_with(bootstrap_dir, os.environ.get("PYTHONPATH"))
+    log.debug(
+        f"ready: profiling={state.profiling} tracing={state.tracing} linking={state.linking} "
+        f"instrumentations={','.join(state.instrumentations) or 'none'}"
+    )

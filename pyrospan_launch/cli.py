@@ -1,0 +1,148 @@
+"""The ``pyrospan-run`` command: check the settings, prepare the environment, exec the program.
+
+The launcher stays light (click and this package only: OpenTelemetry and the profiler
+load in the child) and execs, so the program keeps the PID, signals and exit status.
+Each option only sets the environment variable it names, so a Dockerfile can do the same
+with ``ENV`` lines and ``ENTRYPOINT ["pyrospan-run"]``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+
+import click
+
+from pyrospan_launch import __version__, child_env, command, config
+from pyrospan_launch.bootstrap import EXIT_STRICT, REPORTED_MARKER
+
+PROG = "pyrospan-run"
+
+
+def _say(message: str) -> None:
+    click.echo(f"{PROG}: {message}", err=True)
+
+
+def _overrides(**options: str | bool | None) -> dict[str, str]:
+    """The environment variables that the given command-line options stand for."""
+    as_env = {
+        "service_name": "OTEL_SERVICE_NAME",
+        "pyroscope_server": "PYROSCOPE_SERVER_ADDRESS",
+        "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "sample_rate": "PYROSCOPE_SAMPLE_RATE",
+        "upload_interval": "PYROSCOPE_UPLOAD_INTERVAL",
+        "log_level": "PYROSPAN_LOG_LEVEL",
+    }
+    env = {as_env[key]: str(value) for key, value in options.items() if key in as_env and value}
+    if options.get("no_profiling"):
+        env["PYROSPAN_PROFILING"] = "false"
+    if options.get("no_tracing"):
+        env["PYROSPAN_TRACING"] = "false"
+    if options.get("strict"):
+        env["PYROSPAN_STRICT"] = "true"
+    return env
+
+
+def _check_settings(env: dict[str, str]) -> config.Config:
+    """Report every value that does not parse, once, before the program starts."""
+    resolved = config.resolve(env)
+    if not resolved.errors:
+        return resolved
+    for error in resolved.errors:
+        _say(str(error))
+    for part, reason in resolved.off_reasons.items():
+        if "not valid" in reason:
+            _say(f"{part} is off for this run ({reason})")
+    if resolved.strict:
+        _say("PYROSPAN_STRICT=true: not starting the program")
+        sys.exit(EXIT_STRICT)
+    env[REPORTED_MARKER] = "1"
+    return resolved
+
+
+@click.command(
+    context_settings={
+        "allow_interspersed_args": False,
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+    },
+    epilog="Every option sets the environment variable named in its help; run "
+    "`pyrospan-run --info` to see them all with their current values.",
+)
+@click.option(
+    "--service-name",
+    metavar="NAME",
+    help="Service name of traces and profiles (OTEL_SERVICE_NAME).",
+)
+@click.option(
+    "--pyroscope-server",
+    metavar="URL",
+    help="Pyroscope to push profiles to (PYROSCOPE_SERVER_ADDRESS).",
+)
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="OTLP/HTTP base URL for traces (OTEL_EXPORTER_OTLP_ENDPOINT).",
+)
+@click.option("--sample-rate", metavar="HZ", help="CPU samples per second (PYROSCOPE_SAMPLE_RATE).")
+@click.option(
+    "--upload-interval",
+    metavar="SECONDS",
+    help="Seconds between profile uploads (PYROSCOPE_UPLOAD_INTERVAL).",
+)
+@click.option("--no-profiling", is_flag=True, help="Do not profile (PYROSPAN_PROFILING=false).")
+@click.option("--no-tracing", is_flag=True, help="Do not trace (PYROSPAN_TRACING=false).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 3 instead of running with a part off (PYROSPAN_STRICT=true).",
+)
+@click.option(
+    "--log-level", metavar="LEVEL", help="debug, info, warning or error (PYROSPAN_LOG_LEVEL)."
+)
+@click.option(
+    "--info",
+    "show_info",
+    is_flag=True,
+    help="Print the resolved configuration and the instrumentations that will load, then exit.",
+)
+@click.version_option(__version__, "--version", "-V", prog_name=PROG)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
+def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) -> None:
+    """Run COMMAND with OpenTelemetry tracing and Pyroscope profiling, root spans linked to
+    their CPU profiles.
+
+    \b
+    Examples:
+      pyrospan-run python app.py
+      pyrospan-run --service-name shop gunicorn -w 2 shop.wsgi
+      pyrospan-run python -m uvicorn app:app --workers 2
+    """
+    env = child_env.build(os.environ, argv, _overrides(**options), child_env.bootstrap_dir())
+    if show_info:
+        from pyrospan_launch import info
+
+        click.echo(info.render(env, argv, child_env.bootstrap_dir()), nl=False)
+        return
+    if not argv:
+        raise click.UsageError("missing COMMAND (for example: pyrospan-run python app.py)")
+    resolved = _check_settings(env)
+    try:
+        path = command.resolve(argv[0], env, command.own_environment_bin())
+        if resolved.log_level == "debug":
+            _say(f"exec {path} {' '.join(argv[1:])}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if os.path.basename(path) == argv[0] and shutil.which(argv[0], path=env.get("PATH")) != path:
+            argv = (path, *argv[1:])  # found outside PATH: Python locates its venv from argv[0]
+        command.exec_command(path, argv, env)
+    except command.CommandError as exc:
+        _say(str(exc))
+        sys.exit(exc.exit_code)
+
+
+def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
+    """Console-script entry point."""
+    run.main(args=args, prog_name=prog_name)

@@ -1,0 +1,457 @@
+"""The one registry of every environment variable pyrospan-run reads.
+
+Each variable is declared once with its default, its parser, the accepted form (used
+verbatim in error lines) and a one-line doc.  ``--info`` and the README table are made
+from this list, and the launcher and the bootstrap parse through it, so a value means
+the same thing everywhere.
+
+OpenTelemetry's own ``OTEL_*`` variables are read by the OpenTelemetry SDK itself; the
+ones listed here are those pyrospan-run also looks at (to derive the profile identity,
+check a value before the app starts, or redact a secret).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pyrospan_launch import log
+
+
+class SettingError(ValueError):
+    """A variable whose value does not parse; ``str()`` is the one line shown to users."""
+
+    def __init__(self, setting: Setting, raw: str) -> None:
+        shown = "<redacted>" if setting.secret else repr(raw)
+        super().__init__(f"{setting.name}={shown}: expected {setting.expected}")
+        self.setting = setting
+
+
+class _Invalid(ValueError):
+    """Raised by a parser; the registry turns it into a :class:`SettingError`."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how to read it and what it is for."""
+
+    name: str
+    group: str
+    parse: Callable[[str], Any]
+    default: Any
+    expected: str
+    doc: str
+    secret: bool = False
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        """The parsed value from ``environ``, or the default when unset or empty."""
+        raw = environ.get(self.name)
+        if raw is None or raw.strip() == "":
+            return self.default
+        try:
+            return self.parse(raw.strip())
+        except (_Invalid, ValueError) as exc:
+            raise SettingError(self, raw) from exc
+
+    def shown(self, environ: Mapping[str, str]) -> str:
+        """The value as ``--info`` may print it: secrets are never shown."""
+        raw = environ.get(self.name)
+        if raw is None or raw == "":
+            return f"(unset, default {self.default_text()})"
+        if self.secret:
+            return "<redacted>"
+        return raw
+
+    def default_text(self) -> str:
+        """The default as a user would write it."""
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if self.default is None:
+            return "none"
+        if isinstance(self.default, dict):
+            return ",".join(f"{k}={v}" for k, v in self.default.items()) or "empty"
+        return str(self.default)
+
+
+# --- parsers ---------------------------------------------------------------------------
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_bool(raw: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off), any case."""
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise _Invalid(raw)
+
+
+def parse_positive_int(raw: str) -> int:
+    """A whole number above zero."""
+    if not re.fullmatch(r"\+?\d+", raw):
+        raise _Invalid(raw)
+    value = int(raw)
+    if value <= 0:
+        raise _Invalid(raw)
+    return value
+
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_interval(raw: str) -> int:
+    """Whole seconds from ``10s``, ``1m``, ``2000ms`` or a bare number; at least one second.
+
+    pyroscope-io takes the upload interval as a whole number of seconds.
+    """
+    match = _DURATION.fullmatch(raw.lower())
+    if match is None:
+        raise _Invalid(raw)
+    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    if seconds < 1 or seconds != int(seconds):
+        raise _Invalid(raw)
+    return int(seconds)
+
+
+def parse_url(raw: str) -> str:
+    """An http(s) URL with a host; a trailing slash is dropped."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _Invalid(raw)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise _Invalid(raw) from exc
+    return raw.rstrip("/")
+
+
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_labels(raw: str) -> dict[str, str]:
+    """``k=v,k2=v2``: names as Pyroscope takes them (letters, digits, ``_``); values non-empty."""
+    labels: dict[str, str] = {}
+    for item in raw.split(","):
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not _LABEL_NAME.fullmatch(name) or not value:
+            raise _Invalid(raw)
+        labels[name] = value
+    return labels
+
+
+def parse_headers(raw: str) -> dict[str, str]:
+    """A JSON object of strings (as Pyroscope's agents take it) or ``Name=value,Name2=value``."""
+    if raw.startswith("{"):
+        try:
+            decoded = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise _Invalid(raw) from exc
+        if not isinstance(decoded, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in decoded.items()
+        ):
+            raise _Invalid(raw)
+        return decoded
+    headers: dict[str, str] = {}
+    for item in raw.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            raise _Invalid(raw)
+        headers[name] = value.strip()
+    return headers
+
+
+def parse_name(raw: str) -> str:
+    """Any non-empty text without control characters."""
+    if any(ord(ch) < 32 for ch in raw):
+        raise _Invalid(raw)
+    return raw
+
+
+def parse_log_level(raw: str) -> str:
+    """One of ``debug``, ``info``, ``warning``, ``error``."""
+    value = raw.lower()
+    if value not in log.LEVELS:
+        raise _Invalid(raw)
+    return value
+
+
+def parse_protocol(raw: str) -> str:
+    """An OTLP protocol pyrospan-run can send: ``http/protobuf`` or ``grpc``."""
+    if raw not in ("http/protobuf", "grpc"):
+        raise _Invalid(raw)
+    return raw
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """OpenTelemetry's ``key=value,key2=value2`` (values percent-encoded)."""
+    from urllib.parse import unquote
+
+    attributes: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _Invalid(raw)
+        attributes[key.strip()] = unquote(value.strip())
+    return attributes
+
+
+def parse_text(raw: str) -> str:
+    """Any text."""
+    return raw
+
+
+# --- the registry ----------------------------------------------------------------------
+
+LAUNCHER = "pyrospan-run"
+PROFILING = "profiling (Pyroscope)"
+TRACING = "tracing (OpenTelemetry)"
+
+_ON_OFF = "true or false"
+
+ALL: tuple[Setting, ...] = (
+    Setting(
+        "PYROSPAN_PROFILING",
+        LAUNCHER,
+        parse_bool,
+        True,
+        _ON_OFF,
+        "Start the Pyroscope CPU profiler and link root spans to its samples.",
+    ),
+    Setting(
+        "PYROSPAN_TRACING",
+        LAUNCHER,
+        parse_bool,
+        True,
+        _ON_OFF,
+        "Start OpenTelemetry auto-instrumentation.",
+    ),
+    Setting(
+        "PYROSPAN_STRICT",
+        LAUNCHER,
+        parse_bool,
+        False,
+        _ON_OFF,
+        "Exit with status 3 before the app runs if any part fails to start.",
+    ),
+    Setting(
+        "PYROSPAN_LOG_LEVEL",
+        LAUNCHER,
+        parse_log_level,
+        "warning",
+        "one of debug, info, warning, error",
+        "How much the bootstrap says on stderr; debug shows every step with its PID.",
+    ),
+    Setting(
+        "PYROSCOPE_SERVER_ADDRESS",
+        PROFILING,
+        parse_url,
+        "http://localhost:4040",
+        "an http(s) URL such as http://pyroscope:4040",
+        "Where profiles are pushed (Pyroscope or Grafana Cloud Profiles).",
+    ),
+    Setting(
+        "PYROSCOPE_APPLICATION_NAME",
+        PROFILING,
+        parse_name,
+        None,
+        "a name without control characters",
+        "Profile service_name; defaults to the OpenTelemetry service.name so they match.",
+    ),
+    Setting(
+        "PYROSCOPE_LABELS",
+        PROFILING,
+        parse_labels,
+        {},
+        "k=v,k2=v2 (names of letters, digits and _)",
+        "Extra labels on every profile.",
+    ),
+    Setting(
+        "PYROSCOPE_SAMPLE_RATE",
+        PROFILING,
+        parse_positive_int,
+        100,
+        "a positive integer (Hz)",
+        "CPU samples per second.",
+    ),
+    Setting(
+        "PYROSCOPE_UPLOAD_INTERVAL",
+        PROFILING,
+        parse_interval,
+        10,
+        "a whole number of seconds, at least 1, such as 10s, 1m or 15",
+        "How often profiles are sent.",
+    ),
+    Setting(
+        "PYROSCOPE_BASIC_AUTH_USER",
+        PROFILING,
+        parse_text,
+        "",
+        "any text",
+        "Basic-auth user (Grafana Cloud: the stack's user id).",
+    ),
+    Setting(
+        "PYROSCOPE_BASIC_AUTH_PASSWORD",
+        PROFILING,
+        parse_text,
+        "",
+        "any text",
+        "Basic-auth password or API token; never printed.",
+        secret=True,
+    ),
+    Setting(
+        "PYROSCOPE_TENANT_ID",
+        PROFILING,
+        parse_text,
+        "",
+        "any text",
+        "Tenant for a multi-tenant Pyroscope (sent as X-Scope-OrgID).",
+    ),
+    Setting(
+        "PYROSCOPE_HTTP_HEADERS",
+        PROFILING,
+        parse_headers,
+        {},
+        'a JSON object such as {"X-Key":"v"} or Name=value,Name2=value',
+        "Extra HTTP headers on every push; values never printed.",
+        secret=True,
+    ),
+    Setting(
+        "PYROSCOPE_ONCPU",
+        PROFILING,
+        parse_bool,
+        True,
+        _ON_OFF,
+        "true: CPU time only; false: wall-clock, so waiting in I/O shows in span profiles.",
+    ),
+    Setting(
+        "PYROSCOPE_PROFILE_MEMORY",
+        PROFILING,
+        parse_bool,
+        False,
+        _ON_OFF,
+        "Also send process memory (allocation) profiles.",
+    ),
+    Setting(
+        "OTEL_SERVICE_NAME",
+        TRACING,
+        parse_name,
+        None,
+        "a name without control characters",
+        "service.name of traces and profiles; pyrospan-run derives one from the command.",
+    ),
+    Setting(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        TRACING,
+        parse_resource_attributes,
+        {},
+        "key=value,key2=value2",
+        "Resource attributes; service.namespace, service.version and "
+        "deployment.environment(.name) also become profile labels.",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        TRACING,
+        parse_url,
+        "http://localhost:4318",
+        "an http(s) URL such as http://tempo:4318",
+        "OTLP base URL; traces go to <endpoint>/v1/traces.",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        TRACING,
+        parse_url,
+        None,
+        "an http(s) URL such as http://tempo:4318/v1/traces",
+        "Full URL for traces, overriding OTEL_EXPORTER_OTLP_ENDPOINT.",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        TRACING,
+        parse_protocol,
+        "http/protobuf",
+        "http/protobuf or grpc",
+        "OTLP transport; grpc needs opentelemetry-exporter-otlp-proto-grpc.",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        TRACING,
+        parse_protocol,
+        None,
+        "http/protobuf or grpc",
+        "OTLP transport for traces only.",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        TRACING,
+        parse_text,
+        "",
+        "Name=value,Name2=value",
+        "Headers on every OTLP export (API keys); never printed.",
+        secret=True,
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        TRACING,
+        parse_text,
+        "",
+        "Name=value,Name2=value",
+        "Headers on trace exports; never printed.",
+        secret=True,
+    ),
+    Setting(
+        "OTEL_TRACES_EXPORTER",
+        TRACING,
+        parse_text,
+        "otlp",
+        "otlp, console or none",
+        "Where spans go.",
+    ),
+    Setting(
+        "OTEL_TRACES_SAMPLER",
+        TRACING,
+        parse_text,
+        "parentbased_always_on",
+        "an OpenTelemetry sampler name",
+        "Which traces are kept; unsampled spans get no profile.",
+    ),
+    Setting(
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        TRACING,
+        parse_text,
+        "",
+        "comma-separated instrumentation names, or *",
+        "Instrumentations not to load.",
+    ),
+    Setting(
+        "OTEL_SDK_DISABLED",
+        TRACING,
+        parse_bool,
+        False,
+        _ON_OFF,
+        "Turn the OpenTelemetry SDK off (no spans, so no span profiles).",
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in ALL}
+
+
+def setting(name: str) -> Setting:
+    """The registered setting called ``name``."""
+    return BY_NAME[name]
+
+
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """The raw values of every secret variable that is set, for output scrubbing."""
+    return [environ[s.name] for s in ALL if s.secret and environ.get(s.name)]

@@ -1,0 +1,67 @@
+"""Start OpenTelemetry the way zero-code instrumentation does: distro, configurator, instrumentors.
+
+The distro and configurator are the ones installed (``opentelemetry-distro`` by default, or
+those named by ``OTEL_PYTHON_DISTRO`` / ``OTEL_PYTHON_CONFIGURATOR``), so every standard
+``OTEL_*`` variable keeps its documented meaning.  pyrospan-run only changes defaults the
+user has not set: OTLP over http/protobuf (the distro would pick gRPC, which is not
+installed), and no metrics or logs exporters (Tempo and Pyroscope take neither, and an
+exporter with nowhere to send would complain every minute).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import entry_points
+from typing import Any
+
+from pyrospan_launch import instrumentations, log
+
+DEFAULTS = {
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+}
+
+
+def _pick(group: str, wanted: str | None) -> Any:
+    for entry_point in entry_points(group=group):
+        if wanted is None or entry_point.name == wanted:
+            return entry_point.load()
+    return None
+
+
+def start() -> list[str]:
+    """Configure the SDK and instrument installed libraries; returns the instrumentations loaded."""
+    for name, value in DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+    distro_class = _pick("opentelemetry_distro", os.environ.get("OTEL_PYTHON_DISTRO"))
+    if distro_class is None:
+        from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]
+
+        distro_class = DefaultDistro
+    distro = distro_class()
+    distro.configure()
+    log.debug(f"distro {type(distro).__name__} configured")
+
+    configurator_class = _pick(
+        "opentelemetry_configurator", os.environ.get("OTEL_PYTHON_CONFIGURATOR")
+    )
+    if configurator_class is not None:
+        from opentelemetry.instrumentation.version import __version__
+
+        configurator_class().configure(auto_instrumentation_version=__version__)
+        log.debug(f"configurator {configurator_class.__name__} set up the SDK")
+    else:
+        log.debug("no OpenTelemetry configurator installed; the app must set up the SDK")
+
+    return instrumentations.load_all(distro)
+
+
+def sdk_tracer_provider() -> Any:
+    """The global SDK TracerProvider, or None when the global one is not the SDK's."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, TracerProvider) else None

@@ -1,0 +1,1 @@
+"""Marks the bootstrap directory as package data of pyrospan_launch; never imported by the bootstrap."""
