@@ -1,0 +1,71 @@
+"""A small in-process receiver for Pyroscope profiles and OTLP/HTTP traces.
+
+It stands in for a Pyroscope server and an OpenTelemetry collector, so the launcher's
+tests (and later a local storage layer) can see exactly what a profiled, traced program
+sent::
+
+    from pyrospan_launch.receiver import Receiver
+
+    with Receiver() as r:
+        # pyroscope.configure(server_address=r.url, ...)
+        # OTLPSpanExporter(endpoint=r.traces_endpoint)
+        ...
+        r.wait_for(lambda r: bool(r.samples_with_label("span_id", sid)), timeout=10)
+
+Modules:
+
+* :mod:`~pyrospan_launch.receiver.schemas` - protobuf classes for ``push.v1`` and pprof,
+  built at runtime from descriptors.
+* :mod:`~pyrospan_launch.receiver.decode` - pure decoders and the result dataclasses.
+* :mod:`~pyrospan_launch.receiver.server` - the threaded HTTP :class:`Receiver`.
+"""
+
+from __future__ import annotations
+
+from pyrospan_launch.receiver.decode import (
+    MAX_DECOMPRESSED_BYTES,
+    DecodeError,
+    Frame,
+    ProfileSample,
+    ProfileSeries,
+    ReceivedSpan,
+    RequestInfo,
+    decode_otlp_traces,
+    decode_pprof,
+    decode_push,
+    decompress_body,
+    flatten_any_value,
+)
+from pyrospan_launch.receiver.server import (
+    LOGS_PATH,
+    MAX_BODY_BYTES,
+    METRICS_PATH,
+    PUSH_PATH,
+    TRACES_PATH,
+    ProfilesCallback,
+    Receiver,
+    SpansCallback,
+)
+
+__all__ = [
+    "LOGS_PATH",
+    "MAX_BODY_BYTES",
+    "MAX_DECOMPRESSED_BYTES",
+    "METRICS_PATH",
+    "PUSH_PATH",
+    "TRACES_PATH",
+    "DecodeError",
+    "Frame",
+    "ProfileSample",
+    "ProfileSeries",
+    "ProfilesCallback",
+    "ReceivedSpan",
+    "Receiver",
+    "RequestInfo",
+    "SpansCallback",
+    "decode_otlp_traces",
+    "decode_pprof",
+    "decode_push",
+    "decompress_body",
+    "flatten_any_value",
+]
