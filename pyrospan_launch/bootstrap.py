@@ -108,7 +108,7 @@ def _run(config: Config, swallow: bool) -> None:
     from pyrospan_launch import tracing
 
     def start_tracing() -> None:
-        state.instrumentations = tracing.start()
+        state.instrumentations = tracing.start(lazy=not config.eager_instrumentation)
 
     state.tracing = _attempt("tracing", start_tracing, config, swallow)
     if not (state.tracing and labels is not None):

@@ -53,6 +53,7 @@ class Config:
     tracing: bool
     profiling: bool
     strict: bool
+    eager_instrumentation: bool
     log_level: str
     service_name: str
     service_name_source: str
@@ -127,6 +128,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
 
     log_level = _read("PYROSPAN_LOG_LEVEL", environ, errors)
     strict = _read("PYROSPAN_STRICT", environ, errors)
+    eager = _read("PYROSPAN_EAGER_INSTRUMENTATION", environ, errors)
     tracing_wanted = _read("PYROSPAN_TRACING", environ, errors, fallback=False)
     profiling_wanted = _read("PYROSPAN_PROFILING", environ, errors, fallback=False)
 
@@ -160,6 +162,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
         tracing=tracing,
         profiling=profiling,
         strict=bool(strict),
+        eager_instrumentation=bool(eager),
         log_level=str(log_level),
         service_name=service_name,
         service_name_source=source,

@@ -10,9 +10,13 @@ instrumented library), and tells ``--info`` which of them will load and why othe
 from __future__ import annotations
 
 import os
+import re
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
+from types import ModuleType
 from typing import Any
 
 from pyrospan_launch import log
@@ -71,39 +75,140 @@ def survey(environ: Mapping[str, str] | None = None) -> list[Instrumentation]:
         conflict = _conflict(entry_point)
         if conflict is not None:
             found.append(Instrumentation(entry_point.name, package, False, conflict))
-        else:
-            found.append(Instrumentation(entry_point.name, package, True, "library installed"))
+            continue
+        modules = trigger_modules(entry_point) or []
+        eager = environ.get("PYROSPAN_EAGER_INSTRUMENTATION", "").lower() in (
+            "true",
+            "1",
+            "yes",
+            "on",
+        )
+        when = (
+            f"when the app imports {' or '.join(modules)}"
+            if modules and not eager
+            else "at start-up"
+        )
+        found.append(Instrumentation(entry_point.name, package, True, when))
     return found
 
 
-def load_all(distro: Any) -> list[str]:
-    """Instrument every library that is installed and not disabled; returns their names.
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
-    One broken instrumentation is skipped with a warning rather than stopping the rest.
+
+def _instrumented_distributions(entry_point: EntryPoint) -> list[str]:
+    """Names of the libraries an instrumentation instruments (its ``instruments`` extra)."""
+    dist = _package_of(entry_point)
+    names: list[str] = []
+    for requirement in (dist.requires or []) if dist is not None else []:
+        if "instruments" not in requirement.partition(";")[2]:
+            continue
+        match = _REQUIREMENT_NAME.match(requirement)
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+def import_names(distribution_name: str) -> list[str] | None:
+    """Top-level modules of an installed distribution; None when it is not installed."""
+    try:
+        dist = distribution(distribution_name)
+    except PackageNotFoundError:
+        return None
+    top_level = dist.read_text("top_level.txt")
+    if top_level:
+        return top_level.split()
+    names = set()
+    for file in dist.files or []:
+        parts = file.parts
+        if len(parts) == 2 and parts[1] == "__init__.py":
+            names.add(parts[0])
+        elif len(parts) == 1 and parts[0].endswith(".py"):
+            names.add(parts[0][:-3])
+    return sorted(names) or [distribution_name.replace("-", "_").lower()]
+
+
+def trigger_modules(entry_point: EntryPoint) -> list[str] | None:
+    """Modules whose first import should load this instrumentation.
+
+    ``[]`` means load it now (nothing to wait for); None means the library it instruments
+    is not installed, so it never loads.
+    """
+    libraries = _instrumented_distributions(entry_point)
+    if not libraries:
+        # Standard-library instrumentations (urllib, sqlite3, logging, ...) carry no
+        # requirement; their entry point is named after the module they patch.
+        name = entry_point.name
+        return [name] if name in sys.stdlib_module_names else []
+    modules: list[str] = []
+    for library in libraries:
+        modules += import_names(library) or []
+    return modules or None
+
+
+def install(distro: Any, *, lazy: bool = True) -> list[str]:
+    """Arrange for every installed, enabled instrumentation to load; returns their names.
+
+    With ``lazy`` (the default), an instrumentation loads when the app first imports the
+    library it instruments, just after that library's own module has run and before the
+    importing code gets it, so ``from flask import Flask`` still gets the instrumented
+    class.  Start-up then pays nothing for libraries the app does not use, and a library
+    is instrumented in the app's own import context (Django's settings module is on
+    sys.path by then, which it may not be while the interpreter starts).  Without
+    ``lazy``, each loads now, as ``opentelemetry-instrument`` does.
     """
     disabled = disabled_names(os.environ)
     for entry_point in entry_points(group="opentelemetry_pre_instrument"):
         entry_point.load()()
-    loaded: list[str] = []
+    names: list[str] = []
     if "*" not in disabled:
         for entry_point in entry_points(group="opentelemetry_instrumentor"):
             if entry_point.name in disabled:
                 log.debug(f"instrumentation {entry_point.name}: disabled by {DISABLED_VARIABLE}")
                 continue
-            conflict = _conflict(entry_point)
-            if conflict is not None:
-                log.debug(f"instrumentation {entry_point.name}: skipped, {conflict}")
+            modules = trigger_modules(entry_point)
+            if modules is None:
+                log.debug(f"instrumentation {entry_point.name}: library not installed")
                 continue
-            try:
-                distro.load_instrumentor(entry_point, skip_dep_check=True)
-            except Exception as exc:
-                log.warning(
-                    f"instrumentation {entry_point.name} failed and is skipped: "
-                    f"{type(exc).__name__}: {exc}"
-                )
+            names.append(entry_point.name)
+            if not lazy or not modules:
+                _load(distro, entry_point, "at start-up")
                 continue
-            loaded.append(entry_point.name)
-            log.debug(f"instrumentation {entry_point.name}: loaded")
+            _load_on_import(distro, entry_point, modules)
     for entry_point in entry_points(group="opentelemetry_post_instrument"):
         entry_point.load()()
-    return loaded
+    return names
+
+
+def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) -> None:
+    from wrapt import register_post_import_hook
+
+    done = threading.Lock()
+    loaded = False
+
+    def on_import(module: ModuleType) -> None:
+        nonlocal loaded
+        with done:
+            if loaded:
+                return
+            loaded = True
+        _load(distro, entry_point, f"on import of {module.__name__}")
+
+    for module in modules:
+        register_post_import_hook(on_import, module)
+    log.debug(f"instrumentation {entry_point.name}: waits for import of {', '.join(modules)}")
+
+
+def _load(distro: Any, entry_point: EntryPoint, when: str) -> None:
+    """Load one instrumentation; a failure is reported and skipped, never raised."""
+    try:
+        conflict = _conflict(entry_point)
+        if conflict is not None:
+            log.info(f"instrumentation {entry_point.name}: skipped, {conflict}")
+            return
+        distro.load_instrumentor(entry_point, skip_dep_check=True)
+    except Exception as exc:
+        log.warning(
+            f"instrumentation {entry_point.name} failed and is skipped: {type(exc).__name__}: {exc}"
+        )
+        return
+    log.debug(f"instrumentation {entry_point.name}: loaded {when}")

@@ -238,6 +238,15 @@ ALL: tuple[Setting, ...] = (
         "Start OpenTelemetry auto-instrumentation.",
     ),
     Setting(
+        "PYROSPAN_EAGER_INSTRUMENTATION",
+        LAUNCHER,
+        parse_bool,
+        False,
+        _ON_OFF,
+        "Load every instrumentation at start-up, as opentelemetry-instrument does, instead "
+        "of when the app first imports the library.",
+    ),
+    Setting(
         "PYROSPAN_STRICT",
         LAUNCHER,
         parse_bool,

@@ -23,19 +23,25 @@ DEFAULTS = {
 }
 
 
-def _pick(group: str, wanted: str | None) -> Any:
-    for entry_point in entry_points(group=group):
+def _pick(group: str, variable: str) -> Any:
+    """The entry point of ``group`` named by ``variable``, or the first one when unset."""
+    wanted = os.environ.get(variable) or None
+    found = list(entry_points(group=group))
+    for entry_point in found:
         if wanted is None or entry_point.name == wanted:
             return entry_point.load()
+    if wanted is not None:
+        installed = ", ".join(sorted(ep.name for ep in found)) or "none"
+        raise LookupError(f"{variable}={wanted!r} is not installed (installed: {installed})")
     return None
 
 
-def start() -> list[str]:
-    """Configure the SDK and instrument installed libraries; returns the instrumentations loaded."""
+def start(*, lazy: bool = True) -> list[str]:
+    """Configure the SDK and arrange instrumentation; returns the instrumentations enabled."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
 
-    distro_class = _pick("opentelemetry_distro", os.environ.get("OTEL_PYTHON_DISTRO"))
+    distro_class = _pick("opentelemetry_distro", "OTEL_PYTHON_DISTRO")
     if distro_class is None:
         from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]
 
@@ -44,9 +50,7 @@ def start() -> list[str]:
     distro.configure()
     log.debug(f"distro {type(distro).__name__} configured")
 
-    configurator_class = _pick(
-        "opentelemetry_configurator", os.environ.get("OTEL_PYTHON_CONFIGURATOR")
-    )
+    configurator_class = _pick("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR")
     if configurator_class is not None:
         from opentelemetry.instrumentation.version import __version__
 
@@ -55,7 +59,7 @@ def start() -> list[str]:
     else:
         log.debug("no OpenTelemetry configurator installed; the app must set up the SDK")
 
-    return instrumentations.load_all(distro)
+    return instrumentations.install(distro, lazy=lazy)
 
 
 def sdk_tracer_provider() -> Any:
