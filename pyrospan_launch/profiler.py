@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pyrospan_launch import log
+import os
+
+from pyrospan_launch import lifecycle, log
 from pyrospan_launch.config import ProfilerConfig
 from pyrospan_launch.span_profiles import ThreadLabels
 
@@ -11,8 +13,7 @@ class ProfilerError(RuntimeError):
     """pyroscope-io refused to start."""
 
 
-def start(config: ProfilerConfig) -> ThreadLabels:
-    """Configure pyroscope-io and return the handle that labels threads' samples."""
+def _configure(config: ProfilerConfig) -> None:
     import pyroscope
 
     started = pyroscope.configure(
@@ -30,9 +31,28 @@ def start(config: ProfilerConfig) -> ThreadLabels:
     )
     if started is False:
         raise ProfilerError("pyroscope.configure() returned False")
+
+
+def start(config: ProfilerConfig) -> ThreadLabels:
+    """Configure pyroscope-io and return the handle that labels threads' samples.
+
+    Forked children configure it again (its sampler does not survive fork) and put back
+    the labels of the span that was open on the forking thread, if any.
+    """
+    import pyroscope
+
+    _configure(config)
+    labels = ThreadLabels(pyroscope.add_thread_tag, pyroscope.remove_thread_tag)
+
+    def restart_in_child() -> None:
+        _configure(config)
+        labels.reapply_current()
+        log.debug(f"forked from {os.getppid()}: profiler restarted")
+
+    lifecycle.after_fork_in_child(restart_in_child)
     log.debug(
         f"profiler started: application {config.application_name!r}, "
         f"{config.sample_rate} Hz, upload every {config.upload_interval}s "
         f"to {config.server_address}"
     )
-    return ThreadLabels(pyroscope.add_thread_tag, pyroscope.remove_thread_tag)
+    return labels

@@ -52,6 +52,12 @@ class ThreadLabels:
         stack.append(labels)
         self._apply(labels, add=True)
 
+    def reapply_current(self) -> None:
+        """Set this thread's current labels again (after the profiler was restarted)."""
+        stack = self._stack()
+        if stack:
+            self._apply(stack[-1], add=True)
+
     def pop(self, labels: Labels) -> bool:
         """Stop labelling with ``labels``; False when this thread never pushed them."""
         stack = self._stack()
