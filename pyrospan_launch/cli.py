@@ -120,11 +120,14 @@ def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) ->
       pyrospan-run --service-name shop gunicorn -w 2 shop.wsgi
       pyrospan-run python -m uvicorn app:app --workers 2
     """
-    env = child_env.build(os.environ, argv, _overrides(**options), child_env.bootstrap_dir())
+    overrides = _overrides(**options)
+    env = child_env.build(os.environ, argv, overrides, child_env.bootstrap_dir())
     if show_info:
         from pyrospan_launch import info
 
-        click.echo(info.render(env, argv, child_env.bootstrap_dir()), nl=False)
+        named, _ = config.service_name_of({**os.environ, **overrides})
+        report = info.render(env, argv, child_env.bootstrap_dir(), derived_name=named is None)
+        click.echo(report, nl=False)
         return
     if not argv:
         raise click.UsageError("missing COMMAND (for example: pyrospan-run python app.py)")
@@ -135,7 +138,10 @@ def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) ->
             _say(f"exec {path} {' '.join(argv[1:])}")
         sys.stdout.flush()
         sys.stderr.flush()
-        if os.path.basename(path) == argv[0] and shutil.which(argv[0], path=env.get("PATH")) != path:
+        if (
+            os.path.basename(path) == argv[0]
+            and shutil.which(argv[0], path=env.get("PATH")) != path
+        ):
             argv = (path, *argv[1:])  # found outside PATH: Python locates its venv from argv[0]
         command.exec_command(path, argv, env)
     except command.CommandError as exc:

@@ -58,7 +58,7 @@ def _onoff(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _section_what_runs(config: Config, environ: Mapping[str, str]) -> list[str]:
+def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
     lines = ["", "What will run:"]
     if config.profiling and config.profiler is not None:
         p = config.profiler
@@ -93,7 +93,12 @@ def _section_what_runs(config: Config, environ: Mapping[str, str]) -> list[str]:
             else "off: needs both profiling and tracing"
         )
     )
-    lines.append(f"  service name   {config.service_name} (from {config.service_name_source})")
+    source = (
+        "derived from the command; set OTEL_SERVICE_NAME to choose"
+        if derived
+        else f"from {config.service_name_source}"
+    )
+    lines.append(f"  service name   {config.service_name} ({source})")
     return lines
 
 
@@ -110,7 +115,7 @@ def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:
             "opentelemetry-bootstrap -a requirements"
         )
     for item in found:
-        status = "will load" if item.loads else f"skipped: {item.reason}"
+        status = f"will load {item.reason}" if item.loads else f"skipped: {item.reason}"
         lines.append(f"  {item.name:<16} {item.package:<48} {status}")
     return lines
 
@@ -126,8 +131,13 @@ def _section_settings(environ: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def render(environ: Mapping[str, str], command: Sequence[str], bootstrap: str) -> str:
-    """The whole ``--info`` report for running ``command`` with ``environ``."""
+def render(
+    environ: Mapping[str, str], command: Sequence[str], bootstrap: str, *, derived_name: bool
+) -> str:
+    """The whole ``--info`` report for running ``command`` with ``environ``.
+
+    ``derived_name`` says the launcher named the service from the command line.
+    """
     config = resolve(environ)
     lines = [
         f"pyrospan-run {__version__} on Python {sys.version.split()[0]} ({sys.executable})",
@@ -138,7 +148,7 @@ def render(environ: Mapping[str, str], command: Sequence[str], bootstrap: str) -
         problem = _python_can_bootstrap(command[0])
         if problem:
             lines.append(f"  warning: {problem}")
-    lines += _section_what_runs(config, environ)
+    lines += _section_what_runs(config, environ, derived_name)
     if config.errors:
         lines += ["", "Problems (each turns its part off for this run):"]
         lines += [f"  {error}" for error in config.errors]

@@ -1,1 +1,1 @@
-"""Marks the bootstrap directory as package data of pyrospan_launch; never imported by the bootstrap."""
+"""Package data of pyrospan_launch: the bootstrap directory.  Never imported at run time."""
