@@ -1,0 +1,55 @@
+# Developer tasks for pyrospan-run.  `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/pyrospan-run: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,web]"
+	@touch $@
+
+.PHONY: install
+install: $(BIN)/pyrospan-run ## Create .venv and install pyrospan-run with the dev and web extras
+
+.PHONY: demo
+demo: install ## Run the bundled example under pyrospan-run against a local receiver
+	$(BIN)/python examples/demo.py
+
+.PHONY: test
+test: install ## Run the whole test suite (unit, CLI, end-to-end)
+	@# pytest's status 5 (nothing collected) fails too, with a line that says why.
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	  exit $$status
+
+.PHONY: lint
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict on the package
+	$(BIN)/mypy
+
+.PHONY: check
+check: lint typecheck test ## Everything CI runs
+
+.PHONY: test-all
+test-all: ## Run the tests under every Python 3.10-3.13 found by pyenv
+	@for v in 3.10 3.11 3.12 3.13; do \
+	  py=$$(pyenv prefix $$(pyenv versions --bare | grep "^$$v" | tail -1) 2>/dev/null)/bin/python; \
+	  if [ ! -x "$$py" ]; then echo "python $$v: not found, skipped"; continue; fi; \
+	  $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$v || exit 1; \
+	done
+
+.PHONY: clean
+clean: ## Remove the virtual environments and caches
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
