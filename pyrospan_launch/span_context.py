@@ -1,0 +1,91 @@
+"""OpenTelemetry's runtime context, with the profiler's labels switched on every context change.
+
+Every time OpenTelemetry makes a span current (``use_span``, ``start_as_current_span``,
+every instrumentation) or stops doing so, it calls the runtime context's ``attach`` and
+``detach``.  This runtime context is OpenTelemetry's own contextvars implementation
+plus one step: it records the root span of the context now running (in
+:data:`span_profiles.CURRENT`) and shows that root span's labels on the thread.
+
+It is selected through OpenTelemetry's documented switch, ``OTEL_PYTHON_CONTEXT``, by
+the name ``pyrospan_contextvars_context`` (an ``opentelemetry_context`` entry point of
+this package).  Until span linking is set up it behaves exactly like the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+# Only what OpenTelemetry's own default runtime context needs: this module is loaded
+# while ``opentelemetry.context`` itself is still importing.
+from opentelemetry.context.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+
+if TYPE_CHECKING:
+    from pyrospan_launch.span_profiles import SpanProfileProcessor
+
+_linking: tuple[SpanProfileProcessor, LabelSwitch] | None = None
+
+# What attach and detach use, bound once by enable(): they run on every context change of
+# the app, so each saved attribute lookup or call counts (issue 3's per-span budget).
+_span_key: str = ""
+_roots: dict[int, RootLabels] | None = None
+
+
+def _show_nothing(node: RootLabels | None) -> None:
+    """Stands in for LabelSwitch.show until linking is enabled."""
+
+
+_show: Callable[[RootLabels | None], None] = _show_nothing
+_current_get = CURRENT.get
+_current_set = CURRENT.set
+_current_reset = CURRENT.reset
+
+
+def enable(processor: SpanProfileProcessor, switch: LabelSwitch) -> None:
+    """Start switching labels on context changes, using ``processor``'s span-to-root map."""
+    global _linking, _span_key, _roots, _show
+    # The key under which OpenTelemetry keeps the current span in a Context: reading it
+    # directly is what get_current_span(context) does, without its calls.
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    _span_key = _SPAN_KEY
+    _show = switch.show
+    _roots = processor.roots
+    _linking = (processor, switch)
+
+
+def enabled() -> bool:
+    """True once :func:`enable` was called in this process."""
+    return _linking is not None
+
+
+class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
+    """``contextvars_context`` that also keeps the profiler's thread labels current.
+
+    ``attach`` returns OpenTelemetry's token, or a pair of it and the token of
+    :data:`CURRENT` when the running root span changed; ``detach`` undoes either.
+    """
+
+    def attach(self, context: Context) -> Any:
+        token = self._current_context.set(context)
+        roots = _roots
+        if roots is None:
+            return token
+        span: Any = context.get(_span_key)
+        root = roots.get(span.get_span_context().span_id) if span is not None else None
+        _show(root)
+        if root is _current_get():
+            return token
+        return (token, _current_set(root))
+
+    def detach(self, token: Any) -> None:
+        if type(token) is tuple:
+            self._current_context.reset(token[0])
+            _current_reset(token[1])
+        else:
+            self._current_context.reset(token)
+        if _roots is not None:
+            _show(_current_get())
