@@ -124,6 +124,9 @@ class ProfileSample:
     labels: dict[str, str] = field(default_factory=dict)
     num_labels: dict[str, int] = field(default_factory=dict)
     frames: tuple[Frame, ...] = ()
+    # Every string label in order, repeats included: a key that appears twice (two
+    # span_id values on one sample) shows here, where ``labels`` keeps only the last.
+    label_pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def leaf(self) -> str:
@@ -373,10 +376,12 @@ def _decode_pprof(
             stack_frames.extend(loc_frames)
         str_labels: dict[str, str] = {}
         num_labels: dict[str, int] = {}
+        pairs: list[tuple[str, str]] = []
         for label in sample.label:
             key = s(label.key)
             if label.str or not (label.num or label.num_unit):
                 str_labels[key] = s(label.str)
+                pairs.append((key, str_labels[key]))
             else:
                 num_labels[key] = int(label.num)
         samples.append(
@@ -386,6 +391,7 @@ def _decode_pprof(
                 labels=str_labels,
                 num_labels=num_labels,
                 frames=tuple(stack_frames),
+                label_pairs=tuple(pairs),
             )
         )
 

@@ -8,11 +8,13 @@ accepts:
 * ``POST /v1/traces`` - OTLP/HTTP traces, protobuf or JSON; answered with an empty
   ``ExportTraceServiceResponse`` in the request's format.
 * ``POST /v1/metrics`` and ``POST /v1/logs`` - accepted and counted, not decoded.
+* ``GET`` / ``HEAD`` of any other path - answered by the optional ``pages`` handler (the
+  local mode's live page), 404 without one.
 
-Decoded data is kept in memory (``.profiles``, ``.spans``, ``.requests``) and handed to
-the ``on_profiles`` / ``on_spans`` callbacks, so a storage layer can subscribe.  Bad
-requests get a 4xx with a short text body and never take the server down; nothing is
-logged per request.
+Decoded data is kept in memory (``.profiles``, ``.spans``, ``.requests``; off with
+``keep_in_memory=False`` for a long-running receiver) and handed to the ``on_profiles`` /
+``on_spans`` callbacks, so a storage layer can subscribe.  Bad requests get a 4xx with a
+short text body and never take the server down; nothing is logged per request.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "METRICS_PATH",
     "PUSH_PATH",
     "TRACES_PATH",
+    "PageHandler",
     "ProfilesCallback",
     "Receiver",
     "SpansCallback",
@@ -71,6 +74,16 @@ _T = TypeVar("_T")
 
 ProfilesCallback = Callable[[list[ProfileSeries]], None]
 SpansCallback = Callable[[list[ReceivedSpan]], None]
+#: Answers a GET of a path the receiver does not own: (request target, Host header) ->
+#: (status, body, content type).
+PageHandler = Callable[[str, str], tuple[int, bytes, str]]
+
+# Sent with every page answer: no MIME sniffing, nothing cached, no referrer leaks.
+_PAGE_HEADERS: Final = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 class _HTTPError(Exception):
@@ -146,10 +159,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     # -- helpers
-    def _send(self, status: int, body: bytes, content_type: str, *, close: bool) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        *,
+        close: bool,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
@@ -183,21 +206,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         content_length = 0
         status, close = 500, True
         payload, content_type = b"", "text/plain; charset=utf-8"
+        extra_headers: tuple[tuple[str, str], ...] = ()
         try:
-            if path not in _ROUTES:
+            if path not in _ROUTES and method in ("GET", "HEAD") and receiver.pages is not None:
+                if self.headers.get("Content-Length", "0").strip() not in ("", "0"):
+                    # An unread body would be parsed as the next request on this connection.
+                    raise _HTTPError(400, "GET with a body")
+                status, payload, content_type = receiver.pages(
+                    self.path, self.headers.get("Host", "")
+                )
+                extra_headers, close = _PAGE_HEADERS, False
+            elif path not in _ROUTES:
                 raise _HTTPError(404, "not found")
-            if method != "POST":
+            elif method != "POST":
                 raise _HTTPError(405, "method not allowed")
-            body = self._read_body()
-            content_length = len(body)
-            status, payload, content_type = receiver._dispatch(
-                path,
-                body,
-                self.headers.get("Content-Type"),
-                self.headers.get("Content-Encoding"),
-                self._info(seq, method, path, 200, started, content_length, ""),
-            )
-            close = False
+            else:
+                body = self._read_body()
+                content_length = len(body)
+                status, payload, content_type = receiver._dispatch(
+                    path,
+                    body,
+                    self.headers.get("Content-Type"),
+                    self.headers.get("Content-Encoding"),
+                    self._info(seq, method, path, 200, started, content_length, ""),
+                )
+                close = False
         except _HTTPError as exc:
             status, error = exc.status, exc.message
         except DecodeError as exc:
@@ -221,7 +254,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._info(seq, method, path, status, started, content_length, error)
         )
         try:
-            self._send(status, payload, content_type, close=close)
+            self._send(status, payload, content_type, close=close, headers=extra_headers)
         except OSError:
             self.close_connection = True
 
@@ -265,6 +298,10 @@ class Receiver:
     any thread.  Callbacks in ``on_profiles`` / ``on_spans`` run on the request's handler
     thread after the data is stored; an exception in one is recorded in ``.errors`` and
     does not change the HTTP answer.
+
+    ``keep_in_memory=False`` keeps nothing in memory (``.profiles``, ``.spans`` and
+    ``.requests`` stay empty; counts are kept), for a long-running receiver whose callbacks
+    store the data elsewhere.  ``pages`` answers GET requests of other paths.
     """
 
     def __init__(
@@ -277,6 +314,8 @@ class Receiver:
         request_timeout: float = 10.0,
         on_profiles: Iterable[ProfilesCallback] = (),
         on_spans: Iterable[SpansCallback] = (),
+        keep_in_memory: bool = True,
+        pages: PageHandler | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -285,6 +324,8 @@ class Receiver:
         self.request_timeout = request_timeout
         self.on_profiles: list[ProfilesCallback] = list(on_profiles)
         self.on_spans: list[SpansCallback] = list(on_spans)
+        self.keep_in_memory = keep_in_memory
+        self.pages = pages
         self._cond = threading.Condition()  # RLock inside: predicates may re-enter
         self._profiles: list[ProfileSeries] = []
         self._spans: list[ReceivedSpan] = []
@@ -470,7 +511,8 @@ class Receiver:
 
     def _record_request(self, info: RequestInfo) -> None:
         with self._cond:
-            self._requests.append(info)
+            if self.keep_in_memory:
+                self._requests.append(info)
             self._cond.notify_all()
 
     def _dispatch(
@@ -490,7 +532,8 @@ class Receiver:
             )
             series = [dataclasses.replace(s, request=info) for s in series]
             with self._cond:
-                self._profiles.extend(series)
+                if self.keep_in_memory:
+                    self._profiles.extend(series)
                 self._counts[path] = self._counts.get(path, 0) + 1
                 callbacks: list[ProfilesCallback] = list(self.on_profiles)
             self._run_callbacks(callbacks, series)
@@ -505,7 +548,8 @@ class Receiver:
                 max_decompressed_bytes=self.max_decompressed_bytes,
             )
             with self._cond:
-                self._spans.extend(spans)
+                if self.keep_in_memory:
+                    self._spans.extend(spans)
                 self._counts[path] = self._counts.get(path, 0) + 1
                 span_callbacks: list[SpansCallback] = list(self.on_spans)
             self._run_callbacks(span_callbacks, spans)
