@@ -20,8 +20,8 @@ $(BIN)/pyrospan-run: pyproject.toml
 install: $(BIN)/pyrospan-run ## Create .venv and install pyrospan-run with the dev and web extras
 
 .PHONY: demo
-demo: install ## Run the bundled example under pyrospan-run against a local receiver
-	$(BIN)/python examples/demo.py
+demo: install ## Run the bundled shop in local mode: live page, summary, HTML report, pprof files
+	$(BIN)/pyrospan-run --local python examples/shop.py
 
 .PHONY: test
 test: install ## Run the whole test suite (unit, CLI, end-to-end)

@@ -107,24 +107,50 @@ def _run(config: Config, swallow: bool) -> None:
 
     from pyrospan_launch import tracing
 
+    switching = False
+
     def start_tracing() -> None:
-        state.instrumentations = tracing.start(lazy=not config.eager_instrumentation)
+        nonlocal switching
+        state.instrumentations, switching = tracing.start(
+            lazy=not config.eager_instrumentation, label_switching=labels is not None
+        )
 
     state.tracing = _attempt("tracing", start_tracing, config, swallow)
     if not (state.tracing and labels is not None):
         return
 
     def start_linking() -> None:
+        from pyrospan_launch import handoff, span_context
         from pyrospan_launch.span_profiles import SpanProfileProcessor
 
         provider = tracing.sdk_tracer_provider()
         if provider is None:
             raise RuntimeError("the global TracerProvider is not the OpenTelemetry SDK's")
         assert labels is not None
-        provider.add_span_processor(SpanProfileProcessor(labels))
-        log.debug("span-profile processor added to the global TracerProvider")
+        processor = SpanProfileProcessor(
+            labels,
+            span_name_label=config.span_name_label,
+            trace_id_label=config.trace_id_label,
+            context_switching=switching,
+        )
+        provider.add_span_processor(processor)
+        if switching:
+            span_context.enable(processor, labels)
+            handoff.install(labels)
+            log.debug("span-profile processor added; labels follow the running context")
+        else:
+            log.debug("span-profile processor added; labels follow span start and end")
 
     state.linking = _attempt("span profiles", start_linking, config, swallow)
+
+
+def _watch_lifecycle() -> None:
+    """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM and worker ends."""
+    from pyrospan_launch import fork_warnings, lifecycle, worker_exits
+
+    fork_warnings.install()
+    lifecycle.install_exit_handling()
+    worker_exits.install()
 
 
 def initialize(*, swallow_exceptions: bool = True, bootstrap_dir: str | None = None) -> None:
@@ -133,7 +159,7 @@ def initialize(*, swallow_exceptions: bool = True, bootstrap_dir: str | None = N
     ``swallow_exceptions=False`` re-raises the first failure (for tests).  While this
     runs, the bootstrap directory is taken off PYTHONPATH so that a process started
     during initialisation is not bootstrapped recursively; it is put back afterwards so
-    that the app's own children are instrumented.
+    that the app's own children are instrumented (unless ``PYROSPAN_CHILDREN=false``).
     """
     if state.initialized:
         return
@@ -161,9 +187,18 @@ def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
         os.environ["PYTHONPATH"] = python_path_without(bootstrap_dir, original)
     try:
         _run(config, swallow_exceptions)
+        if state.profiling or state.tracing:
+            _attempt("exit and fork handling", _watch_lifecycle, config, swallow_exceptions)
     finally:
         if bootstrap_dir and original is not None:
-            os.environ["PYTHONPATH"] = python_path_with(bootstrap_dir, os.environ.get("PYTHONPATH"))
+            if config.children:
+                os.environ["PYTHONPATH"] = python_path_with(
+                    bootstrap_dir, os.environ.get("PYTHONPATH")
+                )
+            elif not os.environ.get("PYTHONPATH"):
+                # PYROSPAN_CHILDREN=false: stay off it, so programs the app starts run
+                # untouched; with nothing of the user's left, unset it as it was.
+                del os.environ["PYTHONPATH"]
     log.debug(
         f"ready: profiling={state.profiling} tracing={state.tracing} linking={state.linking} "
         f"instrumentations={','.join(state.instrumentations) or 'none'}"

@@ -4,6 +4,10 @@ The launcher stays light (click and this package only: OpenTelemetry and the pro
 load in the child) and execs, so the program keeps the PID, signals and exit status.
 Each option only sets the environment variable it names, so a Dockerfile can do the same
 with ``ENV`` lines and ``ENTRYPOINT ["pyrospan-run"]``.
+
+Local mode (``--local``, ``--serve``, ``--render``) is the exception that does not exec:
+the launcher supervises the program to write a report after it.  Its package loads only
+when one of those is used.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 
 import click
 
-from pyrospan_launch import __version__, child_env, command, config
+from pyrospan_launch import __version__, child_env, command, config, settings
 from pyrospan_launch.bootstrap import EXIT_STRICT, REPORTED_MARKER
 
 PROG = "pyrospan-run"
@@ -34,6 +38,7 @@ def _overrides(**options: str | bool | None) -> dict[str, str]:
         "sample_rate": "PYROSCOPE_SAMPLE_RATE",
         "upload_interval": "PYROSCOPE_UPLOAD_INTERVAL",
         "log_level": "PYROSPAN_LOG_LEVEL",
+        "report_dir": "PYROSPAN_REPORT_DIR",
     }
     env = {as_env[key]: str(value) for key, value in options.items() if key in as_env and value}
     if options.get("no_profiling"):
@@ -42,7 +47,58 @@ def _overrides(**options: str | bool | None) -> dict[str, str]:
         env["PYROSPAN_TRACING"] = "false"
     if options.get("strict"):
         env["PYROSPAN_STRICT"] = "true"
+    if options.get("local"):
+        env["PYROSPAN_LOCAL"] = "true"
     return env
+
+
+def _local_mode(env: dict[str, str]) -> tuple[bool, str]:
+    """PYROSPAN_LOCAL and PYROSPAN_REPORT_DIR; a bad value is reported once, like any other."""
+    local, report_dir, bad = False, "", []
+    for name in ("PYROSPAN_LOCAL", "PYROSPAN_REPORT_DIR"):
+        setting = settings.setting(name)
+        try:
+            value = setting.read(env)
+        except settings.SettingError as exc:
+            bad.append(str(exc))
+            value = setting.default
+        if name == "PYROSPAN_LOCAL":
+            local = bool(value) and not bad
+        else:
+            report_dir = str(value)
+    for line in bad:
+        _say(line)
+    if bad:
+        try:
+            strict = settings.setting("PYROSPAN_STRICT").read(env)
+        except settings.SettingError:
+            strict = False  # reported with the other settings
+        if strict:
+            _say("PYROSPAN_STRICT=true: not starting the program")
+            sys.exit(EXIT_STRICT)
+        if not local and env.get("PYROSPAN_LOCAL", "").strip():
+            _say("local mode is off for this run (PYROSPAN_LOCAL is not valid)")
+    return local, report_dir
+
+
+def _local_tool(
+    argv: tuple[str, ...],
+    serve: bool,
+    render_dir: str | None,
+    port: int | None,
+    env: dict[str, str],
+) -> None:
+    """``--serve`` or ``--render``: local mode without a program of its own."""
+    if argv:
+        raise click.UsageError("--serve and --render take no COMMAND")
+    if serve and render_dir is not None:
+        raise click.UsageError("use either --serve or --render")
+    from pyrospan_launch.local import modes
+
+    if render_dir is not None:
+        sys.exit(modes.render(render_dir))
+    _, report_dir = _local_mode(env)
+    sys.exit(modes.serve(report_dir, modes.DEFAULT_SERVE_PORT if port is None else port))
 
 
 def _check_settings(env: dict[str, str]) -> config.Config:
@@ -103,6 +159,36 @@ def _check_settings(env: dict[str, str]) -> config.Config:
     "--log-level", metavar="LEVEL", help="debug, info, warning or error (PYROSPAN_LOG_LEVEL)."
 )
 @click.option(
+    "--local",
+    is_flag=True,
+    help="No backend needed: a local receiver and live page while COMMAND runs, then a "
+    "summary, an HTML report and pprof files (PYROSPAN_LOCAL=true).",
+)
+@click.option(
+    "--report-dir",
+    metavar="DIR",
+    help="Where local mode keeps its data, report.html and pprof/ (PYROSPAN_REPORT_DIR; "
+    "default ./pyrospan-report).",
+)
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Run only the local receiver and live page, for several processes, until Ctrl-C; "
+    "then write the report.",
+)
+@click.option(
+    "--render",
+    "render_dir",
+    metavar="DIR",
+    help="Print the summary and write the report and pprof files again from DIR's data.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help="Port of the local receiver on 127.0.0.1 (--local: any free one; --serve: 4040).",
+)
+@click.option(
     "--info",
     "show_info",
     is_flag=True,
@@ -110,7 +196,14 @@ def _check_settings(env: dict[str, str]) -> config.Config:
 )
 @click.version_option(__version__, "--version", "-V", prog_name=PROG)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
-def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) -> None:
+def run(
+    argv: tuple[str, ...],
+    show_info: bool,
+    serve: bool,
+    render_dir: str | None,
+    port: int | None,
+    **options: str | bool | None,
+) -> None:
     """Run COMMAND with OpenTelemetry tracing and Pyroscope profiling, root spans linked to
     their CPU profiles.
 
@@ -119,8 +212,12 @@ def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) ->
       pyrospan-run python app.py
       pyrospan-run --service-name shop gunicorn -w 2 shop.wsgi
       pyrospan-run python -m uvicorn app:app --workers 2
+      pyrospan-run --local python app.py      (no backend: live page, summary, report)
     """
     overrides = _overrides(**options)
+    if serve or render_dir is not None:
+        _local_tool(argv, serve, render_dir, port, {**os.environ, **overrides})
+        return
     env = child_env.build(os.environ, argv, overrides, child_env.bootstrap_dir())
     if show_info:
         from pyrospan_launch import info
@@ -131,11 +228,20 @@ def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) ->
         return
     if not argv:
         raise click.UsageError("missing COMMAND (for example: pyrospan-run python app.py)")
+    local, report_dir = _local_mode(env)
+    if port is not None and not local:
+        raise click.UsageError("--port needs --local or --serve")
+    if local:
+        from pyrospan_launch.local import environment
+
+        # Local mode sets the backend variables itself: the user's do not matter.
+        env = environment.without_backend(env)
     resolved = _check_settings(env)
+    typed = argv
     try:
         path = command.resolve(argv[0], env, command.own_environment_bin())
         if resolved.log_level == "debug":
-            _say(f"exec {path} {' '.join(argv[1:])}")
+            _say(f"{'run' if local else 'exec'} {path} {' '.join(argv[1:])}")
         sys.stdout.flush()
         sys.stderr.flush()
         if (
@@ -143,6 +249,13 @@ def run(argv: tuple[str, ...], show_info: bool, **options: str | bool | None) ->
             and shutil.which(argv[0], path=env.get("PATH")) != path
         ):
             argv = (path, *argv[1:])  # found outside PATH: Python locates its venv from argv[0]
+        if local:
+            from pyrospan_launch.local import modes
+
+            debug = resolved.log_level == "debug"
+            sys.exit(
+                modes.run_local(path, argv, env, report_dir, port or 0, shown=typed, debug=debug)
+            )
         command.exec_command(path, argv, env)
     except command.CommandError as exc:
         _say(str(exc))

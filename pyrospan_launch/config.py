@@ -54,12 +54,15 @@ class Config:
     profiling: bool
     strict: bool
     eager_instrumentation: bool
+    span_name_label: bool
+    trace_id_label: bool
     log_level: str
     service_name: str
     service_name_source: str
     profiler: ProfilerConfig | None
     errors: tuple[SettingError, ...] = ()
     off_reasons: dict[str, str] = field(default_factory=dict)
+    children: bool = True
 
 
 def _read(
@@ -129,6 +132,9 @@ def resolve(environ: Mapping[str, str]) -> Config:
     log_level = _read("PYROSPAN_LOG_LEVEL", environ, errors)
     strict = _read("PYROSPAN_STRICT", environ, errors)
     eager = _read("PYROSPAN_EAGER_INSTRUMENTATION", environ, errors)
+    children = _read("PYROSPAN_CHILDREN", environ, errors)
+    span_name_label = _read("PYROSPAN_SPAN_NAME_LABEL", environ, errors)
+    trace_id_label = _read("PYROSPAN_TRACE_ID_LABEL", environ, errors)
     tracing_wanted = _read("PYROSPAN_TRACING", environ, errors, fallback=False)
     profiling_wanted = _read("PYROSPAN_PROFILING", environ, errors, fallback=False)
 
@@ -163,12 +169,15 @@ def resolve(environ: Mapping[str, str]) -> Config:
         profiling=profiling,
         strict=bool(strict),
         eager_instrumentation=bool(eager),
+        span_name_label=bool(span_name_label),
+        trace_id_label=bool(trace_id_label),
         log_level=str(log_level),
         service_name=service_name,
         service_name_source=source,
         profiler=profiler if profiling else None,
         errors=tuple(errors),
         off_reasons=off,
+        children=bool(children),
     )
 
 

@@ -9,11 +9,12 @@ instrumented library), and tells ``--info`` which of them will load and why othe
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 from types import ModuleType
@@ -185,17 +186,51 @@ def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) ->
     done = threading.Lock()
     loaded = False
 
-    def on_import(module: ModuleType) -> None:
+    def load_once(when: str) -> None:
         nonlocal loaded
         with done:
             if loaded:
                 return
             loaded = True
-        _load(distro, entry_point, f"on import of {module.__name__}")
+        _load(distro, entry_point, when)
+
+    def on_import(module: ModuleType) -> None:
+        setup_function = _AFTER_SETUP.get(module.__name__)
+        if setup_function is not None and _defer_until_setup(module, setup_function, load_once):
+            return
+        load_once(f"on import of {module.__name__}")
 
     for module in modules:
         register_post_import_hook(on_import, module)
     log.debug(f"instrumentation {entry_point.name}: waits for import of {', '.join(modules)}")
+
+
+# Libraries whose instrumentation needs the app's own configuration, which the app sets
+# up after importing the library: instrument right after that set-up function first
+# returns.  Django: a project's wsgi.py imports django, then sets DJANGO_SETTINGS_MODULE,
+# then calls get_wsgi_application() -> django.setup(); the Django instrumentation reads the
+# settings (and configures empty ones when it finds none), so it must wait for setup()
+# and still come before the handler loads its middleware, which setup() precedes.
+_AFTER_SETUP = {"django": "setup"}
+
+
+def _defer_until_setup(
+    module: ModuleType, function_name: str, load_once: Callable[[str], None]
+) -> bool:
+    """Wrap ``module.function_name`` to load the instrumentation after its first call."""
+    original = getattr(module, function_name, None)
+    if not callable(original):
+        return False
+
+    @functools.wraps(original)
+    def setup_then_instrument(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        setattr(module, function_name, original)  # once is enough: put it back
+        load_once(f"after {module.__name__}.{function_name}()")
+        return result
+
+    setattr(module, function_name, setup_then_instrument)
+    return True
 
 
 def _load(distro: Any, entry_point: EntryPoint, when: str) -> None:

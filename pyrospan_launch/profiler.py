@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pyrospan_launch import lifecycle, log
 from pyrospan_launch.config import ProfilerConfig
-from pyrospan_launch.span_profiles import ThreadLabels
+from pyrospan_launch.labels import ThreadLabels
 
 
 class ProfilerError(RuntimeError):
@@ -23,26 +24,47 @@ def _configure(config: ProfilerConfig) -> None:
         basic_auth_password=config.basic_auth_password,
         sample_rate=config.sample_rate,
         oncpu=config.oncpu,
+        # Wall-clock span profiles must see threads that wait with the GIL released (I/O,
+        # sleep); pyroscope-io samples only the GIL holder unless told otherwise.
+        gil_only=config.oncpu,
         tags=dict(config.tags),
         tenant_id=config.tenant_id,
         http_headers=dict(config.http_headers),
         upload_interval=config.upload_interval,
         mem_enabled=config.profile_memory,
+        # A `pid` label on every sample, the process's own (workers of a prefork server
+        # apart); it matches the `process.pid` resource attribute of its spans.
+        report_pid=True,
     )
     if started is False:
         raise ProfilerError("pyroscope.configure() returned False")
+
+
+def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
+    """The thread-tag functions, native ones when present.
+
+    ``pyroscope.add_thread_tag`` only forwards to its native module; calling that
+    directly halves the cost of a label switch, which every root span pays four times.
+    """
+    native = getattr(pyroscope, "_native", None)
+    add = getattr(native, "add_thread_tag", None)
+    remove = getattr(native, "remove_thread_tag", None)
+    if callable(add) and callable(remove):
+        return add, remove
+    return pyroscope.add_thread_tag, pyroscope.remove_thread_tag
 
 
 def start(config: ProfilerConfig) -> ThreadLabels:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
     Forked children configure it again (its sampler does not survive fork) and put back
-    the labels of the span that was open on the forking thread, if any.
+    the labels of the span that was open on the forking thread, if any.  The last
+    profile window is sent at exit, within the lifecycle's exit deadline.
     """
     import pyroscope
 
     _configure(config)
-    labels = ThreadLabels(pyroscope.add_thread_tag, pyroscope.remove_thread_tag)
+    labels = ThreadLabels(*_tag_functions(pyroscope))
 
     def restart_in_child() -> None:
         _configure(config)
@@ -50,6 +72,8 @@ def start(config: ProfilerConfig) -> ThreadLabels:
         log.debug(f"forked from {os.getppid()}: profiler restarted")
 
     lifecycle.after_fork_in_child(restart_in_child)
+    # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
+    lifecycle.on_exit("profiles", pyroscope.shutdown)
     log.debug(
         f"profiler started: application {config.application_name!r}, "
         f"{config.sample_rate} Hz, upload every {config.upload_interval}s "

@@ -247,6 +247,23 @@ ALL: tuple[Setting, ...] = (
         "of when the app first imports the library.",
     ),
     Setting(
+        "PYROSPAN_SPAN_NAME_LABEL",
+        LAUNCHER,
+        parse_bool,
+        True,
+        _ON_OFF,
+        "Label span-profile samples with span_name as well as span_id.",
+    ),
+    Setting(
+        "PYROSPAN_TRACE_ID_LABEL",
+        LAUNCHER,
+        parse_bool,
+        False,
+        _ON_OFF,
+        "Also label samples with trace_id (32 hex). Pyroscope 2.1+ keeps it per sample; older "
+        "servers make it a high-cardinality series label.",
+    ),
+    Setting(
         "PYROSPAN_STRICT",
         LAUNCHER,
         parse_bool,
@@ -261,6 +278,33 @@ ALL: tuple[Setting, ...] = (
         "warning",
         "one of debug, info, warning, error",
         "How much the bootstrap says on stderr; debug shows every step with its PID.",
+    ),
+    Setting(
+        "PYROSPAN_CHILDREN",
+        LAUNCHER,
+        parse_bool,
+        True,
+        _ON_OFF,
+        "Also instrument the Python programs the app starts (subprocess, multiprocessing "
+        "spawn and forkserver, reloaders); false runs them untouched. Forked workers are "
+        "always instrumented.",
+    ),
+    Setting(
+        "PYROSPAN_LOCAL",
+        LAUNCHER,
+        parse_bool,
+        False,
+        _ON_OFF,
+        "Local mode (--local): no backend needed; a live page while the program runs, then a "
+        "summary, an HTML report and pprof files in PYROSPAN_REPORT_DIR.",
+    ),
+    Setting(
+        "PYROSPAN_REPORT_DIR",
+        LAUNCHER,
+        parse_name,
+        "pyrospan-report",
+        "a directory path",
+        "Where local mode keeps its SQLite data, report.html and pprof/ files (--report-dir).",
     ),
     Setting(
         "PYROSCOPE_SERVER_ADDRESS",

@@ -1,115 +1,140 @@
 """Link every local root span to the CPU samples taken while it runs (Grafana's conventions).
 
 A local root span (no parent, or a parent from another process) gets the attribute
-``pyroscope.profile.id`` set to its span id, and the profiler labels the samples of the
-thread running it with ``span_id`` (the same 16 hex digits) and ``span_name``.  Grafana's
-"Profiles for this span" queries Pyroscope for exactly that ``span_id``.
+``pyroscope.profile.id`` set to its span id, and the profiler labels samples with
+``span_id`` (the same 16 hex digits) and ``span_name`` while code of that root span runs.
+Grafana's "Profiles for this span" queries Pyroscope for exactly that ``span_id``.
 
-Labels live in a per-thread stack: a root span started while another is open on the same
-thread replaces its labels until it ends, so a sample never carries two ``span_id`` values.
+The profiler's labels belong to OS threads, but a root span belongs to a *context*: an
+asyncio task, a request handled on a thread, work handed to a thread pool.  So labels
+are never pushed when a span starts; instead each thread shows the labels of the root span
+of the context running on it, switched at the moments the running context changes
+(:mod:`pyrospan_launch.span_context` for OpenTelemetry context changes,
+:mod:`pyrospan_launch.handoff` for asyncio task steps and thread-pool work).  A thread
+shows at most one root span at a time, so a sample never carries two ``span_id`` values,
+and a root span that ends stops being shown wherever it was.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import TraceFlags
+
+from pyrospan_launch.labels import Labels, LabelSwitch, RootLabels
 
 PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
 SPAN_ID_LABEL = "span_id"
 SPAN_NAME_LABEL = "span_name"
+TRACE_ID_LABEL = "trace_id"
 
-Labels = tuple[tuple[str, str], ...]
-TagFunction = Callable[[str, str], object]
+_SAMPLED = TraceFlags.SAMPLED
 
 
-class ThreadLabels:
-    """The profiler labels of each thread, as a stack so nested root spans restore cleanly."""
+def _set_new_attribute(span: Span, key: str, value: str) -> None:
+    """``span.set_attribute`` for a span that only this thread knows yet, at a tenth of its cost.
 
-    def __init__(self, add_tag: TagFunction, remove_tag: TagFunction) -> None:
-        self._add_tag = add_tag
-        self._remove_tag = remove_tag
-        self._local = threading.local()
-
-    def _stack(self) -> list[Labels]:
-        stack: list[Labels] | None = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        return stack
-
-    def _apply(self, labels: Labels, add: bool) -> None:
-        tag = self._add_tag if add else self._remove_tag
-        for key, value in labels:
-            tag(key, value)
-
-    def push(self, labels: Labels) -> None:
-        """Label this thread's samples with ``labels`` until :meth:`pop`."""
-        stack = self._stack()
-        if stack:
-            self._apply(stack[-1], add=False)
-        stack.append(labels)
-        self._apply(labels, add=True)
-
-    def reapply_current(self) -> None:
-        """Set this thread's current labels again (after the profiler was restarted)."""
-        stack = self._stack()
-        if stack:
-            self._apply(stack[-1], add=True)
-
-    def pop(self, labels: Labels) -> bool:
-        """Stop labelling with ``labels``; False when this thread never pushed them."""
-        stack = self._stack()
-        for index in range(len(stack) - 1, -1, -1):
-            if stack[index] is labels:
-                break
-        else:
-            return False
-        if index == len(stack) - 1:
-            self._apply(labels, add=False)
-            stack.pop()
-            if stack:
-                self._apply(stack[-1], add=True)
-        else:
-            # Ended out of order: it is not the thread's current label set, nothing to undo.
-            del stack[index]
-        return True
+    In ``on_start`` the span has not been returned to anyone, so the SDK's lock and
+    checks guard nothing; the key is ours and the value a valid short string.  Anything
+    unexpected (another SDK's span, limits that would drop it) takes the public path.
+    This is every root span's single largest cost, hence the care (issue 3's budget).
+    """
+    attributes: Any = getattr(span, "_attributes", None)
+    store = getattr(attributes, "_dict", None)
+    if type(store) is dict and getattr(attributes, "_immutable", True) is False:
+        maxlen, max_value_len = attributes.maxlen, attributes.max_value_len
+        if (
+            key not in store
+            and (maxlen is None or len(store) < maxlen)
+            and (max_value_len is None or max_value_len >= len(value))
+        ):
+            store[key] = value
+            return
+    span.set_attribute(key, value)
 
 
 class SpanProfileProcessor(SpanProcessor):
-    """Sets ``pyroscope.profile.id`` on local root spans and labels their CPU samples."""
+    """Gives local root spans ``pyroscope.profile.id`` and tracks which root each span belongs to.
 
-    def __init__(self, labels: ThreadLabels, *, span_name_label: bool = True) -> None:
-        self._labels = labels
+    ``context_switching`` says whether the running context's changes reach
+    :class:`LabelSwitch` (pyrospan's runtime context is in use).  When they don't (the
+    app chose another OTEL_PYTHON_CONTEXT), labels follow span start and end on the
+    starting thread instead, as simpler span processors do.
+
+    Both hooks run for every span of the app, so they are written for speed: spans are
+    keyed by their span id (``on_end`` gets a read-only copy, not the span), and the id
+    is formatted once.
+    """
+
+    def __init__(
+        self,
+        switch: LabelSwitch,
+        *,
+        span_name_label: bool = True,
+        trace_id_label: bool = False,
+        context_switching: bool = True,
+    ) -> None:
+        self._switch = switch
         self._span_name_label = span_name_label
-        self._active: dict[int, Labels] = {}
+        self._trace_id_label = trace_id_label
+        self._context_switching = context_switching
+        # Open span id (of a sampled local tree) -> the labels of its local root.  Public
+        # for span_context, which reads it on every context change.
+        self.roots: dict[int, RootLabels] = {}
+        self._shown_before: dict[int, RootLabels | None] = {}
+
+    def root_labels_of(self, span: object) -> RootLabels | None:
+        """The root labels of an open span (any span object, or None), or None."""
+        if span is None:
+            return None
+        return self.roots.get(span.get_span_context().span_id)  # type: ignore[attr-defined]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         context = span.get_span_context()
-        if not context.trace_flags.sampled:
+        if not context.trace_flags & _SAMPLED:
             return  # an unsampled trace is never exported: a profile link would dangle
         parent = span.parent
         if parent is not None and not parent.is_remote:
+            root = self.roots.get(parent.span_id)
+            if root is not None:
+                self.roots[context.span_id] = root
             return
-        span_id = format(context.span_id, "016x")
-        span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id)
-        labels: Labels = ((SPAN_ID_LABEL, span_id),)
+        span_id = context.span_id.to_bytes(8, "big").hex()
+        _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
         if self._span_name_label:
-            labels += ((SPAN_NAME_LABEL, span.name),)
-        self._active[context.span_id] = labels
-        self._labels.push(labels)
+            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, span.name))
+        else:
+            labels = ((SPAN_ID_LABEL, span_id),)
+        if self._trace_id_label:
+            labels += ((TRACE_ID_LABEL, context.trace_id.to_bytes(16, "big").hex()),)
+        node = RootLabels(labels, context.span_id)
+        self.roots[context.span_id] = node
+        if not self._context_switching:
+            self._shown_before[context.span_id] = self._switch.shown()
+            self._switch.show(node)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.get_span_context()
         if context is None:
             return
-        labels = self._active.pop(context.span_id, None)
-        if labels is not None:
-            self._labels.pop(labels)
+        span_id = context.span_id
+        node = self.roots.pop(span_id, None)
+        if node is None or node.span_id != span_id:
+            return  # not a local root: its root keeps running
+        node.active = False
+        switch = self._switch
+        if self._context_switching:
+            if switch.shown() is node:
+                switch.show_current()  # ended while still current on this thread
+        else:
+            before = self._shown_before.pop(span_id, None)
+            if switch.shown() is node:
+                switch.show(before)
 
     def shutdown(self) -> None:
-        self._active.clear()
+        self.roots.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
