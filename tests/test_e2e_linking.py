@@ -132,7 +132,7 @@ def test_wsgi_server_requests_linked_in_every_worker(
     receiver: Receiver, server_args: list[str], app: str, path: str, function: str
 ) -> None:
     port = free_port()
-    env = backend_env(receiver, OTEL_SERVICE_NAME="web", DJANGO_SETTINGS_MODULE="django_app")
+    env = backend_env(receiver, OTEL_SERVICE_NAME="web")
     gunicorn = [os.path.join(os.path.dirname(PY), server_args[0]), *server_args[1:]]
     server = start_server(
         [PYROSPAN_RUN, *gunicorn, "-b", f"127.0.0.1:{port}", "--chdir", str(PROGRAMS), app], env

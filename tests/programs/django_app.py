@@ -1,7 +1,7 @@
 """A one-file Django project (settings, view and WSGI app) with a CPU-heavy view.
 
-It is its own settings module (DJANGO_SETTINGS_MODULE=django_app), as real projects name
-one; OpenTelemetry's Django instrumentation reads the settings at start-up.
+It is its own settings module and, like the wsgi.py that ``startproject`` writes, it names
+itself in DJANGO_SETTINGS_MODULE only after importing Django.
 """
 
 import os
@@ -15,6 +15,8 @@ MIDDLEWARE: list[str] = []
 INSTALLED_APPS: list[str] = []
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_app")
 from django.http import HttpRequest, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
