@@ -1,0 +1,1 @@
+"""A minimal Django project for the pyrospan-run examples: a reporting site with no database."""
