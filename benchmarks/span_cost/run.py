@@ -1,0 +1,182 @@
+"""Span-cost benchmark: what span linking adds per root span, per asyncio task step, per request.
+
+Three measurements, each interleaved over rounds so that machine noise falls on all
+variants alike; the figures that matter are the ratios.
+
+1. Microseconds added per root span (``start_as_current_span`` + end, SDK with no
+   exporter) by pyroscope-otel's ``PyroscopeSpanProcessor`` and by pyrospan-run's linking
+   (its processor plus its label-switching runtime context).  Target: ours <= 0.3 x theirs.
+2. Nanoseconds added per asyncio task step by pyrospan-run's task wrapper, with and without
+   a root span open in the task.
+3. Requests/s and CPU-seconds per request of an asyncio app under uvicorn, run under
+   pyrospan-run with label switching on and off (OTEL_PYTHON_CONTEXT=contextvars_context
+   turns it off), loaded from a second process.  Target: at most 3% lower.
+
+    python benchmarks/span_cost/run.py [--rounds 5] [--skip-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
+    """Microseconds per root span for the SDK alone, with the reference, with ours."""
+    import opentelemetry.context as otel_context
+    import pyroscope
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.sdk.trace import TracerProvider
+    from pyroscope.otel import PyroscopeSpanProcessor
+
+    from pyrospan_launch import span_context
+    from pyrospan_launch.labels import LabelSwitch
+    from pyrospan_launch.span_profiles import SpanProfileProcessor
+
+    # A live agent, so tag calls do their real work; it never gets to upload.
+    pyroscope.configure(
+        application_name="bench", server_address="http://127.0.0.1:9", upload_interval=3600
+    )
+    default_context = ContextVarsRuntimeContext()
+    switching_context = span_context.LabelSwitchingRuntimeContext()
+
+    sdk_only = TracerProvider()
+    reference = TracerProvider()
+    reference.add_span_processor(PyroscopeSpanProcessor())
+    ours = TracerProvider()
+    from pyrospan_launch.profiler import _tag_functions
+
+    switch = LabelSwitch(*_tag_functions(pyroscope))
+    processor = SpanProfileProcessor(switch)
+    ours.add_span_processor(processor)
+    span_context.enable(processor, switch)
+
+    variants: dict[str, tuple[TracerProvider, object]] = {
+        "sdk": (sdk_only, default_context),
+        "reference": (reference, default_context),
+        "pyrospan": (ours, switching_context),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    for round_number in range(rounds):
+        order = list(variants)
+        if round_number % 2:
+            order.reverse()
+        for name in order:
+            provider, runtime = variants[name]
+            otel_context._RUNTIME_CONTEXT = runtime  # type: ignore[attr-defined]
+            tracer = provider.get_tracer("bench")
+            start = time.perf_counter()
+            for _ in range(spans):
+                with tracer.start_as_current_span("GET /bench"):
+                    pass
+            timings[name].append((time.perf_counter() - start) / spans * 1e6)
+    otel_context._RUNTIME_CONTEXT = default_context  # type: ignore[attr-defined]
+    pyroscope.shutdown()
+    return timings
+
+
+def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
+    """Nanoseconds per task step: plain asyncio, wrapped without a span, wrapped in a span."""
+    from pyrospan_launch.handoff import LabelledCoroutine
+    from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+
+    tags: set[tuple[str, str]] = set()
+    switch = LabelSwitch(lambda k, v: tags.add((k, v)), lambda k, v: tags.discard((k, v)))
+    # Measure the wrapper's own work: the tag calls are timed in per_span_costs.
+    root = RootLabels((("span_id", "0123456789abcdef"), ("span_name", "GET /bench")))
+
+    async def stepper(in_span: bool) -> None:
+        if in_span:
+            CURRENT.set(root)
+        for _ in range(steps):
+            await asyncio.sleep(0)
+
+    def measure(wrap: bool, in_span: bool) -> float:
+        async def main() -> float:
+            loop = asyncio.get_running_loop()
+            if wrap:
+                loop.set_task_factory(
+                    lambda loop, coro, **kw: asyncio.Task(
+                        LabelledCoroutine(coro, switch), loop=loop, **kw
+                    )
+                )
+            start = time.perf_counter()
+            await asyncio.gather(*(asyncio.ensure_future(stepper(in_span)) for _ in range(4)))
+            return (time.perf_counter() - start) / (4 * steps) * 1e9
+
+        return asyncio.run(main())
+
+    variants: dict[str, Callable[[], float]] = {
+        "plain": lambda: measure(False, False),
+        "wrapped, no span": lambda: measure(True, False),
+        "wrapped, in span": lambda: measure(True, True),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    for round_number in range(rounds):
+        order = list(variants)
+        if round_number % 2:
+            order.reverse()
+        for name in order:
+            timings[name].append(variants[name]())
+    return timings
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--http-seconds", type=float, default=8.0)
+    args = parser.parse_args()
+
+    spans = per_span_costs(args.rounds, args.spans)
+    sdk = median(spans["sdk"])
+    reference_added = median([r - s for r, s in zip(spans["reference"], spans["sdk"], strict=True)])
+    ours_added = median([o - s for o, s in zip(spans["pyrospan"], spans["sdk"], strict=True)])
+    print(f"Per root span (median of {args.rounds} interleaved rounds of {args.spans} spans)\n")
+    print("| | us per root span | added to the SDK alone |")
+    print("|---|---|---|")
+    print(f"| OpenTelemetry SDK alone | {sdk:.2f} | |")
+    print(
+        f"| + pyroscope-otel PyroscopeSpanProcessor | {median(spans['reference']):.2f} | "
+        f"{reference_added:.2f} |"
+    )
+    print(f"| + pyrospan-run linking | {median(spans['pyrospan']):.2f} | {ours_added:.2f} |")
+    print(
+        f"\nratio of added cost, pyrospan-run / pyroscope-otel: "
+        f"{ours_added / reference_added:.2f} (target <= 0.3)\n"
+    )
+
+    steps = per_step_costs(args.rounds, args.steps)
+    plain = median(steps["plain"])
+    print(
+        f"Per asyncio task step (median of {args.rounds} rounds of {args.steps} steps x 4 tasks)\n"
+    )
+    print("| | ns per step | added |")
+    print("|---|---|---|")
+    for name, values in steps.items():
+        added = "" if name == "plain" else f"{median(values) - plain:.0f}"
+        print(f"| {name} | {median(values):.0f} | {added} |")
+    print()
+
+    if not args.skip_http:
+        from http_compare import compare_switching
+
+        compare_switching(args.rounds, args.http_seconds)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    main()
