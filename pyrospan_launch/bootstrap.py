@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pyrospan_launch import log
 from pyrospan_launch.config import Config, resolve
@@ -27,17 +26,17 @@ EXIT_STRICT = 3
 REPORTED_MARKER = "_PYROSPAN_CONFIG_REPORTED"
 
 
-@dataclass
 class State:
     """What the bootstrap did in this process."""
 
-    initialized: bool = False
-    profiling: bool = False
-    tracing: bool = False
-    linking: bool = False
-    instrumentations: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    config: Config | None = None
+    def __init__(self) -> None:
+        self.initialized = False
+        self.profiling = False
+        self.tracing = False
+        self.linking = False
+        self.instrumentations: list[str] = []
+        self.failures: list[str] = []
+        self.config: Config | None = None
 
 
 state = State()
@@ -105,43 +104,60 @@ def _run(config: Config, swallow: bool) -> None:
         log.debug(f"tracing off: {config.off_reasons.get('tracing', 'not requested')}")
         return
 
-    from pyrospan_launch import tracing
+    from pyrospan_launch import tracing, triggers
 
-    switching = False
+    tracing.set_defaults()
+    # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry loads,
+    # and the asyncio/thread-pool hooks in place before the app creates loops and pools.
+    switching = labels is not None and tracing.select_label_switching_context()
+    if switching:
+        assert labels is not None
+        from pyrospan_launch import handoff
 
-    def start_tracing() -> None:
-        nonlocal switching
-        state.instrumentations, switching = tracing.start(
-            lazy=not config.eager_instrumentation, label_switching=labels is not None
+        handoff.install(labels)
+
+    def start_otel() -> None:
+        state.tracing = _attempt("tracing", start_tracing, config, swallow)
+        if state.tracing and labels is not None:
+            state.linking = _attempt("span profiles", start_linking, config, swallow)
+        log.debug(
+            f"OpenTelemetry ready: tracing={state.tracing} linking={state.linking} "
+            f"instrumentations={','.join(state.instrumentations) or 'none'}"
         )
 
-    state.tracing = _attempt("tracing", start_tracing, config, swallow)
-    if not (state.tracing and labels is not None):
-        return
+    def start_tracing() -> None:
+        state.instrumentations = tracing.start(lazy=not config.eager_instrumentation)
 
     def start_linking() -> None:
-        from pyrospan_launch import handoff, span_context
+        from pyrospan_launch import span_context
         from pyrospan_launch.span_profiles import SpanProfileProcessor
 
         provider = tracing.sdk_tracer_provider()
         if provider is None:
             raise RuntimeError("the global TracerProvider is not the OpenTelemetry SDK's")
         assert labels is not None
+        active = switching and tracing.label_switching_context_active()
         processor = SpanProfileProcessor(
             labels,
             span_name_label=config.span_name_label,
             trace_id_label=config.trace_id_label,
-            context_switching=switching,
+            context_switching=active,
         )
         provider.add_span_processor(processor)
-        if switching:
+        if active:
             span_context.enable(processor, labels)
-            handoff.install(labels)
             log.debug("span-profile processor added; labels follow the running context")
         else:
             log.debug("span-profile processor added; labels follow span start and end")
 
-    state.linking = _attempt("span profiles", start_linking, config, swallow)
+    if config.eager_instrumentation or config.strict:
+        # Strict mode must see every failure before the app runs; eager mode is the
+        # opentelemetry-instrument behaviour, for whoever needs it.
+        start_otel()
+        return
+    watched = tracing.start_on_first_use(start_otel, triggers.modules(os.environ))
+    state.tracing = True  # armed: starts with the app's first use
+    log.debug(f"OpenTelemetry starts on first import of: {', '.join(watched)}")
 
 
 def _watch_lifecycle() -> None:
@@ -199,7 +215,11 @@ def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
                 # PYROSPAN_CHILDREN=false: stay off it, so programs the app starts run
                 # untouched; with nothing of the user's left, unset it as it was.
                 del os.environ["PYTHONPATH"]
-    log.debug(
-        f"ready: profiling={state.profiling} tracing={state.tracing} linking={state.linking} "
-        f"instrumentations={','.join(state.instrumentations) or 'none'}"
-    )
+    if state.linking or not state.tracing:
+        log.debug(
+            f"ready: profiling={state.profiling} tracing={state.tracing} "
+            f"linking={state.linking} "
+            f"instrumentations={','.join(state.instrumentations) or 'none'}"
+        )
+    else:
+        log.debug(f"ready: profiling={state.profiling} tracing=on first use")

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyrospan_launch import settings
 from pyrospan_launch.settings import SettingError
@@ -29,8 +28,7 @@ RESOURCE_LABELS = {
 UNKNOWN_SERVICE = "unknown_service"
 
 
-@dataclass(frozen=True)
-class ProfilerConfig:
+class ProfilerConfig(NamedTuple):
     """Arguments for ``pyroscope.configure``, already validated."""
 
     application_name: str
@@ -46,8 +44,7 @@ class ProfilerConfig:
     profile_memory: bool
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """Everything the bootstrap needs, and why a part is off."""
 
     tracing: bool
@@ -60,8 +57,8 @@ class Config:
     service_name: str
     service_name_source: str
     profiler: ProfilerConfig | None
-    errors: tuple[SettingError, ...] = ()
-    off_reasons: dict[str, str] = field(default_factory=dict)
+    errors: tuple[SettingError, ...]
+    off_reasons: dict[str, str]
     children: bool = True
 
 

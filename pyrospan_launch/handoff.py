@@ -194,10 +194,10 @@ def install(switch: LabelSwitch) -> None:
     """Patch asyncio, thread pools and anyio as soon as the app imports them."""
     global _switch
     _switch = switch
-    from wrapt import register_post_import_hook
+    from pyrospan_launch.import_hooks import when_imported
 
     for module, patch in _HOOKS.items():
-        register_post_import_hook(_guarded(patch), module)
+        when_imported(module, _guarded(patch))
 
 
 def _guarded(patch: Callable[[ModuleType], None]) -> Callable[[ModuleType], None]:

@@ -21,8 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from pyrospan_launch import log
-
-DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+from pyrospan_launch.triggers import DISABLED_VARIABLE, disabled_names
 
 
 @dataclass(frozen=True)
@@ -33,12 +32,6 @@ class Instrumentation:
     package: str
     loads: bool
     reason: str
-
-
-def disabled_names(environ: Mapping[str, str]) -> set[str]:
-    """Names listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (``*`` disables all)."""
-    raw = environ.get(DISABLED_VARIABLE, "")
-    return {name.strip() for name in raw.split(",") if name.strip()}
 
 
 def _package_of(entry_point: EntryPoint) -> Any:
@@ -128,6 +121,30 @@ def import_names(distribution_name: str) -> list[str] | None:
     return sorted(names) or [distribution_name.replace("-", "_").lower()]
 
 
+# Standard-library instrumentations whose module is not the one named after them: urllib's
+# patches urllib.request, while plain ``urllib`` (urllib.parse) is imported by nearly
+# everything at start-up.
+_STDLIB_MODULE_PATCHED = {"urllib": "urllib.request"}
+
+
+def planned(environ: Mapping[str, str]) -> list[tuple[EntryPoint, list[str]]]:
+    """Installed, enabled instrumentations with the modules whose import loads each."""
+    disabled = disabled_names(environ)
+    if "*" in disabled:
+        return []
+    found = []
+    for entry_point in entry_points(group="opentelemetry_instrumentor"):
+        if entry_point.name in disabled:
+            log.debug(f"instrumentation {entry_point.name}: disabled by {DISABLED_VARIABLE}")
+            continue
+        modules = trigger_modules(entry_point)
+        if modules is None:
+            log.debug(f"instrumentation {entry_point.name}: library not installed")
+            continue
+        found.append((entry_point, modules))
+    return found
+
+
 def trigger_modules(entry_point: EntryPoint) -> list[str] | None:
     """Modules whose first import should load this instrumentation.
 
@@ -139,6 +156,8 @@ def trigger_modules(entry_point: EntryPoint) -> list[str] | None:
         # Standard-library instrumentations (urllib, sqlite3, logging, ...) carry no
         # requirement; their entry point is named after the module they patch.
         name = entry_point.name
+        if name in _STDLIB_MODULE_PATCHED:
+            return [_STDLIB_MODULE_PATCHED[name]]
         return [name] if name in sys.stdlib_module_names else []
     modules: list[str] = []
     for library in libraries:
@@ -146,7 +165,12 @@ def trigger_modules(entry_point: EntryPoint) -> list[str] | None:
     return modules or None
 
 
-def install(distro: Any, *, lazy: bool = True) -> list[str]:
+def install(
+    distro: Any,
+    *,
+    lazy: bool = True,
+    plan: list[tuple[EntryPoint, list[str]]] | None = None,
+) -> list[str]:
     """Arrange for every installed, enabled instrumentation to load; returns their names.
 
     With ``lazy`` (the default), an instrumentation loads when the app first imports the
@@ -157,31 +181,22 @@ def install(distro: Any, *, lazy: bool = True) -> list[str]:
     sys.path by then, which it may not be while the interpreter starts).  Without
     ``lazy``, each loads now, as ``opentelemetry-instrument`` does.
     """
-    disabled = disabled_names(os.environ)
     for entry_point in entry_points(group="opentelemetry_pre_instrument"):
         entry_point.load()()
     names: list[str] = []
-    if "*" not in disabled:
-        for entry_point in entry_points(group="opentelemetry_instrumentor"):
-            if entry_point.name in disabled:
-                log.debug(f"instrumentation {entry_point.name}: disabled by {DISABLED_VARIABLE}")
-                continue
-            modules = trigger_modules(entry_point)
-            if modules is None:
-                log.debug(f"instrumentation {entry_point.name}: library not installed")
-                continue
-            names.append(entry_point.name)
-            if not lazy or not modules:
-                _load(distro, entry_point, "at start-up")
-                continue
-            _load_on_import(distro, entry_point, modules)
+    for entry_point, modules in planned(os.environ) if plan is None else plan:
+        names.append(entry_point.name)
+        if not lazy or not modules:
+            _load(distro, entry_point, "at start-up")
+            continue
+        _load_on_import(distro, entry_point, modules)
     for entry_point in entry_points(group="opentelemetry_post_instrument"):
         entry_point.load()()
     return names
 
 
 def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) -> None:
-    from wrapt import register_post_import_hook
+    from pyrospan_launch.import_hooks import when_imported
 
     done = threading.Lock()
     loaded = False
@@ -201,7 +216,7 @@ def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) ->
         load_once(f"on import of {module.__name__}")
 
     for module in modules:
-        register_post_import_hook(on_import, module)
+        when_imported(module, on_import)
     log.debug(f"instrumentation {entry_point.name}: waits for import of {', '.join(modules)}")
 
 

@@ -96,6 +96,12 @@ def on_exit(name: str, call: Callable[[], object]) -> None:
     _exit_calls.append((name, call))
     if _standby is not None:
         _standby.add(name, call)
+    if _exit_handling_installed:
+        # Registered after the exit handling (OpenTelemetry starts on first use): its own
+        # exit handler, registered just now, would run first and wait without a deadline.
+        # atexit runs the last registered first, so register the flush again.
+        atexit.unregister(flush_at_exit)
+        atexit.register(flush_at_exit)
 
 
 def flush_at_exit() -> None:

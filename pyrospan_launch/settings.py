@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from pyrospan_launch import log
@@ -35,8 +34,7 @@ class _Invalid(ValueError):
     """Raised by a parser; the registry turns it into a :class:`SettingError`."""
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One environment variable: how to read it and what it is for."""
 
     name: str

@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import entry_points
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from pyrospan_launch import instrumentations, lifecycle, log
+from pyrospan_launch import lifecycle, log
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+# importlib.metadata and the instrumentation machinery load only when OpenTelemetry
+# starts: a process that never uses it does not pay for them (issue 7).
 
 # The opentelemetry_context entry point of pyrospan_launch.span_context (see pyproject).
 CONTEXT_ENTRY_POINT = "pyrospan_contextvars_context"
@@ -33,6 +41,8 @@ DEFAULTS = {
 
 def _pick(group: str, variable: str) -> Any:
     """The entry point of ``group`` named by ``variable``, or the first one when unset."""
+    from importlib.metadata import entry_points
+
     wanted = os.environ.get(variable) or None
     found = list(entry_points(group=group))
     for entry_point in found:
@@ -44,27 +54,78 @@ def _pick(group: str, variable: str) -> Any:
     return None
 
 
-def _select_label_switching_context() -> bool:
-    """Make OpenTelemetry use pyrospan's runtime context; False if it cannot.
+def select_label_switching_context() -> bool:
+    """Make OpenTelemetry use pyrospan's runtime context when it loads; False if it cannot.
 
-    The variable is set only while ``opentelemetry.context`` first loads (it reads it
-    then), so that child processes of other interpreters never see a context name they
-    cannot load.
+    OpenTelemetry reads ``OTEL_PYTHON_CONTEXT`` once, when ``opentelemetry.context``
+    first loads (now, or later when the SDK starts on first use).  The variable is taken
+    away again right after that, so that programs of other interpreters the app starts
+    later never see a context name they cannot load.
     """
-    if os.environ.get("OTEL_PYTHON_CONTEXT"):
+    chosen = os.environ.get("OTEL_PYTHON_CONTEXT")
+    if chosen and chosen != CONTEXT_ENTRY_POINT:
         log.info(
-            f"OTEL_PYTHON_CONTEXT={os.environ['OTEL_PYTHON_CONTEXT']} is the app's choice: "
-            "span labels follow span start and end (asyncio and thread pools not attributed)"
+            f"OTEL_PYTHON_CONTEXT={chosen} is the app's choice: span labels follow span "
+            "start and end (asyncio and thread pools are not attributed)"
         )
-        return _label_switching_context_active()
+        return False
     if "opentelemetry.context" in sys.modules:
-        log.info("OpenTelemetry was loaded before the bootstrap: span labels follow span start")
-        return _label_switching_context_active()
+        if not _label_switching_context_active():
+            log.info("OpenTelemetry was loaded before the bootstrap: labels follow span start")
+            return False
+        return True
     os.environ["OTEL_PYTHON_CONTEXT"] = CONTEXT_ENTRY_POINT
-    try:
-        import opentelemetry.context  # noqa: F401 - loads the runtime context now
-    finally:
-        del os.environ["OTEL_PYTHON_CONTEXT"]
+    from pyrospan_launch.import_hooks import when_imported
+
+    def forget(module: object) -> None:
+        if os.environ.get("OTEL_PYTHON_CONTEXT") == CONTEXT_ENTRY_POINT:
+            del os.environ["OTEL_PYTHON_CONTEXT"]
+
+    when_imported("opentelemetry.context", forget)
+    return True
+
+
+def start_on_first_use(start: Callable[[], None], modules: Iterable[str]) -> list[str]:
+    """Run ``start`` once, when the app first imports one of ``modules`` or the OpenTelemetry API.
+
+    Until then nothing of OpenTelemetry is imported: a program that never uses an
+    instrumented library nor OpenTelemetry itself pays nothing for tracing.  ``start``
+    runs inside that first import, before the importing code gets the module, so an
+    instrumented library is instrumented before anything uses it.  Returns the modules
+    watched (those not imported yet).
+    """
+    from pyrospan_launch.import_hooks import when_imported
+
+    lock = threading.RLock()
+    started = False
+
+    def on_import(module: ModuleType) -> None:
+        nonlocal started
+        # The module itself still counts as importing while its hooks run: leave it out.
+        busy = [name for name in _opentelemetry_modules_importing() if name != module.__name__]
+        if busy:
+            # A library's own import of the OpenTelemetry API (FastAPI's telemetry module
+            # imports opentelemetry._logs, which imports opentelemetry.trace): starting the
+            # SDK now would import modules that are half-initialised.  The outermost one is
+            # watched too, and starts it when it is complete.
+            log.debug(f"OpenTelemetry start waits for {', '.join(busy)} to finish importing")
+            return
+        with lock:
+            if started:
+                return
+            started = True
+        log.debug(f"OpenTelemetry starts: first import of {module.__name__}")
+        start()
+
+    api = ["opentelemetry.trace", "opentelemetry._logs", "opentelemetry.metrics"]
+    watched = [m for m in dict.fromkeys([*modules, *api]) if m not in sys.modules]
+    for module in watched:
+        when_imported(module, on_import)
+    return watched
+
+
+def label_switching_context_active() -> bool:
+    """True when OpenTelemetry's runtime context is pyrospan's."""
     return _label_switching_context_active()
 
 
@@ -77,15 +138,27 @@ def _label_switching_context_active() -> bool:
     return isinstance(runtime, LabelSwitchingRuntimeContext)
 
 
-def start(*, lazy: bool = True, label_switching: bool = False) -> tuple[list[str], bool]:
-    """Configure the SDK and arrange instrumentation.
+def _opentelemetry_modules_importing() -> list[str]:
+    """OpenTelemetry modules whose code is still running (imported, not finished)."""
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("opentelemetry")
+        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+    ]
 
-    Returns the instrumentations enabled, and whether pyrospan's label-switching runtime
-    context is in use (asked for with ``label_switching``).
-    """
+
+def set_defaults() -> None:
+    """pyrospan-run's defaults for OpenTelemetry variables the user has not set."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
-    switching = _select_label_switching_context() if label_switching else False
+
+
+def start(
+    *, lazy: bool = True, plan: list[tuple[EntryPoint, list[str]]] | None = None
+) -> list[str]:
+    """Configure the SDK and arrange instrumentation; returns the instrumentations enabled."""
+    set_defaults()
 
     distro_class = _pick("opentelemetry_distro", "OTEL_PYTHON_DISTRO")
     if distro_class is None:
@@ -107,7 +180,9 @@ def start(*, lazy: bool = True, label_switching: bool = False) -> tuple[list[str
 
     # Sends the last span batch; the SDK's own exit handler waits up to 30 s for it.
     lifecycle.on_exit("spans", _shutdown_tracer_provider)
-    return instrumentations.install(distro, lazy=lazy), switching
+    from pyrospan_launch import instrumentations
+
+    return instrumentations.install(distro, lazy=lazy, plan=plan)
 
 
 def sdk_tracer_provider() -> Any:

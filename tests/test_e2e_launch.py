@@ -80,7 +80,9 @@ def test_console_script_entry_point_runs_instrumented(receiver: Receiver) -> Non
     assert result.returncode == 0, result.stderr
     assert "/invoice" in result.stdout
     assert "instrumentation flask: loaded" in result.stderr
-    assert "ready: profiling=True tracing=True linking=True" in result.stderr
+    # OpenTelemetry started with the app's first import of flask, linking included.
+    assert "OpenTelemetry starts: first import of flask" in result.stderr
+    assert "OpenTelemetry ready: tracing=True linking=True" in result.stderr
 
 
 def test_user_sitecustomize_runs_exactly_once(launcher: list[str], tmp_path: Path) -> None:
@@ -213,7 +215,8 @@ def test_failing_part_gives_one_line_and_app_still_runs() -> None:
         PYROSPAN_PROFILING="false",
         OTEL_TRACES_EXPORTER="not-an-exporter",
     )
-    result = run([PY, "-c", "print('app ran')"], env)
+    # The app uses the OpenTelemetry API, so tracing starts (and fails) in that import.
+    result = run([PY, "-c", "import opentelemetry.trace; print('app ran')"], env)
     assert result.returncode == 0
     assert result.stdout == "app ran\n"
     lines = result.stderr.splitlines()

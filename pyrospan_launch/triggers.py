@@ -1,0 +1,90 @@
+"""Which module imports start OpenTelemetry, remembered between runs.
+
+Knowing them means reading every installed package's entry points, and importing
+``importlib.metadata`` to do so costs more than the rest of the bootstrap together.  The
+answer only changes when packages are installed or removed, which changes the mtime of the
+directory they are installed in, so it is kept in a small file keyed by the interpreter
+and the mtimes of the import path's directories.  When the cache cannot be read or
+written (a read-only container, no home directory) the bootstrap simply works it out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zlib
+from collections.abc import Mapping
+
+# Bump when the format or the meaning of the cached list changes.
+_FORMAT = 1
+
+DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+
+
+def disabled_names(environ: Mapping[str, str]) -> set[str]:
+    """Names listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (``*`` disables all)."""
+    raw = environ.get(DISABLED_VARIABLE, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pyrospan-run")
+
+
+def _environment_key() -> list[object]:
+    """What the installed instrumentations depend on: the interpreter and its import path."""
+    key: list[object] = [_FORMAT, sys.version, sys.prefix]
+    for entry in sys.path:
+        try:
+            key.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            key.append([entry, None])
+    return key
+
+
+def _cache_file(key: list[object]) -> str:
+    digest = zlib.crc32(json.dumps(key[:3]).encode())
+    return os.path.join(_cache_dir(), f"triggers-{digest:08x}.json")
+
+
+def _compute() -> dict[str, list[str]]:
+    from pyrospan_launch import instrumentations
+
+    return {entry_point.name: modules for entry_point, modules in instrumentations.planned({})}
+
+
+def by_instrumentation() -> dict[str, list[str]]:
+    """Installed instrumentation name -> the modules whose first import loads it."""
+    key = _environment_key()
+    path = _cache_file(key)
+    try:
+        with open(path, encoding="utf-8") as cached:
+            stored = json.load(cached)
+        if stored.get("key") == key:
+            return dict(stored["triggers"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    triggers = _compute()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as out:
+            json.dump({"key": key, "triggers": triggers}, out)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # read-only file system or no home: work it out again next time
+    return triggers
+
+
+def modules(environ: Mapping[str, str]) -> list[str]:
+    """Modules whose first import starts OpenTelemetry, for the enabled instrumentations."""
+    disabled = disabled_names(environ)
+    if "*" in disabled:
+        return []
+    found: list[str] = []
+    for name, triggers in by_instrumentation().items():
+        if name not in disabled:
+            found += triggers
+    return found
