@@ -13,20 +13,16 @@ when one of those is used.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 
 import click
 
-from pyrospan_launch import __version__, child_env, command, config, settings
-from pyrospan_launch.bootstrap import EXIT_STRICT, REPORTED_MARKER
+from pyrospan_launch import __version__, child_env, config, launch, settings
+from pyrospan_launch.bootstrap import EXIT_STRICT
+from pyrospan_launch.launch import PROG
 
-PROG = "pyrospan-run"
-
-
-def _say(message: str) -> None:
-    click.echo(f"{PROG}: {message}", err=True)
+_say = launch.say
 
 
 def _overrides(**options: str | bool | None) -> dict[str, str]:
@@ -99,23 +95,6 @@ def _local_tool(
         sys.exit(modes.render(render_dir))
     _, report_dir = _local_mode(env)
     sys.exit(modes.serve(report_dir, modes.DEFAULT_SERVE_PORT if port is None else port))
-
-
-def _check_settings(env: dict[str, str]) -> config.Config:
-    """Report every value that does not parse, once, before the program starts."""
-    resolved = config.resolve(env)
-    if not resolved.errors:
-        return resolved
-    for error in resolved.errors:
-        _say(str(error))
-    for part, reason in resolved.off_reasons.items():
-        if "not valid" in reason:
-            _say(f"{part} is off for this run ({reason})")
-    if resolved.strict:
-        _say("PYROSPAN_STRICT=true: not starting the program")
-        sys.exit(EXIT_STRICT)
-    env[REPORTED_MARKER] = "1"
-    return resolved
 
 
 @click.command(
@@ -236,32 +215,9 @@ def run(
 
         # Local mode sets the backend variables itself: the user's do not matter.
         env = environment.without_backend(env)
-    resolved = _check_settings(env)
-    typed = argv
-    try:
-        path = command.resolve(argv[0], env, command.own_environment_bin())
-        if resolved.log_level == "debug":
-            _say(f"{'run' if local else 'exec'} {path} {' '.join(argv[1:])}")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        if (
-            os.path.basename(path) == argv[0]
-            and shutil.which(argv[0], path=env.get("PATH")) != path
-        ):
-            argv = (path, *argv[1:])  # found outside PATH: Python locates its venv from argv[0]
-        if local:
-            from pyrospan_launch.local import modes
-
-            debug = resolved.log_level == "debug"
-            sys.exit(
-                modes.run_local(path, argv, env, report_dir, port or 0, shown=typed, debug=debug)
-            )
-        command.exec_command(path, argv, env)
-    except command.CommandError as exc:
-        _say(str(exc))
-        sys.exit(exc.exit_code)
+    launch.execute(argv, env, local=local, report_dir=report_dir, port=port)
 
 
 def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
-    """Console-script entry point."""
+    """The click command line (``pyrospan_launch.launch.main`` decides when it is needed)."""
     run.main(args=args, prog_name=prog_name)
