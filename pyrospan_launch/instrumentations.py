@@ -127,8 +127,14 @@ def import_names(distribution_name: str) -> list[str] | None:
 _STDLIB_MODULE_PATCHED = {"urllib": "urllib.request"}
 
 
-def planned(environ: Mapping[str, str]) -> list[tuple[EntryPoint, list[str]]]:
-    """Installed, enabled instrumentations with the modules whose import loads each."""
+def planned(
+    environ: Mapping[str, str], known: Mapping[str, list[str]] | None = None
+) -> list[tuple[EntryPoint, list[str]]]:
+    """Installed, enabled instrumentations with the modules whose import loads each.
+
+    ``known`` maps instrumentation names to their trigger modules when they are already
+    known (the bootstrap's cache), sparing a read of each instrumented package's files.
+    """
     disabled = disabled_names(environ)
     if "*" in disabled:
         return []
@@ -137,7 +143,11 @@ def planned(environ: Mapping[str, str]) -> list[tuple[EntryPoint, list[str]]]:
         if entry_point.name in disabled:
             log.debug(f"instrumentation {entry_point.name}: disabled by {DISABLED_VARIABLE}")
             continue
-        modules = trigger_modules(entry_point)
+        modules = (
+            known[entry_point.name]
+            if known is not None and entry_point.name in known
+            else trigger_modules(entry_point)
+        )
         if modules is None:
             log.debug(f"instrumentation {entry_point.name}: library not installed")
             continue
@@ -184,7 +194,11 @@ def install(
     for entry_point in entry_points(group="opentelemetry_pre_instrument"):
         entry_point.load()()
     names: list[str] = []
-    for entry_point, modules in planned(os.environ) if plan is None else plan:
+    if plan is None:
+        from pyrospan_launch import triggers
+
+        plan = planned(os.environ, known=triggers.by_instrumentation())
+    for entry_point, modules in plan:
         names.append(entry_point.name)
         if not lazy or not modules:
             _load(distro, entry_point, "at start-up")
