@@ -41,17 +41,20 @@ def _set_new_attribute(span: Span, key: str, value: str) -> None:
     unexpected (another SDK's span, limits that would drop it) takes the public path.
     This is every root span's single largest cost, hence the care (issue 3's budget).
     """
-    attributes: Any = getattr(span, "_attributes", None)
-    store = getattr(attributes, "_dict", None)
-    if type(store) is dict and getattr(attributes, "_immutable", True) is False:
-        maxlen, max_value_len = attributes.maxlen, attributes.max_value_len
+    try:
+        attributes: Any = span._attributes
+        store = attributes._dict
         if (
-            key not in store
-            and (maxlen is None or len(store) < maxlen)
-            and (max_value_len is None or max_value_len >= len(value))
+            type(store) is dict
+            and attributes._immutable is False
+            and key not in store
+            and (attributes.maxlen is None or len(store) < attributes.maxlen)
+            and (attributes.max_value_len is None or attributes.max_value_len >= len(value))
         ):
             store[key] = value
             return
+    except AttributeError:
+        pass  # not the SDK's BoundedAttributes: the public way below
     span.set_attribute(key, value)
 
 
@@ -80,6 +83,7 @@ class SpanProfileProcessor(SpanProcessor):
         self._span_name_label = span_name_label
         self._trace_id_label = trace_id_label
         self._context_switching = context_switching
+        self._thread_state = switch.thread_state
         # Open span id (of a sampled local tree) -> the labels of its local root.  Public
         # for span_context, which reads it on every context change.
         self.roots: dict[int, RootLabels] = {}
@@ -96,12 +100,13 @@ class SpanProfileProcessor(SpanProcessor):
         if not context.trace_flags & _SAMPLED:
             return  # an unsampled trace is never exported: a profile link would dangle
         parent = span.parent
+        sid = context.span_id
         if parent is not None and not parent.is_remote:
             root = self.roots.get(parent.span_id)
             if root is not None:
-                self.roots[context.span_id] = root
+                self.roots[sid] = root
             return
-        span_id = context.span_id.to_bytes(8, "big").hex()
+        span_id = sid.to_bytes(8, "big").hex()
         _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
         if self._span_name_label:
             labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, span.name))
@@ -109,10 +114,10 @@ class SpanProfileProcessor(SpanProcessor):
             labels = ((SPAN_ID_LABEL, span_id),)
         if self._trace_id_label:
             labels += ((TRACE_ID_LABEL, context.trace_id.to_bytes(16, "big").hex()),)
-        node = RootLabels(labels, context.span_id)
-        self.roots[context.span_id] = node
+        node = RootLabels(labels, sid)
+        self.roots[sid] = node
         if not self._context_switching:
-            self._shown_before[context.span_id] = self._switch.shown()
+            self._shown_before[sid] = self._switch.shown()
             self._switch.show(node)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -126,7 +131,7 @@ class SpanProfileProcessor(SpanProcessor):
         node.active = False
         switch = self._switch
         if self._context_switching:
-            if switch.shown() is node:
+            if self._thread_state.node is node:
                 switch.show_current()  # ended while still current on this thread
         else:
             before = self._shown_before.pop(span_id, None)
