@@ -120,12 +120,19 @@ def _run(config: Config, swallow: bool) -> None:
         state.tracing = _attempt("tracing", start_tracing, config, swallow)
         if state.tracing and labels is not None:
             state.linking = _attempt("span profiles", start_linking, config, swallow)
+        if state.tracing and not state.linking:
+            from pyrospan_launch import app_tracer_provider
+
+            app_tracer_provider.install(tracing.sdk_tracer_provider())
         log.debug(
             f"OpenTelemetry ready: tracing={state.tracing} linking={state.linking} "
             f"instrumentations={','.join(state.instrumentations) or 'none'}"
         )
 
     def start_tracing() -> None:
+        from pyrospan_launch import export_errors
+
+        export_errors.install()
         state.instrumentations = tracing.start(lazy=not config.eager_instrumentation)
 
     def start_linking() -> None:
@@ -144,6 +151,9 @@ def _run(config: Config, swallow: bool) -> None:
             context_switching=active,
         )
         provider.add_span_processor(processor)
+        from pyrospan_launch import app_tracer_provider
+
+        app_tracer_provider.install(provider, processor)
         if active:
             span_context.enable(processor, labels)
             log.debug("span-profile processor added; labels follow the running context")
@@ -202,6 +212,10 @@ def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
     if bootstrap_dir and original is not None:
         os.environ["PYTHONPATH"] = python_path_without(bootstrap_dir, original)
     try:
+        from pyrospan_launch import otel_instrument
+
+        if otel_instrument.take_over(bootstrap_dir, tracing=config.tracing):
+            return  # opentelemetry-instrument's own process: the app it execs starts us
         _run(config, swallow_exceptions)
         if state.profiling or state.tracing:
             _attempt("exit and fork handling", _watch_lifecycle, config, swallow_exceptions)

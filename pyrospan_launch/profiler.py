@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pyrospan_launch import lifecycle, log
+from pyrospan_launch import app_profiler, lifecycle, log
 from pyrospan_launch.config import ProfilerConfig
 from pyrospan_launch.labels import ThreadLabels
 
@@ -67,11 +67,13 @@ def start(config: ProfilerConfig) -> ThreadLabels:
     labels = ThreadLabels(*_tag_functions(pyroscope))
 
     def restart_in_child() -> None:
-        _configure(config)
+        if not app_profiler.configure_again():  # the app's own configure() won
+            _configure(config)
         labels.reapply_current()
         log.debug(f"forked from {os.getppid()}: profiler restarted")
 
     lifecycle.after_fork_in_child(restart_in_child)
+    app_profiler.install(labels)
     # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
     lifecycle.on_exit("profiles", pyroscope.shutdown)
     log.debug(

@@ -52,7 +52,7 @@ class Setting(NamedTuple):
             return self.default
         try:
             return self.parse(raw.strip())
-        except (_Invalid, ValueError) as exc:
+        except (_Invalid, ValueError, OverflowError) as exc:
             raise SettingError(self, raw) from exc
 
     def shown(self, environ: Mapping[str, str]) -> str:
@@ -101,6 +101,20 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+# pyroscope-io takes both as native integers; far beyond these they overflow (an
+# OverflowError in the app's start-up), and well before that they make no sense.
+MAX_SAMPLE_RATE = 10_000
+MAX_UPLOAD_INTERVAL = 3600
+
+
+def parse_sample_rate(raw: str) -> int:
+    """Samples per second, from 1 to :data:`MAX_SAMPLE_RATE`."""
+    value = parse_positive_int(raw)
+    if value > MAX_SAMPLE_RATE:
+        raise _Invalid(raw)
+    return value
+
+
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -114,7 +128,7 @@ def parse_interval(raw: str) -> int:
     if match is None:
         raise _Invalid(raw)
     seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
-    if seconds < 1 or seconds != int(seconds):
+    if not 1 <= seconds <= MAX_UPLOAD_INTERVAL or seconds != int(seconds):
         raise _Invalid(raw)
     return int(seconds)
 
@@ -203,6 +217,70 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
             raise _Invalid(raw)
         attributes[key.strip()] = unquote(value.strip())
     return attributes
+
+
+def parse_protocol_installed(raw: str) -> str:
+    """:func:`parse_protocol`, and grpc only when its exporter is installed."""
+    value = parse_protocol(raw)
+    if value == "grpc":
+        from importlib.util import find_spec
+
+        if find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+            raise _Invalid(raw)
+    return value
+
+
+# OpenTelemetry's own rule for OTLP headers in the environment (its "liberal" parser): a
+# header name, "=", and printable ASCII other than '"', ',', ';' and '\'.  A header
+# that breaks it is dropped by the SDK with a warning that quotes it, secret and all.
+_OTLP_HEADER = re.compile(
+    r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*=[ \t]*"
+    r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
+)
+
+
+def parse_otlp_headers(raw: str) -> str:
+    """``Name=value,Name2=value`` as OpenTelemetry reads OTLP headers (values percent-encoded)."""
+    for item in re.split(r"[ \t]*,[ \t]*", raw):
+        if item and not _OTLP_HEADER.fullmatch(item.strip()):
+            raise _Invalid(raw)
+    return raw
+
+
+_BUILT_IN = {
+    "opentelemetry_traces_exporter": ("otlp", "otlp_proto_http", "console", "none"),
+    "opentelemetry_traces_sampler": (
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ),
+}
+
+
+def _installed(group: str, name: str) -> bool:
+    if name in _BUILT_IN[group]:
+        return True
+    from importlib.metadata import entry_points  # only for names beyond the built-in ones
+
+    return any(ep.name == name for ep in entry_points(group=group))
+
+
+def parse_traces_exporters(raw: str) -> str:
+    """Comma-separated span exporter names, each built in or installed."""
+    names = [name.strip() for name in raw.split(",")]
+    if not all(name and _installed("opentelemetry_traces_exporter", name) for name in names):
+        raise _Invalid(raw)
+    return raw
+
+
+def parse_sampler(raw: str) -> str:
+    """An OpenTelemetry sampler name, built in or installed."""
+    if not _installed("opentelemetry_traces_sampler", raw):
+        raise _Invalid(raw)
+    return raw
 
 
 def parse_text(raw: str) -> str:
@@ -331,9 +409,9 @@ ALL: tuple[Setting, ...] = (
     Setting(
         "PYROSCOPE_SAMPLE_RATE",
         PROFILING,
-        parse_positive_int,
+        parse_sample_rate,
         100,
-        "a positive integer (Hz)",
+        f"a positive integer (Hz) up to {MAX_SAMPLE_RATE}",
         "CPU samples per second.",
     ),
     Setting(
@@ -341,7 +419,7 @@ ALL: tuple[Setting, ...] = (
         PROFILING,
         parse_interval,
         10,
-        "a whole number of seconds, at least 1, such as 10s, 1m or 15",
+        f"a whole number of seconds from 1 to {MAX_UPLOAD_INTERVAL}, such as 10s, 1m or 15",
         "How often profiles are sent.",
     ),
     Setting(
@@ -430,23 +508,23 @@ ALL: tuple[Setting, ...] = (
     Setting(
         "OTEL_EXPORTER_OTLP_PROTOCOL",
         TRACING,
-        parse_protocol,
+        parse_protocol_installed,
         "http/protobuf",
-        "http/protobuf or grpc",
+        "http/protobuf, or grpc with its exporter installed",
         "OTLP transport; grpc needs opentelemetry-exporter-otlp-proto-grpc.",
     ),
     Setting(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         TRACING,
-        parse_protocol,
+        parse_protocol_installed,
         None,
-        "http/protobuf or grpc",
+        "http/protobuf, or grpc with its exporter installed",
         "OTLP transport for traces only.",
     ),
     Setting(
         "OTEL_EXPORTER_OTLP_HEADERS",
         TRACING,
-        parse_text,
+        parse_otlp_headers,
         "",
         "Name=value,Name2=value",
         "Headers on every OTLP export (API keys); never printed.",
@@ -455,7 +533,7 @@ ALL: tuple[Setting, ...] = (
     Setting(
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         TRACING,
-        parse_text,
+        parse_otlp_headers,
         "",
         "Name=value,Name2=value",
         "Headers on trace exports; never printed.",
@@ -464,7 +542,7 @@ ALL: tuple[Setting, ...] = (
     Setting(
         "OTEL_TRACES_EXPORTER",
         TRACING,
-        parse_text,
+        parse_traces_exporters,
         "otlp",
         "otlp, console or none",
         "Where spans go.",
@@ -472,7 +550,7 @@ ALL: tuple[Setting, ...] = (
     Setting(
         "OTEL_TRACES_SAMPLER",
         TRACING,
-        parse_text,
+        parse_sampler,
         "parentbased_always_on",
         "an OpenTelemetry sampler name",
         "Which traces are kept; unsampled spans get no profile.",

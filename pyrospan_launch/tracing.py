@@ -151,7 +151,9 @@ def _opentelemetry_modules_importing() -> list[str]:
 def set_defaults() -> None:
     """pyrospan-run's defaults for OpenTelemetry variables the user has not set."""
     for name, value in DEFAULTS.items():
-        os.environ.setdefault(name, value)
+        # Empty counts as unset, as for pyrospan-run's own settings (and the SDK's).
+        if not os.environ.get(name, "").strip():
+            os.environ[name] = value
 
 
 def start(

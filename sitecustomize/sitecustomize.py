@@ -36,14 +36,18 @@ def _pyrospan_run_shadowed_sitecustomize(here):
 def _pyrospan_start():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        from pyrospan_launch import bootstrap
+        from pyrospan_launch.stdlib_imports import only_stdlib
+
+        with only_stdlib():
+            from pyrospan_launch import bootstrap
     except Exception:
         if os.environ.get("PYROSPAN_LOG_LEVEL", "").lower() == "debug":
             sys.stderr.write(
                 "pyrospan: %s cannot import pyrospan_launch; running untraced\n" % sys.executable
             )
     else:
-        bootstrap.initialize(bootstrap_dir=here)
+        with only_stdlib():
+            bootstrap.initialize(bootstrap_dir=here)
     _pyrospan_run_shadowed_sitecustomize(here)
 
 
