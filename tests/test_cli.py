@@ -131,7 +131,7 @@ def test_bad_value_reported_before_exec_and_app_still_runs(exec_spy: Exec) -> No
     code, _, err = invoke("true", env={"PYROSCOPE_SAMPLE_RATE": "abc"})
     assert code == 0 and exec_spy.argv == ["true"]
     assert err.splitlines() == [
-        "pyrospan-run: PYROSCOPE_SAMPLE_RATE='abc': expected a positive integer (Hz)",
+        "pyrospan-run: PYROSCOPE_SAMPLE_RATE='abc': expected a positive integer (Hz) up to 10000",
         "pyrospan-run: profiling is off for this run (PYROSCOPE_SAMPLE_RATE is not valid)",
     ]
 

@@ -15,17 +15,17 @@ from pyrospan_launch.settings import SettingError
         (
             "PYROSCOPE_SAMPLE_RATE",
             "abc",
-            "PYROSCOPE_SAMPLE_RATE='abc': expected a positive integer (Hz)",
+            "PYROSCOPE_SAMPLE_RATE='abc': expected a positive integer (Hz) up to 10000",
         ),
         (
             "PYROSCOPE_SAMPLE_RATE",
             "0",
-            "PYROSCOPE_SAMPLE_RATE='0': expected a positive integer (Hz)",
+            "PYROSCOPE_SAMPLE_RATE='0': expected a positive integer (Hz) up to 10000",
         ),
         (
             "PYROSCOPE_UPLOAD_INTERVAL",
             "-3",
-            "PYROSCOPE_UPLOAD_INTERVAL='-3': expected a whole number of seconds, at least 1, "
+            "PYROSCOPE_UPLOAD_INTERVAL='-3': expected a whole number of seconds from 1 to 3600, "
             "such as 10s, 1m or 15",
         ),
         (
@@ -134,7 +134,7 @@ def test_bad_profiling_value_turns_only_profiling_off() -> None:
     assert not config.profiling and config.tracing
     assert config.off_reasons["profiling"] == "PYROSCOPE_SAMPLE_RATE is not valid"
     assert [str(e) for e in config.errors] == [
-        "PYROSCOPE_SAMPLE_RATE='abc': expected a positive integer (Hz)"
+        "PYROSCOPE_SAMPLE_RATE='abc': expected a positive integer (Hz) up to 10000"
     ]
 
 
