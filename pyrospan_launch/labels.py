@@ -84,10 +84,3 @@ class LabelSwitch:
         node = self.shown()
         self._local.node = None
         self.show(node)
-
-    # Kept for the after-fork hook, which predates the switch.
-    reapply_current = reapply
-
-
-# The name the after-fork hook knows it by.
-ThreadLabels = LabelSwitch

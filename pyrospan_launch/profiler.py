@@ -7,7 +7,7 @@ from typing import Any
 
 from pyrospan_launch import app_profiler, lifecycle, log
 from pyrospan_launch.config import ProfilerConfig
-from pyrospan_launch.labels import ThreadLabels
+from pyrospan_launch.labels import LabelSwitch
 
 
 class ProfilerError(RuntimeError):
@@ -54,7 +54,7 @@ def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
     return pyroscope.add_thread_tag, pyroscope.remove_thread_tag
 
 
-def start(config: ProfilerConfig) -> ThreadLabels:
+def start(config: ProfilerConfig) -> LabelSwitch:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
     Forked children configure it again (its sampler does not survive fork) and put back
@@ -64,12 +64,12 @@ def start(config: ProfilerConfig) -> ThreadLabels:
     import pyroscope
 
     _configure(config)
-    labels = ThreadLabels(*_tag_functions(pyroscope))
+    labels = LabelSwitch(*_tag_functions(pyroscope))
 
     def restart_in_child() -> None:
         if not app_profiler.configure_again():  # the app's own configure() won
             _configure(config)
-        labels.reapply_current()
+        labels.reapply()
         log.debug(f"forked from {os.getppid()}: profiler restarted")
 
     lifecycle.after_fork_in_child(restart_in_child)
