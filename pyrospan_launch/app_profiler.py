@@ -20,10 +20,15 @@ import functools
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from pyrospan_launch import log
 from pyrospan_launch.labels import LabelSwitch
+
+# typing for type checkers only: importing it costs every process milliseconds at start-up
+# (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Seconds the app's configure() may wait for pyrospan-run's profiler to hand over.
 HANDOVER_WAIT = 0.5

@@ -7,16 +7,30 @@ the service when the user has not.  Everything else passes through untouched.
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
+import pyrospan_launch
 from pyrospan_launch.config import derive_service_name, service_name_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 
 def bootstrap_dir() -> str:
     """The directory holding the injected ``sitecustomize.py`` (inside the installed package)."""
-    spec = importlib.util.find_spec("pyrospan_launch._bootstrap")
+    # What importlib.util.find_spec does for a submodule, asking the finders on
+    # sys.meta_path (an editable install maps the package elsewhere), without importing
+    # importlib.util and contextlib in every launch (issue 7).  Never imports the package.
+    spec: ModuleSpec | None = None
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None:
+            spec = find_spec("pyrospan_launch._bootstrap", pyrospan_launch.__path__)
+            if spec is not None:
+                break
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("pyrospan_launch._bootstrap is missing: reinstall pyrospan-run")
     return os.path.abspath(next(iter(spec.submodule_search_locations)))

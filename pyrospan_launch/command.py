@@ -8,12 +8,15 @@ Exec (not a child process) keeps the PID, signals and exit status the app's own,
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import stat
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+
+# Every launch runs this module: it imports neither typing, re nor shutil (shutil brings
+# bz2, lzma and fnmatch), which would cost more than the rest of the launcher (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
@@ -33,7 +36,44 @@ def _python_hint(command: str) -> str:
     return ""
 
 
-_PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
+def _is_python_name(command: str) -> bool:
+    r"""``python``, ``python3`` or ``python3.12``: what ``python(\d+(\.\d+)?)?`` matches."""
+    if not command.startswith("python"):
+        return False
+    major, dot, minor = command[len("python") :].partition(".")
+    if not major:
+        return not dot
+    return major.isdecimal() and (not dot or minor.isdecimal())
+
+
+def which(command: str, path: str | None = None) -> str | None:
+    """``shutil.which(command, path=path)`` for a command name without a directory part."""
+    if sys.platform == "win32":  # PATHEXT and the current directory: shutil knows them
+        import shutil
+
+        return shutil.which(command, path=path)
+    if path is None:
+        path = os.environ.get("PATH")
+        if path is None:
+            try:
+                path = os.confstr("CS_PATH")
+            except (AttributeError, ValueError):
+                path = os.defpath
+    if not path:
+        return None  # PATH='' finds nothing, as in shutil; PATH=':' is the current directory
+    seen = set()
+    for directory in path.split(os.pathsep):
+        if directory in seen:
+            continue
+        seen.add(directory)
+        candidate = os.path.join(directory, command)
+        if (
+            os.path.exists(candidate)
+            and os.access(candidate, os.F_OK | os.X_OK)
+            and not os.path.isdir(candidate)
+        ):
+            return candidate
+    return None
 
 
 def own_environment_bin() -> str | None:
@@ -54,14 +94,14 @@ def resolve(command: str, environ: Mapping[str, str], prefer_dir: str | None = N
     if os.sep in command or (os.altsep and os.altsep in command):
         return _check_file(command, command)
     path = environ.get("PATH", os.defpath)
-    if prefer_dir and _PYTHON_NAME.fullmatch(command):
+    if prefer_dir and _is_python_name(command):
         on_path = {os.path.abspath(entry) for entry in path.split(os.pathsep) if entry}
         candidate = os.path.join(prefer_dir, command)
         if os.path.abspath(prefer_dir) not in on_path and os.access(candidate, os.X_OK):
             # The caller must pass this path as argv[0] too: Python finds its environment
             # from argv[0], and a bare "python" would be searched on PATH again.
             return candidate
-    found = shutil.which(command, path=path)
+    found = which(command, path)
     if found is not None:
         return found
     if os.path.isfile(command):

@@ -9,11 +9,17 @@ line.  Both the launcher (before exec) and the bootstrap (in the child) call
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
 
 from pyrospan_launch import settings
 from pyrospan_launch.settings import SettingError
+
+# The launcher and every child resolve their configuration at start-up: typing, which
+# costs them milliseconds to import (issue 7), is for type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
 # Resource attributes that also become profile labels, so that a trace and its profile
 # carry the same identity in Grafana (dots are not allowed in Pyroscope label names).
@@ -28,38 +34,61 @@ RESOURCE_LABELS = {
 UNKNOWN_SERVICE = "unknown_service"
 
 
-class ProfilerConfig(NamedTuple):
+if TYPE_CHECKING:
+
+    class _ProfilerFields(NamedTuple):
+        application_name: str
+        server_address: str
+        sample_rate: int
+        upload_interval: int
+        tags: dict[str, str]
+        basic_auth_user: str
+        basic_auth_password: str
+        tenant_id: str
+        http_headers: dict[str, str]
+        oncpu: bool
+        profile_memory: bool
+
+    class _ConfigFields(NamedTuple):
+        tracing: bool
+        profiling: bool
+        strict: bool
+        eager_instrumentation: bool
+        span_name_label: bool
+        trace_id_label: bool
+        log_level: str
+        service_name: str
+        service_name_source: str
+        profiler: ProfilerConfig | None
+        errors: tuple[SettingError, ...]
+        off_reasons: dict[str, str]
+        children: bool = True
+
+else:
+    # What typing.NamedTuple would build from the fields above, without importing typing.
+    _ProfilerFields = namedtuple(
+        "_ProfilerFields",
+        "application_name server_address sample_rate upload_interval tags basic_auth_user "
+        "basic_auth_password tenant_id http_headers oncpu profile_memory",
+    )
+    _ConfigFields = namedtuple(
+        "_ConfigFields",
+        "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
+        "log_level service_name service_name_source profiler errors off_reasons children",
+        defaults=(True,),
+    )
+
+
+class ProfilerConfig(_ProfilerFields):
     """Arguments for ``pyroscope.configure``, already validated."""
 
-    application_name: str
-    server_address: str
-    sample_rate: int
-    upload_interval: int
-    tags: dict[str, str]
-    basic_auth_user: str
-    basic_auth_password: str
-    tenant_id: str
-    http_headers: dict[str, str]
-    oncpu: bool
-    profile_memory: bool
+    __slots__ = ()
 
 
-class Config(NamedTuple):
+class Config(_ConfigFields):
     """Everything the bootstrap needs, and why a part is off."""
 
-    tracing: bool
-    profiling: bool
-    strict: bool
-    eager_instrumentation: bool
-    span_name_label: bool
-    trace_id_label: bool
-    log_level: str
-    service_name: str
-    service_name_source: str
-    profiler: ProfilerConfig | None
-    errors: tuple[SettingError, ...]
-    off_reasons: dict[str, str]
-    children: bool = True
+    __slots__ = ()
 
 
 def _read(

@@ -28,7 +28,6 @@ import os
 import sys
 import threading
 import warnings
-from typing import cast
 
 from pyrospan_launch import bounded, lifecycle, log
 
@@ -70,7 +69,8 @@ def only_pyrospan_threads_besides_caller() -> bool:
 
 
 def _remove_our_filters() -> None:
-    filters = cast("list[object]", warnings.filters)  # typed as a Sequence; a list
+    # A list typed as a Sequence (not typing.cast: typing costs at start-up, issue 7).
+    filters: list[object] = warnings.filters  # type: ignore[assignment]
     for entry in _our_filters:
         with contextlib.suppress(ValueError):  # gone if the app reset the filters meanwhile
             filters.remove(entry)

@@ -22,12 +22,15 @@ import functools
 import sys
 from collections.abc import Callable, Generator
 from types import ModuleType
-from typing import Any, TypeVar
 
 from pyrospan_launch import log
 from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing is not imported at start-up (issue 7)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 _current_get = CURRENT.get
 

@@ -17,11 +17,14 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # importlib.abc costs as much as this whole module at start-up
+# For type checkers only: importlib.abc costs as much as this whole module at start-up,
+# typing several times that (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
+    from typing import Any
 
 Hook = Callable[[ModuleType], None]
 

@@ -10,13 +10,16 @@ use the same functions here, so they behave the same.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from pyrospan_launch import child_env, command, config
 from pyrospan_launch.bootstrap import EXIT_STRICT, REPORTED_MARKER
+
+# Not typing at run time: the fast path imports as little as it can (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 PROG = "pyrospan-run"
 
@@ -62,10 +65,7 @@ def execute(
             say(f"{'run' if local else 'exec'} {path} {' '.join(argv[1:])}")
         sys.stdout.flush()
         sys.stderr.flush()
-        if (
-            os.path.basename(path) == argv[0]
-            and shutil.which(argv[0], path=env.get("PATH")) != path
-        ):
+        if os.path.basename(path) == argv[0] and command.which(argv[0], env.get("PATH")) != path:
             argv = (path, *argv[1:])  # found outside PATH: Python locates its venv from argv[0]
         if local:
             from pyrospan_launch.local import modes

@@ -24,9 +24,14 @@ import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 from pyrospan_launch import log
+
+# typing for type checkers only: importing it costs every process milliseconds at start-up
+# (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 COMMAND = "opentelemetry-instrument"
 AUTO_MODULE = "opentelemetry.instrumentation.auto_instrumentation"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyrospan_launch import app_profiler, lifecycle, log
 from pyrospan_launch.config import ProfilerConfig
 from pyrospan_launch.labels import LabelSwitch
+
+# typing for type checkers only: importing it costs every process milliseconds at start-up
+# (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ProfilerError(RuntimeError):

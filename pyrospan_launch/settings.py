@@ -12,13 +12,17 @@ check a value before the app starts, or redact a secret).
 
 from __future__ import annotations
 
-import json
-import re
+from collections import namedtuple
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 from pyrospan_launch import log
+
+# Both the launcher and every child start by reading this registry, so it imports no more
+# than it must (issue 7): json, re and urllib.parse are imported by the parsers that need
+# them, which run only for a variable that is set, and typing only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
 
 class SettingError(ValueError):
@@ -34,16 +38,28 @@ class _Invalid(ValueError):
     """Raised by a parser; the registry turns it into a :class:`SettingError`."""
 
 
-class Setting(NamedTuple):
+if TYPE_CHECKING:
+
+    class _SettingFields(NamedTuple):
+        name: str
+        group: str
+        parse: Callable[[str], Any]
+        default: Any
+        expected: str
+        doc: str
+        secret: bool = False
+
+else:
+    # What typing.NamedTuple would build from the fields above, without importing typing.
+    _SettingFields = namedtuple(
+        "_SettingFields", "name group parse default expected doc secret", defaults=(False,)
+    )
+
+
+class Setting(_SettingFields):
     """One environment variable: how to read it and what it is for."""
 
-    name: str
-    group: str
-    parse: Callable[[str], Any]
-    default: Any
-    expected: str
-    doc: str
-    secret: bool = False
+    __slots__ = ()
 
     def read(self, environ: Mapping[str, str]) -> Any:
         """The parsed value from ``environ``, or the default when unset or empty."""
@@ -93,6 +109,8 @@ def parse_bool(raw: str) -> bool:
 
 def parse_positive_int(raw: str) -> int:
     """A whole number above zero."""
+    import re
+
     if not re.fullmatch(r"\+?\d+", raw):
         raise _Invalid(raw)
     value = int(raw)
@@ -115,7 +133,7 @@ def parse_sample_rate(raw: str) -> int:
     return value
 
 
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?")
+_DURATION = r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -124,7 +142,9 @@ def parse_interval(raw: str) -> int:
 
     pyroscope-io takes the upload interval as a whole number of seconds.
     """
-    match = _DURATION.fullmatch(raw.lower())
+    import re
+
+    match = re.fullmatch(_DURATION, raw.lower())
     if match is None:
         raise _Invalid(raw)
     seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
@@ -135,6 +155,8 @@ def parse_interval(raw: str) -> int:
 
 def parse_url(raw: str) -> str:
     """An http(s) URL with a host; a trailing slash is dropped."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise _Invalid(raw)
@@ -145,16 +167,18 @@ def parse_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def parse_labels(raw: str) -> dict[str, str]:
     """``k=v,k2=v2``: names as Pyroscope takes them (letters, digits, ``_``); values non-empty."""
+    import re
+
     labels: dict[str, str] = {}
     for item in raw.split(","):
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
-        if not sep or not _LABEL_NAME.fullmatch(name) or not value:
+        if not sep or not re.fullmatch(_LABEL_NAME, name) or not value:
             raise _Invalid(raw)
         labels[name] = value
     return labels
@@ -162,6 +186,9 @@ def parse_labels(raw: str) -> dict[str, str]:
 
 def parse_headers(raw: str) -> dict[str, str]:
     """A JSON object of strings (as Pyroscope's agents take it) or ``Name=value,Name2=value``."""
+    import json
+    import re
+
     if raw.startswith("{"):
         try:
             decoded = json.loads(raw)
@@ -233,7 +260,7 @@ def parse_protocol_installed(raw: str) -> str:
 # OpenTelemetry's own rule for OTLP headers in the environment (its "liberal" parser): a
 # header name, "=", and printable ASCII other than '"', ',', ';' and '\'.  A header
 # that breaks it is dropped by the SDK with a warning that quotes it, secret and all.
-_OTLP_HEADER = re.compile(
+_OTLP_HEADER = (
     r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*=[ \t]*"
     r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
 )
@@ -241,8 +268,10 @@ _OTLP_HEADER = re.compile(
 
 def parse_otlp_headers(raw: str) -> str:
     """``Name=value,Name2=value`` as OpenTelemetry reads OTLP headers (values percent-encoded)."""
+    import re
+
     for item in re.split(r"[ \t]*,[ \t]*", raw):
-        if item and not _OTLP_HEADER.fullmatch(item.strip()):
+        if item and not re.fullmatch(_OTLP_HEADER, item.strip()):
             raise _Invalid(raw)
     return raw
 

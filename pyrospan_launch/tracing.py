@@ -16,15 +16,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
 from pyrospan_launch import lifecycle, log
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+    from typing import Any
 
 # importlib.metadata and the instrumentation machinery load only when OpenTelemetry
-# starts: a process that never uses it does not pay for them (issue 7).
+# starts: a process that never uses it does not pay for them (issue 7).  typing is for
+# type checkers only.
 
 # The opentelemetry_context entry point of pyrospan_launch.span_context (see pyproject).
 CONTEXT_ENTRY_POINT = "pyrospan_contextvars_context"

@@ -6,18 +6,21 @@ answer only changes when packages are installed or removed, which changes the mt
 directory they are installed in, so it is kept in a small file keyed by the interpreter
 and the mtimes of the import path's directories.  When the cache cannot be read or
 written (a read-only container, no home directory) the bootstrap simply works it out.
+
+The file is plain text, read at every start, so without json (and the re it imports),
+which would cost more than reading it (issue 7): the key's ``repr()`` on the first line,
+compared as text, then one line per instrumentation, its name and modules tab-separated.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import zlib
 from collections.abc import Mapping
 
 # Bump when the format or the meaning of the cached list changes.
-_FORMAT = 1
+_FORMAT = 2
 
 DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
@@ -45,8 +48,22 @@ def _environment_key() -> list[object]:
 
 
 def _cache_file(key: list[object]) -> str:
-    digest = zlib.crc32(json.dumps(key[:3]).encode())
-    return os.path.join(_cache_dir(), f"triggers-{digest:08x}.json")
+    digest = zlib.crc32(repr(key[:3]).encode())
+    return os.path.join(_cache_dir(), f"triggers-{digest:08x}.txt")
+
+
+def _dump(key: list[object], triggers: Mapping[str, list[str]]) -> str:
+    lines = [repr(key), *("\t".join([name, *modules]) for name, modules in triggers.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _load(text: str, key: list[object]) -> dict[str, list[str]] | None:
+    """The triggers ``text`` holds, or None when it was written for another key."""
+    first, _, rest = text.partition("\n")
+    if first != repr(key):
+        return None
+    rows = (line.split("\t") for line in rest.split("\n") if line)
+    return {name: modules for name, *modules in rows}
 
 
 def _compute() -> dict[str, list[str]]:
@@ -60,20 +77,23 @@ def by_instrumentation() -> dict[str, list[str]]:
     key = _environment_key()
     path = _cache_file(key)
     try:
-        with open(path, encoding="utf-8") as cached:
-            stored = json.load(cached)
-        if stored.get("key") == key:
-            return dict(stored["triggers"])
-    except (OSError, ValueError, TypeError, KeyError):
+        with open(path, encoding="utf-8", newline="") as cached:
+            stored = _load(cached.read(), key)
+        if stored is not None:
+            return stored
+    except (OSError, ValueError):
         pass
     triggers = _compute()
+    text = _dump(key, triggers)
+    if _load(text, key) != triggers:
+        return triggers  # a name with a tab or a line break: not worth a format of its own
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = f"{path}.{os.getpid()}"
-        with open(temporary, "w", encoding="utf-8") as out:
-            json.dump({"key": key, "triggers": triggers}, out)
+        with open(temporary, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
         os.replace(temporary, path)
-    except OSError:
+    except (OSError, ValueError):
         pass  # read-only file system or no home: work it out again next time
     return triggers
 

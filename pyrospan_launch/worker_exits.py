@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from pyrospan_launch import lifecycle
+
+# typing for type checkers only: importing it costs every process milliseconds at start-up
+# (issue 7).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MULTIPROCESSING_UTILS = ("multiprocessing.util", "billiard.util")
 CELERY_RECEIVER_UID = "pyrospan-run: send the last spans and profiles"
