@@ -39,20 +39,27 @@ def _show_nothing(node: RootLabels | None) -> None:
 
 
 _show: Callable[[RootLabels | None], None] = _show_nothing
+_state: Any = None  # the switch's per-thread state: ``.node`` is what the thread shows
 _current_get = CURRENT.get
 _current_set = CURRENT.set
 _current_reset = CURRENT.reset
 
 
+def _span_id_of(span: Any) -> int:
+    """The span id of any span object (``span_id_of`` below reads the SDK's field directly)."""
+    return int(span.get_span_context().span_id)
+
+
 def enable(processor: SpanProfileProcessor, switch: LabelSwitch) -> None:
     """Start switching labels on context changes, using ``processor``'s span-to-root map."""
-    global _linking, _span_key, _roots, _show
+    global _linking, _span_key, _roots, _show, _state
     # The key under which OpenTelemetry keeps the current span in a Context: reading it
     # directly is what get_current_span(context) does, without its calls.
     from opentelemetry.trace.propagation import _SPAN_KEY
 
     _span_key = _SPAN_KEY
     _show = switch.show
+    _state = switch.thread_state
     _roots = processor.roots
     _linking = (processor, switch)
 
@@ -75,8 +82,17 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         if roots is None:
             return token
         span: Any = context.get(_span_key)
-        root = roots.get(span.get_span_context().span_id) if span is not None else None
-        _show(root)
+        if span is None:
+            root = None
+        else:
+            try:
+                # The SDK's span (and the API's NonRecordingSpan) keep their SpanContext
+                # here; get_span_context() costs a method call and a typing.cast more.
+                root = roots.get(span._context.span_id)
+            except AttributeError:
+                root = roots.get(_span_id_of(span))
+        if _state.node is not root:  # a root from ``roots`` is open, so showable as is
+            _show(root)
         if root is _current_get():
             return token
         return (token, _current_set(root))
@@ -88,4 +104,7 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         else:
             self._current_context.reset(token)
         if _roots is not None:
-            _show(_current_get())
+            node = _current_get()
+            # show() also hides a root span that ended (on whichever thread) meanwhile.
+            if _state.node is not node or (node is not None and not node.active):
+                _show(node)

@@ -96,32 +96,35 @@ class SpanProfileProcessor(SpanProcessor):
         return self.roots.get(span.get_span_context().span_id)  # type: ignore[attr-defined]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        context = span.get_span_context()
+        # The SDK's own fields, not its accessors: this processor is only ever added to
+        # the SDK's TracerProvider (pinned in pyproject), and each accessor is a call.
+        context: Any = span._context
         if not context.trace_flags & _SAMPLED:
             return  # an unsampled trace is never exported: a profile link would dangle
-        parent = span.parent
+        parent = span._parent
         sid = context.span_id
+        roots = self.roots
         if parent is not None and not parent.is_remote:
-            root = self.roots.get(parent.span_id)
+            root = roots.get(parent.span_id)
             if root is not None:
-                self.roots[sid] = root
+                roots[sid] = root
             return
         span_id = sid.to_bytes(8, "big").hex()
         _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
         if self._span_name_label:
-            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, span.name))
+            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, span._name))
         else:
             labels = ((SPAN_ID_LABEL, span_id),)
         if self._trace_id_label:
             labels += ((TRACE_ID_LABEL, context.trace_id.to_bytes(16, "big").hex()),)
         node = RootLabels(labels, sid)
-        self.roots[sid] = node
+        roots[sid] = node
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()
             self._switch.show(node)
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.get_span_context()
+        context = span._context
         if context is None:
             return
         span_id = context.span_id
