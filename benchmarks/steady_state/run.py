@@ -1,8 +1,9 @@
-"""Steady-state benchmark: Flask under gunicorn and FastAPI under uvicorn, three ways.
+"""Steady-state benchmark: Flask under gunicorn and FastAPI under uvicorn, four ways.
 
-Each app is served uninstrumented, under opentelemetry-instrument and under pyrospan-run
-(tracing, profiling and span linking), with the same instrumentation packages, and loaded
-from this process over loopback.  Rounds interleave the three so that machine noise falls
+Each app is served uninstrumented, under opentelemetry-instrument, under pyrospan-run
+(tracing, profiling and span linking) and under pyrospan-run with its profiler off (so
+that the profiler's own share shows), with the same instrumentation packages, and loaded
+from this process over loopback.  Rounds interleave the four so that machine noise falls
 on all alike.  Printed per variant: requests/s, p99 latency, RSS of the server's
 processes, and CPU-seconds per request (the CPU time of every process of the server,
 profiler and exporter threads included, divided by the requests served): steadier than
@@ -76,10 +77,17 @@ def main() -> None:
             f"{args.seconds:.0f} s, 8 keep-alive clients on loopback\n"
         )
         for app, (command, path) in APPS.items():
-            variants = {
-                "uninstrumented": command,
-                "opentelemetry-instrument": [str(BIN / "opentelemetry-instrument"), *command],
-                "pyrospan-run": [str(BIN / "pyrospan-run"), *command],
+            pyrospan = [str(BIN / "pyrospan-run"), *command]
+            variants: dict[str, tuple[list[str], dict[str, str]]] = {
+                "uninstrumented": (command, {}),
+                "opentelemetry-instrument": (
+                    [str(BIN / "opentelemetry-instrument"), *command],
+                    {},
+                ),
+                "pyrospan-run": (pyrospan, {}),
+                # Tracing and linking alone: what the profiler's sampling costs shows as
+                # the difference to the row above.
+                "pyrospan-run, profiler off": (pyrospan, {"PYROSPAN_PROFILING": "false"}),
             }
             results: dict[str, list[LoadResult]] = {name: [] for name in variants}
             for round_number in range(args.rounds):
@@ -87,7 +95,8 @@ def main() -> None:
                 if round_number % 2:
                     order.reverse()
                 for name in order:
-                    result = run_server(variants[name], env, path, args.seconds)
+                    variant_command, variant_env = variants[name]
+                    result = run_server(variant_command, {**env, **variant_env}, path, args.seconds)
                     results[name].append(result)
                     print(
                         f"  {app} round {round_number + 1} {name}: {result.rate:.0f} req/s, "
@@ -111,9 +120,14 @@ def main() -> None:
                 a.cpu_ms_per_request / b.cpu_ms_per_request
                 for a, b in zip(ours, theirs, strict=True)
             )
+            without_profiler = statistics.median(
+                a.cpu_ms_per_request / b.cpu_ms_per_request
+                for a, b in zip(results["pyrospan-run, profiler off"], theirs, strict=True)
+            )
             print(
                 f"\npyrospan-run / opentelemetry-instrument: requests/s x{rate:.3f} "
-                f"(target >= 0.97), CPU per request x{cpu:.3f} (target <= 1.03)\n",
+                f"(target >= 0.97), CPU per request x{cpu:.3f} (target <= 1.03); "
+                f"profiler off: CPU per request x{without_profiler:.3f}\n",
                 flush=True,
             )
 
