@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run, start_server
@@ -67,6 +68,9 @@ def signalled(command: list[str], env: dict[str, str], sent: signal.Signals) -> 
         before.append(line)
         if line == "ready\n":
             break
+    # "ready" is flushed from inside print(): a signal sent at once can land there rather
+    # than in the sleep after it, and Python's traceback then names another line.
+    time.sleep(0.3)
     process.send_signal(sent)
     try:
         out, err = process.communicate(timeout=30)
