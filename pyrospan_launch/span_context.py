@@ -46,7 +46,7 @@ _current_reset = CURRENT.reset
 
 
 def _span_id_of(span: Any) -> int:
-    """The span id of any span object (``span_id_of`` below reads the SDK's field directly)."""
+    """The span id of any span object: attach's path for spans without the SDK's field."""
     return int(span.get_span_context().span_id)
 
 
