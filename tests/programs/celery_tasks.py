@@ -32,7 +32,7 @@ def celery_task_work(seconds: float) -> None:
 
 @app.task
 def crunch(n: int) -> int:
-    celery_task_work(0.15)
+    celery_task_work(0.3)
     return os.getpid()
 
 

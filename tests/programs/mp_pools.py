@@ -21,7 +21,7 @@ def pool_task_work(seconds: float) -> None:
 def task(_: int) -> tuple[int, str]:
     tracer = trace.get_tracer("mp_pools")
     with tracer.start_as_current_span("pool-task") as span:
-        pool_task_work(0.12)
+        pool_task_work(0.3)
         return os.getpid(), format(span.get_span_context().span_id, "016x")
 
 

@@ -16,5 +16,5 @@ def handle_work(seconds: float) -> None:
 
 @app.route("/work")
 def work() -> dict[str, int]:
-    handle_work(0.15)
+    handle_work(0.3)
     return {"pid": os.getpid()}
