@@ -51,6 +51,7 @@ SEND_ONLY_AT_EXIT = {"PYROSCOPE_UPLOAD_INTERVAL": "60", "OTEL_BSP_SCHEDULE_DELAY
 # runnable-but-waiting time, so one span's linked CPU ranged 140-510 ms over 160 spans
 # (30-230 ms at the 120 ms of work used before, which once fell under a 40 ms bound in CI).
 # A fifth of the work is the bound: any real loss of linking shows far below it.
+# benchmarks/sample_spread/run.py measures the spread.
 WORKER_MIN_LINKED_MS = 60
 
 
