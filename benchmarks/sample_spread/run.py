@@ -24,18 +24,16 @@ from pathlib import Path
 from pyrospan_launch.receiver import Receiver
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from loadgen import clean_env  # noqa: E402
+
 TASKS = 8
 
 
 def one_run(workers: int, work_ms: float) -> list[tuple[float, float]]:
     """(thread CPU used, CPU shown) in ms for each span of one run."""
     with Receiver() as receiver:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PYROSPAN_", "PYROSCOPE_", "OTEL_"))
-        }
-        env.update(
+        env = clean_env(
             PYROSCOPE_SERVER_ADDRESS=receiver.url,
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
             OTEL_METRICS_EXPORTER="none",
