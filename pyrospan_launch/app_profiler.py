@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from pyrospan_launch import log
 from pyrospan_launch.labels import LabelSwitch
+from pyrospan_launch.relay.server import TOKEN_HEADER, Relay
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (issue 7).
@@ -39,6 +40,7 @@ _OUR_MODULES = ("pyrospan_launch.profiler", __name__)
 _original: Callable[..., Any] | None = None
 _app_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 _labels: LabelSwitch | None = None
+_relay: Relay | None = None
 
 
 def app_configured() -> bool:
@@ -46,12 +48,17 @@ def app_configured() -> bool:
     return _app_call is not None
 
 
-def install(labels: LabelSwitch) -> None:
-    """Route the app's ``pyroscope.configure()`` through the hand-over; call after ours started."""
-    global _original, _labels
+def install(labels: LabelSwitch, relay: Relay | None = None) -> None:
+    """Route the app's ``pyroscope.configure()`` through the hand-over; call after ours started.
+
+    With a relay, the app's server becomes the relay's upstream and pyroscope-io pushes
+    to the relay: the app's auth, tenant, headers and tags reach its server unchanged.
+    """
+    global _original, _labels, _relay
     import pyroscope
 
     _labels = labels
+    _relay = relay
     if _original is not None:
         return
     original = pyroscope.configure
@@ -67,13 +74,37 @@ def install(labels: LabelSwitch) -> None:
     pyroscope.configure = configure
 
 
-def configure_again() -> bool:
-    """In a forked child: start the profiler with the app's arguments; False if it gave none."""
+def configure_again(relay: Relay | None = None) -> bool:
+    """In a forked child: start the profiler with the app's arguments; False if it gave none.
+
+    ``relay`` is the child's own relay (None when span labels are thread tags there).
+    """
     if _app_call is None or _original is None:
         return False
-    args, kwargs = _app_call
+    args, kwargs = _through_relay(_original, *_app_call, relay)
     _original(*args, **kwargs)
     return True
+
+
+def _through_relay(
+    original: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    relay: Relay | None,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The app's arguments, pushing to ``relay`` (which then forwards to the app's server)."""
+    if relay is None:
+        return args, kwargs
+    import inspect
+
+    bound = inspect.signature(original).bind(*args, **kwargs)
+    bound.apply_defaults()
+    relay.upstream = str(bound.arguments["server_address"]).rstrip("/")
+    bound.arguments["server_address"] = relay.address
+    headers = dict(bound.arguments.get("http_headers") or {})
+    headers[TOKEN_HEADER] = relay.token
+    bound.arguments["http_headers"] = headers
+    return tuple(bound.args), dict(bound.kwargs)
 
 
 def _hand_over(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -88,10 +119,13 @@ def _hand_over(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     outcome: dict[str, Any] = {}
     done = threading.Event()
 
+    relay = _relay if _labels is not None and _labels.frames else None
+
     def swap() -> None:
         try:
             pyroscope.shutdown()  # pyrospan-run's profiler sends its last window
-            outcome["result"] = original(*args, **kwargs)
+            call_args, call_kwargs = _through_relay(original, args, kwargs, relay)
+            outcome["result"] = original(*call_args, **call_kwargs)
         except BaseException as exc:  # handed to the app's thread below when in time
             outcome["error"] = exc
         finally:

@@ -94,7 +94,7 @@ def _run(config: Config, swallow: bool) -> None:
         def start_profiler() -> None:
             nonlocal labels
             assert config.profiler is not None
-            labels = profiler.start(config.profiler)
+            labels = profiler.start(config.profiler, config.span_labels)
 
         state.profiling = _attempt("profiling", start_profiler, config, swallow)
     else:

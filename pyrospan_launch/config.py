@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         errors: tuple[SettingError, ...]
         off_reasons: dict[str, str]
         children: bool = True
+        span_labels: str = "frames"
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -74,8 +75,9 @@ else:
     _ConfigFields = namedtuple(
         "_ConfigFields",
         "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
-        "log_level service_name service_name_source profiler errors off_reasons children",
-        defaults=(True,),
+        "log_level service_name service_name_source profiler errors off_reasons children "
+        "span_labels",
+        defaults=(True, "frames"),
     )
 
 
@@ -161,6 +163,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
     children = _read("PYROSPAN_CHILDREN", environ, errors)
     span_name_label = _read("PYROSPAN_SPAN_NAME_LABEL", environ, errors)
     trace_id_label = _read("PYROSPAN_TRACE_ID_LABEL", environ, errors)
+    span_labels = _read("PYROSPAN_SPAN_LABELS", environ, errors)
     tracing_wanted = _read("PYROSPAN_TRACING", environ, errors, fallback=False)
     profiling_wanted = _read("PYROSPAN_PROFILING", environ, errors, fallback=False)
 
@@ -204,6 +207,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
         errors=tuple(errors),
         off_reasons=off,
         children=bool(children),
+        span_labels=str(span_labels),
     )
 
 

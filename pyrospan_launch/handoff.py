@@ -39,18 +39,36 @@ _PATCHED = "__pyrospan_patched__"
 
 
 def run_as(node: RootLabels, switch: LabelSwitch, func: Callable[..., T]) -> Callable[..., T]:
-    """``func`` wrapped to run with ``node``'s labels, on whatever thread calls it."""
+    """``func`` wrapped to run with ``node``'s labels, on whatever thread calls it.
+
+    With marker frames the work runs inside the span's marker (its labels are read with
+    the stack); otherwise the thread's tags show the span while it runs.
+    """
+    state = switch.thread_state
 
     @functools.wraps(func)
     def labelled(*args: Any, **kwargs: Any) -> T:
         token = CURRENT.set(node)
-        before = switch.shown()
-        switch.show(node)
+        marker = node.marker
+        if marker is None or not node.active:
+            before = switch.shown()
+            switch.show(node)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                CURRENT.reset(token)
+                switch.show(before)
+        before_node, framed, tagged = state.node, state.framed, state.tagged
+        state.node = state.framed = node
         try:
-            return func(*args, **kwargs)
+            return marker(func, *args, **kwargs)  # type: ignore[return-value]
         finally:
             CURRENT.reset(token)
-            switch.show(before)
+            state.framed = framed
+            if state.node is node and state.tagged is tagged:
+                state.node = before_node
+            else:
+                switch.restore(before_node)
 
     return labelled
 
@@ -75,6 +93,18 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         state = self._state
         before = state.node
         node = _current_get()
+        if node is not None and node.marker is not None and node.active:
+            # The step runs inside the span's marker frame: no thread tag to set.
+            framed, tagged = state.framed, state.tagged
+            state.node = state.framed = node
+            try:
+                return node.marker(self._coro.send, value)
+            finally:
+                state.framed = framed
+                if state.node is not node or state.tagged is not tagged:
+                    self._switch.restore(before)  # the step started or ended a root span
+                else:
+                    state.node = before
         if node is not before:
             self._switch.show(node)
         try:
@@ -87,12 +117,24 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         switch = self._switch
+        args = (typ,) if val is None and tb is None else (typ, val, tb)
+        node = CURRENT.get()
+        if node is not None and node.marker is not None and node.active:
+            state = self._state
+            before, framed, tagged = state.node, state.framed, state.tagged
+            state.node = state.framed = node
+            try:
+                return node.marker(self._coro.throw, *args)
+            finally:
+                state.framed = framed
+                if state.node is not node or state.tagged is not tagged:
+                    switch.restore(before)
+                else:
+                    state.node = before
         before = switch.shown()
-        switch.show(CURRENT.get())
+        switch.show(node)
         try:
-            if val is None and tb is None:
-                return self._coro.throw(typ)
-            return self._coro.throw(typ, val, tb)
+            return self._coro.throw(*args)
         finally:
             switch.show(before)
 

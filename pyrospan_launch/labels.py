@@ -14,17 +14,21 @@ from contextvars import ContextVar
 
 Labels = tuple[tuple[str, str], ...]
 TagFunction = Callable[[str, str], object]
+Marker = Callable[..., object]
 
 
 class RootLabels:
     """The profiler labels of one local root span, shared by its whole span tree."""
 
-    __slots__ = ("active", "labels", "span_id")
+    __slots__ = ("active", "async_marker", "labels", "marker", "span_id")
 
-    def __init__(self, labels: Labels, span_id: int = 0) -> None:
+    def __init__(self, labels: Labels, span_id: int = 0, marker: Marker | None = None) -> None:
         self.labels = labels
         self.span_id = span_id  # the root span's own id, to tell it from its children
         self.active = True
+        # The span's marker function (span_markers), None when labels are thread tags.
+        self.marker = marker
+        self.async_marker: Marker | None = None
 
 
 # The root span labels of the running context.  Being a ContextVar, it travels with
@@ -36,18 +40,24 @@ CURRENT: ContextVar[RootLabels | None] = ContextVar("pyrospan_root_labels", defa
 class _ThreadState(threading.local):
     """Per-thread: the root span whose labels the thread shows."""
 
-    # A class default: a thread that never switched reads None without the cost of a
+    # Class defaults: a thread that never switched reads None without the cost of a
     # missing attribute (an exception inside threading.local), on every context change.
-    node: RootLabels | None = None
+    node: RootLabels | None = None  # the root span this thread's samples belong to now
+    tagged: RootLabels | None = None  # the root span whose labels are set as thread tags
+    framed: RootLabels | None = None  # the root span whose marker frame runs (innermost)
 
 
 class LabelSwitch:
     """Sets the profiler's labels of the calling thread; at most one root span at a time."""
 
-    def __init__(self, add_tag: TagFunction, remove_tag: TagFunction) -> None:
+    def __init__(
+        self, add_tag: TagFunction, remove_tag: TagFunction, *, frames: bool = False
+    ) -> None:
         self._add_tag = add_tag
         self._remove_tag = remove_tag
         self._local = _ThreadState()
+        # True when root spans get marker frames (PYROSPAN_SPAN_LABELS=frames, relay up).
+        self.frames = frames
 
     @property
     def thread_state(self) -> _ThreadState:
@@ -60,11 +70,29 @@ class LabelSwitch:
         return node
 
     def show(self, node: RootLabels | None) -> None:
-        """Label this thread's samples with ``node`` (nothing for None or an ended span)."""
+        """Label this thread's samples with ``node`` (nothing for None or an ended span).
+
+        Inside that span's own marker frame the frame labels the samples: no thread tag.
+        """
         local = self._local
-        current: RootLabels | None = local.node
         if node is not None and not node.active:
             node = None
+        if local.node is node:
+            return
+        local.node = node
+        self._tag(None if node is local.framed else node)
+
+    def restore(self, node: RootLabels | None) -> None:
+        """After a marker frame ended: show ``node`` again, tags set as they must be now."""
+        local = self._local
+        if node is not None and not node.active:
+            node = None
+        local.node = node
+        self._tag(None if node is local.framed else node)
+
+    def _tag(self, node: RootLabels | None) -> None:
+        local = self._local
+        current: RootLabels | None = local.tagged
         if current is node:
             return
         if current is not None:
@@ -73,7 +101,7 @@ class LabelSwitch:
         if node is not None:
             for key, value in node.labels:
                 self._add_tag(key, value)
-        local.node = node
+        local.tagged = node
 
     def show_current(self) -> None:
         """Label this thread with the root span of the context running now."""
@@ -83,4 +111,5 @@ class LabelSwitch:
         """Set this thread's labels again, after the profiler itself was restarted."""
         node = self.shown()
         self._local.node = None
+        self._local.tagged = None
         self.show(node)

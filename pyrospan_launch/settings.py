@@ -224,6 +224,17 @@ def parse_log_level(raw: str) -> str:
     return value
 
 
+SPAN_LABEL_METHODS = ("frames", "tags")
+
+
+def parse_span_labels(raw: str) -> str:
+    """How spans reach the samples: ``frames`` or ``tags``."""
+    value = raw.lower()
+    if value not in SPAN_LABEL_METHODS:
+        raise _Invalid(raw)
+    return value
+
+
 def parse_protocol(raw: str) -> str:
     """An OTLP protocol pyrospan-run can send: ``http/protobuf`` or ``grpc``."""
     if raw not in ("http/protobuf", "grpc"):
@@ -367,6 +378,16 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Also label samples with trace_id (32 hex). Pyroscope 2.1+ keeps it per sample; older "
         "servers make it a high-cardinality series label.",
+    ),
+    Setting(
+        "PYROSPAN_SPAN_LABELS",
+        LAUNCHER,
+        parse_span_labels,
+        "frames",
+        "frames or tags",
+        "How root spans reach the samples: frames runs each span's work inside a marker frame "
+        "that the profiler reads with the stack (exact at any step length; an in-process relay "
+        "turns it into labels); tags sets thread tags, read up to 1 ms late.",
     ),
     Setting(
         "PYROSPAN_STRICT",

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.labels import Labels, LabelSwitch, RootLabels
+from pyrospan_launch.span_markers import make_marker
 
 PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
 SPAN_ID_LABEL = "span_id"
@@ -115,9 +116,15 @@ class SpanProfileProcessor(SpanProcessor):
             labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, span._name))
         else:
             labels = ((SPAN_ID_LABEL, span_id),)
+        trace_id = ""
         if self._trace_id_label:
-            labels += ((TRACE_ID_LABEL, context.trace_id.to_bytes(16, "big").hex()),)
-        node = RootLabels(labels, sid)
+            trace_id = context.trace_id.to_bytes(16, "big").hex()
+            labels += ((TRACE_ID_LABEL, trace_id),)
+        marker = None
+        if self._switch.frames:
+            # The span's own marker function: its frame carries the labels (span_markers).
+            marker = make_marker(span_id, span._name if self._span_name_label else "", trace_id)
+        node = RootLabels(labels, sid, marker)
         roots[sid] = node
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()

@@ -11,6 +11,7 @@ Scenarios:
   asyncio         N concurrent root spans on one event loop, yielding between slices
   uvloop          the same on uvloop
   threadpool      each root span (on its own thread) hands its work to a shared pool
+  pool_items      the same, in items of one slice (--slice-ms) each
   to_thread       each root span (an asyncio task) hands work to asyncio.to_thread
   run_in_executor each root span (an asyncio task) uses loop.run_in_executor
   threads         N threads, each with one root span
@@ -88,9 +89,10 @@ def span_hex(span: trace.Span) -> str:
 class Workload:
     """Runs one scenario and records which function each root span's work runs in."""
 
-    def __init__(self, spans: int, steps: int) -> None:
+    def __init__(self, spans: int, steps: int, slice_seconds: float = SLICE) -> None:
         self.spans = spans
         self.steps = steps
+        self.slice = slice_seconds
         self.tracer = trace.get_tracer("workload")
         self.owner: dict[str, str] = {}  # span id -> burn function name
         self.burners = [make_burner(f"span{i}") for i in range(spans)]
@@ -98,12 +100,20 @@ class Workload:
     def record(self, span: trace.Span, index: int) -> None:
         self.owner[span_hex(span)] = self.burners[index].__name__
 
+    def _on_threads(self, request: Callable[[int], None]) -> None:
+        """Run ``request(i)`` for every span index, each on a thread of its own, together."""
+        threads = [threading.Thread(target=request, args=(i,)) for i in range(self.spans)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
     # -- asyncio ------------------------------------------------------------------------
     async def _task(self, index: int) -> None:
         with self.tracer.start_as_current_span(f"task-{index}") as span:
             self.record(span, index)
             for _ in range(self.steps):
-                self.burners[index](SLICE)
+                self.burners[index](self.slice)
                 await asyncio.sleep(0)
 
     async def _tasks(self) -> None:
@@ -125,13 +135,22 @@ class Workload:
             with self.tracer.start_as_current_span(f"pool-{index}") as span:
                 self.record(span, index)
                 for _ in range(self.steps // 4):
-                    pool.submit(self.burners[index], SLICE * 4).result()
+                    pool.submit(self.burners[index], self.slice * 4).result()
 
-        threads = [threading.Thread(target=request, args=(i,)) for i in range(self.spans)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        self._on_threads(request)
+        pool.shutdown()
+
+    def pool_items(self) -> None:
+        """Each root span (on its own thread) hands ``steps`` items of one slice to a pool."""
+        pool = ThreadPoolExecutor(2)
+
+        def request(index: int) -> None:
+            with self.tracer.start_as_current_span(f"items-{index}") as span:
+                self.record(span, index)
+                for _ in range(self.steps):
+                    pool.submit(self.burners[index], self.slice).result()
+
+        self._on_threads(request)
         pool.shutdown()
 
     async def _offload(self, index: int, use_to_thread: bool) -> None:
@@ -140,9 +159,9 @@ class Workload:
             self.record(span, index)
             for _ in range(self.steps // 4):
                 if use_to_thread:
-                    await asyncio.to_thread(self.burners[index], SLICE * 4)
+                    await asyncio.to_thread(self.burners[index], self.slice * 4)
                 else:
-                    await loop.run_in_executor(None, self.burners[index], SLICE * 4)
+                    await loop.run_in_executor(None, self.burners[index], self.slice * 4)
 
     def to_thread(self) -> None:
         async def main() -> None:
@@ -163,11 +182,7 @@ class Workload:
                 self.record(span, index)
                 self.burners[index](SLICE * self.steps)
 
-        threads = [threading.Thread(target=request, args=(i,)) for i in range(self.spans)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        self._on_threads(request)
 
     def cross_thread(self) -> None:
         handed: list[trace.Span] = []
@@ -199,6 +214,7 @@ def main() -> None:
             "asyncio",
             "uvloop",
             "threadpool",
+            "pool_items",
             "to_thread",
             "run_in_executor",
             "threads",
@@ -208,10 +224,13 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=4)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--mode", choices=["pyrospan", "reference"], default="pyrospan")
+    parser.add_argument(
+        "--slice-ms", type=float, default=SLICE * 1000, help="CPU per task step or pool item"
+    )
     args = parser.parse_args()
     if args.mode == "reference":
         setup_reference()
-    workload = Workload(args.spans, args.steps)
+    workload = Workload(args.spans, args.steps, args.slice_ms / 1000)
     getattr(workload, args.scenario)()
     print(json.dumps({"scenario": args.scenario, "owner": workload.owner}), flush=True)
 
