@@ -94,7 +94,9 @@ def _run(config: Config, swallow: bool) -> None:
         def start_profiler() -> None:
             nonlocal labels
             assert config.profiler is not None
-            labels = profiler.start(config.profiler, config.span_labels)
+            # Marker frames need span linking: without tracing there is no span to mark.
+            method = config.span_labels if config.tracing else "tags"
+            labels = profiler.start(config.profiler, method)
 
         state.profiling = _attempt("profiling", start_profiler, config, swallow)
     else:
@@ -151,6 +153,8 @@ def _run(config: Config, swallow: bool) -> None:
             context_switching=active,
         )
         provider.add_span_processor(processor)
+        if labels.warm_up is not None:
+            labels.warm_up()
         from pyrospan_launch import app_tracer_provider
 
         app_tracer_provider.install(provider, processor)

@@ -58,6 +58,8 @@ class LabelSwitch:
         self._local = _ThreadState()
         # True when root spans get marker frames (PYROSPAN_SPAN_LABELS=frames, relay up).
         self.frames = frames
+        # Called once span linking starts: the relay loads what rewriting markers needs.
+        self.warm_up: Callable[[], None] | None = None
 
     @property
     def thread_state(self) -> _ThreadState:

@@ -83,6 +83,8 @@ def start(config: ProfilerConfig, span_labels: str = "tags") -> LabelSwitch:
     relay = relays.start(config.server_address) if span_labels == "frames" else None
     _configure(config, relay)
     labels = LabelSwitch(*_tag_functions(pyroscope), frames=relay is not None)
+    if relay is not None:
+        labels.warm_up = relay.warm_up
 
     def restart_in_child() -> None:
         if relay is not None:

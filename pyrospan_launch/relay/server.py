@@ -29,7 +29,6 @@ from pyrospan_launch import log
 # (the relay starts with the profiler, before the app), and typing only for type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from http.server import BaseHTTPRequestHandler
     from typing import Any
 
 TOKEN_HEADER = "X-Pyrospan-Relay"
@@ -103,6 +102,23 @@ class Relay:
         self._socket: socket.socket | None = None
         self._closed = False
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        # False until this process made a marker frame: until then pushes pass unparsed.
+        self.markers_possible = False
+
+    def warm_up(self) -> None:
+        """Say marker frames may come, and load what rewriting them needs, now.
+
+        Called when span linking starts, inside OpenTelemetry's own start (most of what it
+        loads, protobuf above all, the OTLP exporter has loaded already).  Not later, in
+        the exit flush: module code run while the interpreter finalizes (namedtuple,
+        dataclasses) makes an uncaught KeyboardInterrupt exit with status 1 instead of
+        dying of SIGINT.  Not on a thread of its own: a fork while it imports would leave
+        the child a module lock that no thread of the child will ever release.
+        """
+        if self.markers_possible:
+            return
+        self.markers_possible = True
+        _preload()
 
     # -- life --------------------------------------------------------------------------
     def start(self) -> None:
@@ -180,64 +196,100 @@ class Relay:
                 connection, _ = listener.accept()
             except OSError:
                 return  # closed (at exit, or the parent's socket in a forked child)
-            if not self._slots.acquire(timeout=READ_TIMEOUT):
+            slots = self._slots
+            if not slots.acquire(timeout=READ_TIMEOUT):
                 connection.close()  # every slot held by clients that do not send
                 continue
             threading.Thread(
-                target=self._serve, args=(connection,), name="pyrospan-relay-conn", daemon=True
+                target=self._serve,
+                args=(connection, slots),
+                name="pyrospan-relay-conn",
+                daemon=True,
             ).start()
 
-    def _serve(self, connection: socket.socket) -> None:
+    def _serve(self, connection: socket.socket, slots: threading.BoundedSemaphore) -> None:
+        """Answer the requests of one connection (pyroscope-io keeps it open between pushes)."""
+        import http.client
+
         try:
             connection.settimeout(READ_TIMEOUT)
-            handler_class = _handler_class()
-            handler_class(connection, ("127.0.0.1", 0), self)
-        except Exception as exc:  # never let a client's mistake reach the app
+            reader = connection.makefile("rb")
+            while True:
+                line = reader.readline(_MAX_LINE + 1)
+                if not line:
+                    return
+                parts = line.decode("latin-1").split()
+                if len(line) > _MAX_LINE or len(parts) != 3:
+                    self.stats.rejected += 1
+                    connection.sendall(_answer(400, keep_alive=False))
+                    return
+                method, target, version = parts
+                headers = http.client.parse_headers(reader)
+                started = time.thread_time()
+                status = self.accept(method, target, headers, reader)
+                self.stats.cpu_seconds += time.thread_time() - started
+                keep_alive = (
+                    status == 200
+                    and version == "HTTP/1.1"
+                    and (headers.get("Connection") or "").lower() != "close"
+                )
+                connection.sendall(_answer(status, keep_alive))
+                if not keep_alive:
+                    return
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # A client that stalled, left or sent nonsense: never the app's problem.
             log.debug(f"relay: connection ended: {type(exc).__name__}")
         finally:
-            self._slots.release()
+            slots.release()
             with contextlib.suppress(OSError):
                 connection.close()
 
-    def accept(self, handler: BaseHTTPRequestHandler) -> int:
-        """Check, read, rewrite and queue one request; the HTTP status to answer."""
+    def accept(self, method: str, target: str, headers: Any, body: Any) -> int:
+        """Check, read, rewrite and queue one request; the HTTP status to answer.
+
+        ``headers`` is the request's ``http.client.HTTPMessage``, ``body`` the stream its
+        body is read from.
+        """
         import hmac
 
-        path = handler.path.split("?", 1)[0]
+        path = target.split("?", 1)[0]
         if self._closed or path != PUSH_PATH:
             self.stats.rejected += 1
             return 404
-        token = handler.headers.get(TOKEN_HEADER, "")
+        if method != "POST":
+            self.stats.rejected += 1
+            return 405
+        token = headers.get(TOKEN_HEADER) or ""
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             self.stats.rejected += 1
             return 403
-        length_text = handler.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
+        length_text = headers.get("Content-Length")
+        if length_text is None or not length_text.isdigit() or headers.get("Transfer-Encoding"):
             self.stats.rejected += 1
             return 411
         length = int(length_text)
         if length > self.max_body:
             self.stats.rejected += 1
             return 413
-        body = handler.rfile.read(length)
-        if len(body) != length:
+        data: bytes = body.read(length)
+        if len(data) != length:
             self.stats.rejected += 1
             return 400
         self.stats.received += 1
-        from pyrospan_launch.receiver.decode import DecodeError
-        from pyrospan_launch.relay.rewrite import rewrite_push
+        if self.markers_possible:
+            from pyrospan_launch.receiver.decode import DecodeError
+            from pyrospan_launch.relay.rewrite import rewrite_push
 
-        try:
-            body = rewrite_push(body, handler.headers.get("Content-Encoding"), MAX_DECOMPRESSED)
-        except DecodeError as exc:
-            # Forwarding it as it came would send marker frames out: drop it.
-            self.stats.failed += 1
-            log.debug(f"relay: push dropped, it does not decode: {exc}")
-            return 400
+            try:
+                data = rewrite_push(data, headers.get("Content-Encoding"), MAX_DECOMPRESSED)
+            except DecodeError as exc:
+                # Forwarding it as it came could send marker frames out: drop it.
+                self.stats.failed += 1
+                log.debug(f"relay: push dropped, it does not decode: {exc}")
+                return 400
         # The upstream as it is now: a push sent before the app's own configure() replaced
         # the server goes where it was meant to.
-        target = self.upstream + handler.path
-        self._enqueue(_Push(target, forwarded_headers(handler.headers), body))
+        self._enqueue(_Push(self.upstream + target, forwarded_headers(headers), data))
         return 200
 
     def _enqueue(self, push: _Push) -> None:
@@ -282,85 +334,98 @@ class Relay:
             log.debug(f"relay: push not forwarded: HTTP {status}")
 
 
+def _preload() -> None:
+    try:
+        import hmac  # noqa: F401
+        import http.client  # noqa: F401
+        import ssl  # noqa: F401
+
+        from pyrospan_launch.relay import rewrite  # noqa: F401
+    except Exception as exc:
+        log.debug(f"relay: could not load its rewrite: {type(exc).__name__}: {exc}")
+
+
 def _new_token() -> str:
     return os.urandom(16).hex()
 
 
-_HANDLER: Any = None
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+}
+_MAX_LINE = 8192
 
 
-def _handler_class() -> Any:
-    """The HTTP request handler, built on first use (http.server is costly to import)."""
-    global _HANDLER
-    if _HANDLER is not None:
-        return _HANDLER
-    from http.server import BaseHTTPRequestHandler
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server: Any
-
-        def do_POST(self) -> None:
-            relay: Relay = self.server
-            started = time.thread_time()
-            status = relay.accept(self)
-            relay.stats.cpu_seconds += time.thread_time() - started
-            self._answer(status)
-
-        def do_GET(self) -> None:
-            self.server.stats.rejected += 1
-            self._answer(405)
-
-        do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
-
-        def _answer(self, status: int) -> None:
-            self.send_response_only(status)
-            self.send_header("Content-Type", "application/proto")
-            self.send_header("Content-Length", "0")
-            if status != 200:
-                self.close_connection = True
-                self.send_header("Connection", "close")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the app's stderr is not ours to fill
-
-    _HANDLER = Handler
-    return Handler
+def _answer(status: int, keep_alive: bool) -> bytes:
+    closing = "" if keep_alive else "Connection: close\r\n"
+    return (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/proto\r\n"
+        f"Content-Length: 0\r\n{closing}\r\n"
+    ).encode("latin-1")
 
 
 def _post(url: str, headers: list[tuple[str, str]], body: bytes, timeout: float) -> int:
     """POST ``body`` to ``url``; the HTTP status (errors answered by the server included).
 
-    urllib, for the proxy settings the environment gives (as pyroscope-io's client
-    honours them), with OpenTelemetry's instrumentation suppressed: the relay's own
-    requests are not the app's and must not become its spans.
+    ``http.client``, not urllib: importing ``urllib.request`` (at exit, maybe) would load
+    OpenTelemetry's urllib instrumentation in the middle of the app's shutdown.  The
+    request runs with OpenTelemetry's instrumentation suppressed all the same: the
+    relay's own requests are not the app's and must never become its spans.
     """
-    import urllib.error
-    import urllib.request
+    import http.client
+    from urllib.parse import urlsplit
 
-    request = urllib.request.Request(url, data=body, method="POST")
-    for name, value in headers:
-        request.add_unredirected_header(name, value)
-    with _untraced():
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                response.read()
-                status: int = response.status
-                return status
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            return int(exc.code)
-
-
-def _untraced() -> Any:
-    if "opentelemetry.context" not in sys.modules:
-        return contextlib.nullcontext()
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.netloc.rpartition("@")[2], timeout=timeout)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    token = _suppress_instrumentation()
     try:
-        from opentelemetry.instrumentation.utils import suppress_instrumentation
-    except ImportError:
-        return contextlib.nullcontext()
-    return suppress_instrumentation()
+        connection.putrequest("POST", target, skip_accept_encoding=True)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        response.read()
+        return int(response.status)
+    finally:
+        connection.close()
+        _restore_instrumentation(token)
+
+
+def _suppress_instrumentation() -> Any:
+    """Suppress OpenTelemetry's instrumentation on this thread, if OpenTelemetry is loaded."""
+    context = sys.modules.get("opentelemetry.context")
+    if context is None:
+        return None  # nothing is instrumented, and importing it now would start it
+    try:
+        current = context.get_current()
+        for key in (
+            getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", None),
+            "suppress_instrumentation",
+            getattr(context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None),
+            "suppress_http_instrumentation",
+        ):
+            if key is not None:
+                current = context.set_value(key, True, current)
+        return (context, context.attach(current))
+    except Exception:
+        return None
+
+
+def _restore_instrumentation(token: Any) -> None:
+    if token is not None:
+        context, attached = token
+        with contextlib.suppress(Exception):
+            context.detach(attached)
 
 
 def forwarded_headers(headers: Any) -> list[tuple[str, str]]:
