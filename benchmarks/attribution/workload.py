@@ -227,7 +227,21 @@ def main() -> None:
     parser.add_argument(
         "--slice-ms", type=float, default=SLICE * 1000, help="CPU per task step or pool item"
     )
+    parser.add_argument(
+        "--own-profiler",
+        metavar="URL",
+        help="configure pyroscope-io in the app itself first, pushing to URL (as some apps do)",
+    )
     args = parser.parse_args()
+    if args.own_profiler:
+        import pyroscope
+
+        pyroscope.configure(
+            application_name="own-app",
+            server_address=args.own_profiler,
+            tags={"team": "own"},
+            upload_interval=1,
+        )
     if args.mode == "reference":
         setup_reference()
     workload = Workload(args.spans, args.steps, args.slice_ms / 1000)
