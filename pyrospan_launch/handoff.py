@@ -228,10 +228,19 @@ def _patch_anyio(to_thread: ModuleType) -> None:
     log.debug("anyio: worker threads keep the request's root span labels")
 
 
+def _patch_asgi(module: ModuleType) -> None:
+    """OpenTelemetry's ASGI middleware awaits the app inside the request's marker frame."""
+    if _switch is not None and _switch.frames:
+        from pyrospan_launch.asgi_frames import patch_asgi_middleware
+
+        patch_asgi_middleware(module)
+
+
 _HOOKS: dict[str, Callable[[ModuleType], None]] = {
     "asyncio": _patch_asyncio,
     "concurrent.futures.thread": _patch_thread_pool,
     "anyio.to_thread": _patch_anyio,
+    "opentelemetry.instrumentation.asgi": _patch_asgi,
 }
 
 

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD = ROOT / "benchmarks" / "attribution" / "workload.py"
 sys.path.insert(0, str(WORKLOAD.parent))
 from judge import Score, score  # noqa: E402
+from web import run_web  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -252,3 +253,22 @@ def test_local_mode_pprof_files_hold_no_marker_frame(tmp_path: Path) -> None:
         if file.name != "process.pb.gz":
             span_samples += len(profile.samples)
     assert span_samples > 0
+
+
+def test_uvicorn_service_with_awaits_between_sub_millisecond_chunks() -> None:
+    # Six keep-alive clients, three async endpoints, 20 chunks of 0.3 ms each per request.
+    result, samples = run_web(0.3, clients=6, seconds=2.5)
+    no_marker_frames(samples)
+    assert result.conflicts == 0
+    assert result.precision >= 0.95, result
+    assert result.recall >= 0.85, result
+
+
+def test_uvicorn_request_whose_work_all_runs_in_its_first_step() -> None:
+    # OpenTelemetry's ASGI middleware starts the span inside the step that then runs the
+    # endpoint: one chunk, no await before it.  The marker must cover that step too.
+    result, samples = run_web(0.5, clients=6, seconds=2.5, chunks=1)
+    no_marker_frames(samples)
+    assert result.conflicts == 0
+    assert result.precision >= 0.95, result
+    assert result.recall >= 0.9, result

@@ -26,8 +26,15 @@ def _ratio(part: float, whole: float) -> float:
 
 
 def score(samples: Iterable[ProfileSample], owner: dict[str, str]) -> Score:
-    """``owner`` maps span id to the function its work runs in."""
-    function_to_span = {function: span for span, function in owner.items()}
+    """``owner`` maps span id to the function its work runs in.
+
+    A sample in one of those functions is right when its span_id is a span whose work
+    runs in that function.  With one span per function that is the span that burned it;
+    with many (the requests of a web service) any request of the same endpoint counts,
+    as when judging by span name (which request of an endpoint burned a sample, the
+    sample does not tell).
+    """
+    functions = set(owner.values())
     labelled = labelled_right = in_function = in_function_right = 0
     unrelated = unrelated_labelled = 0
     conflicts = 0
@@ -43,16 +50,16 @@ def score(samples: Iterable[ProfileSample], owner: dict[str, str]) -> Score:
             if label is not None:
                 unrelated_labelled += weight
             continue
-        function = next((f for f in sample.stack if f in function_to_span), None)
+        function = next((f for f in sample.stack if f in functions), None)
         if function is None:
             continue
-        expected = function_to_span[function]
+        right = label is not None and owner.get(label) == function
         in_function += weight
-        if label == expected:
+        if right:
             in_function_right += weight
         if label is not None and (label in owner or label == "conflict"):
             labelled += weight
-            if label == expected:
+            if right:
                 labelled_right += weight
     return Score(
         precision=_ratio(labelled_right, labelled),
@@ -61,3 +68,4 @@ def score(samples: Iterable[ProfileSample], owner: dict[str, str]) -> Score:
         unrelated_labelled=_ratio(unrelated_labelled, unrelated),
         judged_ms=in_function / 1e6,
     )
+

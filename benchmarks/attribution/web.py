@@ -1,0 +1,136 @@
+"""The async web service scenario: uvicorn + FastAPI under pyrospan-run, keep-alive clients.
+
+``run_web`` starts web_app.py under ``pyrospan-run python -m uvicorn`` against a fresh
+receiver, lets ``clients`` keep-alive clients request the three endpoints in turn for
+``seconds``, stops the server and scores every CPU sample of the endpoints' functions
+against the request span that ran it (span name ``GET /search`` -> ``search_products``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from judge import Score, score  # noqa: E402
+
+from pyrospan_launch.receiver import ProfileSample, Receiver  # noqa: E402
+
+FUNCTIONS = {"/search": "search_products", "/basket": "price_basket", "/account": "render_account"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _client(port: int, paths: list[str], until: float, errors: list[str]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    i = 0
+    while time.monotonic() < until:
+        try:
+            connection.request("GET", paths[i % len(paths)])
+            connection.getresponse().read()
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(repr(exc))
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i += 1
+    connection.close()
+
+
+def run_web(
+    chunk_ms: float, *, clients: int = 12, seconds: float = 4.0, chunks: int = 20, **env: str
+) -> tuple[Score, list[ProfileSample]]:
+    """One run of the service, scored, and the samples the receiver got.
+
+    ``env`` adds variables (``PYROSPAN_SPAN_LABELS=tags``...).
+    """
+    with Receiver() as receiver:
+        child_env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PYROSPAN_", "PYROSCOPE_", "OTEL_", "_PYROSPAN"))
+            and key != "PYTHONPATH"
+        }
+        child_env.update(
+            PYROSCOPE_SERVER_ADDRESS=receiver.url,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+            PYROSCOPE_UPLOAD_INTERVAL="1",
+            OTEL_BSP_SCHEDULE_DELAY="200",
+            OTEL_SERVICE_NAME="web",
+            WEB_CHUNK_MS=str(chunk_ms),
+            WEB_CHUNKS=str(chunks),
+            **env,
+        )
+        port = _free_port()
+        command = [
+            str(Path(sys.executable).with_name("pyrospan-run")),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(HERE),
+            "--port",
+            str(port),
+            "--no-access-log",
+            "web_app:app",
+        ]
+        server = subprocess.Popen(
+            command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2).read()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        err = server.communicate()[1]
+                        raise SystemExit(f"uvicorn did not start:\n{err}") from None
+                    time.sleep(0.1)
+            paths = list(FUNCTIONS)
+            until = time.monotonic() + seconds
+            errors: list[str] = []
+            threads = [
+                threading.Thread(target=_client, args=(port, paths[i:] + paths[:i], until, errors))
+                for i in range(clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if errors:
+                raise SystemExit(f"{len(errors)} requests failed, e.g. {errors[0]}")
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, err = server.communicate(timeout=30)
+        if server.returncode not in (0, -signal.SIGTERM):
+            raise SystemExit(f"uvicorn exited with {server.returncode}:\n{err}")
+        receiver.wait_for(lambda r: len(r.root_spans()) > 0, timeout=10)
+        time.sleep(0.5)
+        owner = {
+            span.span_id: FUNCTIONS[span.name.split()[-1]]
+            for span in receiver.root_spans()
+            if span.name.split()[-1] in FUNCTIONS
+        }
+        samples = receiver.samples()
+        return score(samples, owner), samples
+
+
+if __name__ == "__main__":
+    for method in ("frames", "tags"):
+        chunk = float(sys.argv[1]) if len(sys.argv) > 1 else 0.3
+        print(method, run_web(chunk, PYROSPAN_SPAN_LABELS=method)[0])
