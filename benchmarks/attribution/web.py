@@ -69,6 +69,10 @@ def run_web(
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
             PYROSCOPE_UPLOAD_INTERVAL="1",
             OTEL_BSP_SCHEDULE_DELAY="200",
+            # Thousands of short requests a second: the default queue (2048 spans) would
+            # drop spans, and their samples would be judged against spans never seen.
+            OTEL_BSP_MAX_QUEUE_SIZE="200000",
+            OTEL_BSP_MAX_EXPORT_BATCH_SIZE="2048",
             OTEL_SERVICE_NAME="web",
             WEB_CHUNK_MS=str(chunk_ms),
             WEB_CHUNKS=str(chunks),
