@@ -68,4 +68,3 @@ def score(samples: Iterable[ProfileSample], owner: dict[str, str]) -> Score:
         unrelated_labelled=_ratio(unrelated_labelled, unrelated),
         judged_ms=in_function / 1e6,
     )
-
