@@ -93,6 +93,8 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
             else "off: needs both profiling and tracing"
         )
     )
+    if linked:
+        lines.append("  span labels    " + _span_labels_line(config, environ))
     source = (
         "derived from the command; set OTEL_SERVICE_NAME to choose"
         if derived
@@ -100,6 +102,25 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     )
     lines.append(f"  service name   {config.service_name} ({source})")
     return lines
+
+
+def _span_labels_line(config: Config, environ: Mapping[str, str]) -> str:
+    """How root spans reach the samples (PYROSPAN_SPAN_LABELS), and whether the relay can start."""
+    if config.span_labels == "tags":
+        return (
+            "tags: thread tags switched with the running context, read by the profiler up to "
+            "1 ms after the stack (PYROSPAN_SPAN_LABELS=tags)"
+        )
+    from pyrospan_launch import relay
+
+    problem = relay.why_not(environ)
+    if problem is not None:
+        return f"tags: the profile relay cannot start here ({problem}); frames needs it"
+    return (
+        "frames: each root span's work runs inside a marker frame, read with the stack; "
+        "an in-process relay on 127.0.0.1 turns it into span labels and forwards the "
+        "profiles to the server"
+    )
 
 
 def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:

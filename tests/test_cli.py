@@ -185,3 +185,27 @@ def test_bare_python_runs_the_launchers_own_environment(exec_spy: Exec, tmp_path
     assert code == 0
     assert exec_spy.path == os.path.join(own, "python")
     assert exec_spy.argv[0] == exec_spy.path
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({}, "span labels    frames: each root span's work runs inside a marker frame"),
+        ({"PYROSPAN_SPAN_LABELS": "tags"}, "span labels    tags: thread tags switched"),
+        (
+            {"_PYROSPAN_RELAY_HOST": "192.0.2.1"},
+            "span labels    tags: the profile relay cannot start here (ValueError: 192.0.2.1 "
+            "is not a loopback address); frames needs it",
+        ),
+    ],
+)
+def test_info_says_how_spans_reach_the_samples(env: dict[str, str], line: str) -> None:
+    code, out, _ = invoke("--info", env=env)
+    assert code == 0
+    assert line in out
+
+
+def test_a_wrong_span_labels_method_is_one_line() -> None:
+    code, out, _ = invoke("--info", env={"PYROSPAN_SPAN_LABELS": "stack"})
+    assert code == 0
+    assert "PYROSPAN_SPAN_LABELS='stack': expected frames or tags" in out
