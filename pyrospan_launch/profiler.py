@@ -109,6 +109,7 @@ def start(config: ProfilerConfig, span_labels: str = "tags") -> LabelSwitch:
         pyroscope.shutdown()
         if relay is not None and labels.frames:
             relay.drain()  # bounded by the exit deadline, like the shutdown itself
+            log.debug(f"relay: {relay.stats.summary()}")
 
     # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
     lifecycle.on_exit("profiles", send_last_window)

@@ -5,11 +5,12 @@ variants alike; the figures that matter are the ratios.
 
 1. Microseconds added per root span (``start_as_current_span`` + end, SDK with no
    exporter) by pyroscope-otel's ``PyroscopeSpanProcessor`` and by pyrospan-run's linking
-   (its processor plus its label-switching runtime context).  Target: ours <= 0.3 x theirs.
+   (its processor plus its label-switching runtime context), with span labels from marker
+   frames (the default: one marker function made per root span) and from thread tags.
    Also measured: the floor (floor.py), the least any linking built on the SDK's hooks
-   and pyroscope-io's thread tags can cost, to show where that target stands.
+   and pyroscope-io's thread tags can cost.
 2. Nanoseconds added per asyncio task step by pyrospan-run's task wrapper, with and without
-   a root span open in the task.
+   a root span open in the task, for both methods, with pyroscope-io's real tag calls.
 3. Requests/s and CPU-seconds per request of an asyncio app under uvicorn, run under
    pyrospan-run with label switching on and off (OTEL_PYTHON_CONTEXT=contextvars_context
    turns it off), loaded from a second process.  Target: at most 3% lower.
@@ -58,7 +59,15 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     switch = LabelSwitch(*_tag_functions(pyroscope))
     processor = SpanProfileProcessor(switch)
     ours.add_span_processor(processor)
-    span_context.enable(processor, switch)
+    frames = TracerProvider()
+    frames_switch = LabelSwitch(*_tag_functions(pyroscope), frames=True)
+    frames_processor = SpanProfileProcessor(frames_switch)
+    frames.add_span_processor(frames_processor)
+    # The runtime context reads the span-to-root map of the processor enabled last.
+    enable = {
+        "pyrospan": lambda: span_context.enable(processor, switch),
+        "pyrospan frames": lambda: span_context.enable(frames_processor, frames_switch),
+    }
 
     from floor import FloorLinking
 
@@ -70,6 +79,7 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
         "sdk": (sdk_only, default_context),
         "reference": (reference, default_context),
         "pyrospan": (ours, switching_context),
+        "pyrospan frames": (frames, switching_context),
         "floor": (floor, floor_linking.runtime_context),
     }
     timings: dict[str, list[float]] = {name: [] for name in variants}
@@ -79,6 +89,8 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
             order.reverse()
         for name in order:
             provider, runtime = variants[name]
+            if name in enable:
+                enable[name]()
             otel_context._RUNTIME_CONTEXT = runtime  # type: ignore[attr-defined]
             tracer = provider.get_tracer("bench")
             start = time.perf_counter()
@@ -92,22 +104,35 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
 
 
 def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
-    """Nanoseconds per task step: plain asyncio, wrapped without a span, wrapped in a span."""
+    """Nanoseconds per task step: plain asyncio, and wrapped, outside and inside a root span.
+
+    Inside a span, the tags method shows the span's labels on the thread for the step and
+    takes them down after it (four native calls of pyroscope-io, timed here for real);
+    the frames method calls the step through the span's marker instead.
+    """
+    import pyroscope
+
     from pyrospan_launch.handoff import LabelledCoroutine
     from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+    from pyrospan_launch.profiler import _tag_functions
+    from pyrospan_launch.span_markers import make_marker
 
-    tags: set[tuple[str, str]] = set()
-    switch = LabelSwitch(lambda k, v: tags.add((k, v)), lambda k, v: tags.discard((k, v)))
-    # Measure the wrapper's own work: the tag calls are timed in per_span_costs.
-    root = RootLabels((("span_id", "0123456789abcdef"), ("span_name", "GET /bench")))
+    pyroscope.configure(
+        application_name="bench", server_address="http://127.0.0.1:9", upload_interval=3600
+    )
+    labels = (("span_id", "0123456789abcdef"), ("span_name", "GET /bench"))
+    tags_root = RootLabels(labels)
+    frames_root = RootLabels(labels, marker=make_marker("0123456789abcdef", "GET /bench"))
 
-    async def stepper(in_span: bool) -> None:
-        if in_span:
+    async def stepper(root: RootLabels | None) -> None:
+        if root is not None:
             CURRENT.set(root)
         for _ in range(steps):
             await asyncio.sleep(0)
 
-    def measure(wrap: bool, in_span: bool) -> float:
+    def measure(wrap: bool, root: RootLabels | None) -> float:
+        switch = LabelSwitch(*_tag_functions(pyroscope), frames=root is frames_root)
+
         async def main() -> float:
             loop = asyncio.get_running_loop()
             if wrap:
@@ -117,15 +142,16 @@ def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
                     )
                 )
             start = time.perf_counter()
-            await asyncio.gather(*(asyncio.ensure_future(stepper(in_span)) for _ in range(4)))
+            await asyncio.gather(*(asyncio.ensure_future(stepper(root)) for _ in range(4)))
             return (time.perf_counter() - start) / (4 * steps) * 1e9
 
         return asyncio.run(main())
 
     variants: dict[str, Callable[[], float]] = {
-        "plain": lambda: measure(False, False),
-        "wrapped, no span": lambda: measure(True, False),
-        "wrapped, in span": lambda: measure(True, True),
+        "plain": lambda: measure(False, None),
+        "wrapped, no span": lambda: measure(True, None),
+        "wrapped, in span, tags": lambda: measure(True, tags_root),
+        "wrapped, in span, frames": lambda: measure(True, frames_root),
     }
     timings: dict[str, list[float]] = {name: [] for name in variants}
     for round_number in range(rounds):
@@ -134,6 +160,20 @@ def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
             order.reverse()
         for name in order:
             timings[name].append(variants[name]())
+    pyroscope.shutdown()
+    return timings
+
+
+def marker_cost(rounds: int, count: int) -> list[float]:
+    """Microseconds to make one root span's marker function."""
+    from pyrospan_launch.span_markers import make_marker
+
+    timings = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(count):
+            make_marker(f"{i:016x}", "GET /bench")
+        timings.append((time.perf_counter() - start) / count * 1e6)
     return timings
 
 
@@ -162,16 +202,23 @@ def main() -> None:
         f"| + pyroscope-otel PyroscopeSpanProcessor | {median(spans['reference']):.2f} | "
         f"{reference_added:.2f} |"
     )
-    print(f"| + pyrospan-run linking | {median(spans['pyrospan']):.2f} | {ours_added:.2f} |")
+    print(f"| + pyrospan-run linking, tags | {median(spans['pyrospan']):.2f} | {ours_added:.2f} |")
+    frames_added = median(
+        [o - s for o, s in zip(spans["pyrospan frames"], spans["sdk"], strict=True)]
+    )
+    print(
+        f"| + pyrospan-run linking, frames (default) | {median(spans['pyrospan frames']):.2f} "
+        f"| {frames_added:.2f} |"
+    )
     floor_added = median([f - s for f, s in zip(spans["floor"], spans["sdk"], strict=True)])
     print(
         f"| (floor: the bare minimum any linking does, see floor.py) | "
         f"{median(spans['floor']):.2f} | {floor_added:.2f} |"
     )
     print(
-        f"\nratio of added cost, pyrospan-run / pyroscope-otel: "
-        f"{ours_added / reference_added:.2f} (target <= 0.3); "
-        f"floor / pyroscope-otel: {floor_added / reference_added:.2f}\n"
+        f"\nratio of added cost to pyroscope-otel's: frames {frames_added / reference_added:.2f}, "
+        f"tags {ours_added / reference_added:.2f}, floor {floor_added / reference_added:.2f}; "
+        f"making one marker: {median(marker_cost(args.rounds, args.spans)):.2f} us\n"
     )
 
     steps = per_step_costs(args.rounds, args.steps)

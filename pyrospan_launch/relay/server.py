@@ -63,7 +63,15 @@ class Stats:
         self.forwarded = 0
         self.failed = 0
         self.dropped = 0  # oldest pushes dropped while the backend was slow or down
-        self.cpu_seconds = 0.0  # thread CPU spent reading and rewriting pushes
+        self.cpu_seconds = 0.0  # thread CPU spent reading, rewriting and forwarding pushes
+
+    def summary(self) -> str:
+        """One line for debug output."""
+        return (
+            f"{self.received} pushes received, {self.forwarded} forwarded, {self.failed} "
+            f"failed, {self.dropped} dropped, {self.rejected} requests refused; "
+            f"{self.cpu_seconds * 1000:.1f} ms of CPU"
+        )
 
 
 class _Push:
@@ -321,6 +329,13 @@ class Relay:
                     cond.notify_all()
 
     def _forward(self, push: _Push) -> None:
+        started = time.thread_time()
+        try:
+            self._forward_once(push)
+        finally:
+            self.stats.cpu_seconds += time.thread_time() - started
+
+    def _forward_once(self, push: _Push) -> None:
         try:
             status = self._send(push.target, push.headers, push.body, self.forward_timeout)
         except Exception as exc:  # the network, in all its forms: counted, never raised
