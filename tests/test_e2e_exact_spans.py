@@ -272,3 +272,14 @@ def test_uvicorn_request_whose_work_all_runs_in_its_first_step() -> None:
     assert result.conflicts == 0
     assert result.precision >= 0.95, result
     assert result.recall >= 0.9, result
+
+
+def test_forked_gunicorn_uvicorn_workers_each_relay_their_own_exact_profiles() -> None:
+    # --preload: the master starts the relay, each forked worker starts its own.
+    result, samples = run_web(0.3, clients=6, seconds=3, gunicorn_workers=2, keep_alive=False)
+    no_marker_frames(samples)
+    pids = {s.labels.get("pid") for s in samples if "span_id" in s.labels}
+    assert len(pids) == 2, pids
+    assert result.conflicts == 0
+    assert result.precision >= 0.95, result
+    assert result.recall >= 0.85, result

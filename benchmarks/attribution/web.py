@@ -35,7 +35,7 @@ def _free_port() -> int:
         return port
 
 
-def _client(port: int, paths: list[str], until: float, errors: list[str]) -> None:
+def _client(port: int, paths: list[str], until: float, errors: list[str], keep_alive: bool) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     i = 0
     while time.monotonic() < until:
@@ -44,6 +44,8 @@ def _client(port: int, paths: list[str], until: float, errors: list[str]) -> Non
             connection.getresponse().read()
         except (OSError, http.client.HTTPException) as exc:
             errors.append(repr(exc))
+            keep_alive = False
+        if not keep_alive:
             connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         i += 1
@@ -51,11 +53,21 @@ def _client(port: int, paths: list[str], until: float, errors: list[str]) -> Non
 
 
 def run_web(
-    chunk_ms: float, *, clients: int = 12, seconds: float = 4.0, chunks: int = 20, **env: str
+    chunk_ms: float,
+    *,
+    clients: int = 12,
+    seconds: float = 4.0,
+    chunks: int = 20,
+    gunicorn_workers: int = 0,
+    keep_alive: bool = True,
+    **env: str,
 ) -> tuple[Score, list[ProfileSample]]:
     """One run of the service, scored, and the samples the receiver got.
 
-    ``env`` adds variables (``PYROSPAN_SPAN_LABELS=tags``...).
+    ``gunicorn_workers`` > 0 serves it with gunicorn's uvicorn workers (forked, with
+    ``--preload``) instead of uvicorn alone; ``keep_alive=False`` opens a connection per
+    request, so that every worker gets some.  ``env`` adds variables
+    (``PYROSPAN_SPAN_LABELS=tags``...).
     """
     with Receiver() as receiver:
         child_env = {
@@ -79,8 +91,9 @@ def run_web(
             **env,
         )
         port = _free_port()
+        launcher = str(Path(sys.executable).with_name("pyrospan-run"))
         command = [
-            str(Path(sys.executable).with_name("pyrospan-run")),
+            launcher,
             sys.executable,
             "-m",
             "uvicorn",
@@ -91,6 +104,21 @@ def run_web(
             "--no-access-log",
             "web_app:app",
         ]
+        if gunicorn_workers:
+            command = [
+                launcher,
+                str(Path(sys.executable).with_name("gunicorn")),
+                "-w",
+                str(gunicorn_workers),
+                "-k",
+                "uvicorn.workers.UvicornWorker",
+                "--preload",
+                "--chdir",
+                str(HERE),
+                "-b",
+                f"127.0.0.1:{port}",
+                "web_app:app",
+            ]
         server = subprocess.Popen(
             command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -109,7 +137,10 @@ def run_web(
             until = time.monotonic() + seconds
             errors: list[str] = []
             threads = [
-                threading.Thread(target=_client, args=(port, paths[i:] + paths[:i], until, errors))
+                threading.Thread(
+                    target=_client,
+                    args=(port, paths[i:] + paths[:i], until, errors, keep_alive),
+                )
                 for i in range(clients)
             ]
             for thread in threads:
