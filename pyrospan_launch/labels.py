@@ -82,7 +82,18 @@ class LabelSwitch:
         if local.node is node:
             return
         local.node = node
-        self._tag(None if node is local.framed else node)
+        # Inlined, not a call to _tag: this runs on every context change of the app.
+        tag = None if node is local.framed else node
+        current: RootLabels | None = local.tagged
+        if current is tag:
+            return
+        if current is not None:
+            for key, value in current.labels:
+                self._remove_tag(key, value)
+        if tag is not None:
+            for key, value in tag.labels:
+                self._add_tag(key, value)
+        local.tagged = tag
 
     def restore(self, node: RootLabels | None) -> None:
         """After a marker frame ended: show ``node`` again, tags set as they must be now."""
