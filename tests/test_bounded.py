@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from pyrospan_launch import bounded
+from pyrospan_launch.agent import bounded
 
 
 def test_nothing_runs_before_begin_and_each_call_runs_once() -> None:

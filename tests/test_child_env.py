@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pyrospan_launch.child_env import build, python_path_with, python_path_without
+from pyrospan_launch.launcher.child_env import build, python_path_with, python_path_without
 
 BOOT = "/opt/pyrospan/_bootstrap"
 

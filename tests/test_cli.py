@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pyrospan_launch import __version__, cli, command
-from pyrospan_launch.child_env import bootstrap_dir
+from pyrospan_launch import __version__
+from pyrospan_launch.launcher import cli, command
+from pyrospan_launch.launcher.child_env import bootstrap_dir
 
 
 class Exec:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrospan_launch import command
+from pyrospan_launch.launcher import command
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from conftest import clean_env, run
 
-from pyrospan_launch import settings
+from pyrospan_launch.settings import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
-    missing = [s.name for s in settings.ALL if f"`{s.name}`" not in readme]
+    missing = [s.name for s in registry.ALL if f"`{s.name}`" not in readme]
     assert missing == []
 
 

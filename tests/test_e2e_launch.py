@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
 
-from pyrospan_launch.child_env import bootstrap_dir
+from pyrospan_launch.launcher.child_env import bootstrap_dir
 from pyrospan_launch.receiver import Receiver
 
 pytestmark = pytest.mark.e2e

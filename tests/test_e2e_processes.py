@@ -35,7 +35,7 @@ from conftest import (
     wait_for_http,
 )
 
-from pyrospan_launch.child_env import bootstrap_dir
+from pyrospan_launch.launcher.child_env import bootstrap_dir
 from pyrospan_launch.receiver import ReceivedSpan, Receiver
 
 pytestmark = pytest.mark.e2e

@@ -33,8 +33,8 @@ import pytest
 import yaml
 from conftest import BIN, PYROSPAN_RUN, backend_env, clean_env, free_port, run, stop, wait_for_http
 
-from pyrospan_launch import settings
 from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan, Receiver
+from pyrospan_launch.settings import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -104,7 +104,7 @@ def dockerfile_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
 
 
 # The modules where the OpenTelemetry API, SDK and auto-instrumentation define the names of
-# the OTEL_* variables they read.  pyrospan-run's own registry (settings.BY_NAME) lists the
+# the OTEL_* variables they read.  pyrospan-run's own registry (registry.BY_NAME) lists the
 # PYROSPAN_* and PYROSCOPE_* ones, and the OTEL_* ones it also checks itself.
 OTEL_ENVIRONMENT_MODULES = (
     "opentelemetry.environment_variables",
@@ -127,7 +127,7 @@ def otel_sdk_names() -> set[str]:
 
 def unknown_names(names: set[str]) -> set[str]:
     """The names neither pyrospan-run's registry nor the OpenTelemetry SDK reads."""
-    return names - set(settings.BY_NAME) - otel_sdk_names()
+    return names - set(registry.BY_NAME) - otel_sdk_names()
 
 
 def host_port(url: str) -> tuple[str | None, int | None]:
@@ -172,8 +172,8 @@ def test_traces_go_to_tempos_otlp_http_receiver_and_profiles_to_pyroscope() -> N
     assert "127.0.0.1:4040:4040" in services["pyroscope"]["ports"]
     # Each value is one pyrospan-run accepts (a bad one would turn a part off at start-up).
     for name, value in env.items():
-        if name in settings.BY_NAME:
-            settings.BY_NAME[name].read({name: value})
+        if name in registry.BY_NAME:
+            registry.BY_NAME[name].read({name: value})
 
 
 def test_grafana_provisioning_wires_traces_to_profiles() -> None:
@@ -218,10 +218,10 @@ def test_dockerfile_execs_the_server_through_pyrospan_run_configured_by_env_only
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "PYROSCOPE_SERVER_ADDRESS",
     } <= set(env)
-    assert "service.namespace" in settings.BY_NAME["OTEL_RESOURCE_ATTRIBUTES"].read(env)
+    assert "service.namespace" in registry.BY_NAME["OTEL_RESOURCE_ATTRIBUTES"].read(env)
     for name, value in env.items():
-        if name in settings.BY_NAME:
-            settings.BY_NAME[name].read({name: value})
+        if name in registry.BY_NAME:
+            registry.BY_NAME[name].read({name: value})
 
 
 def test_every_variable_the_examples_set_or_mention_is_read_by_something() -> None:

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.util.re import parse_env_headers
 
-from pyrospan_launch import export_errors
-from pyrospan_launch.export_errors import ExportErrorFilter
+from pyrospan_launch.agent import export_errors
+from pyrospan_launch.agent.export_errors import ExportErrorFilter
 
 SECRET = "Zq-PLANTED-s3cr3t-91"
 ENV = {

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pyrospan_launch import cli, command
+from pyrospan_launch.launcher import cli, command
 from pyrospan_launch.local import modes
 
 

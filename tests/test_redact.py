@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrospan_launch import redact
+from pyrospan_launch.common import redact
 
 SECRET = "Zq-PLANTED-s3cr3t-91"
 

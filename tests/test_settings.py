@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyrospan_launch import settings
-from pyrospan_launch.config import derive_service_name, resolve
-from pyrospan_launch.settings import SettingError
+from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.config import derive_service_name, resolve
+from pyrospan_launch.settings.registry import SettingError
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,13 @@ from pyrospan_launch.settings import SettingError
 )
 def test_bad_value_gives_one_line_naming_variable_and_form(name: str, raw: str, line: str) -> None:
     with pytest.raises(SettingError) as caught:
-        settings.setting(name).read({name: raw})
+        registry.setting(name).read({name: raw})
     assert str(caught.value) == line
 
 
 def test_secret_value_is_never_echoed_in_an_error() -> None:
     with pytest.raises(SettingError) as caught:
-        settings.setting("PYROSCOPE_HTTP_HEADERS").read(
+        registry.setting("PYROSCOPE_HTTP_HEADERS").read(
             {"PYROSCOPE_HTTP_HEADERS": "{not json s3cr3t"}
         )
     assert "s3cr3t" not in str(caught.value)
@@ -66,32 +66,32 @@ def test_secret_value_is_never_echoed_in_an_error() -> None:
 )
 def test_upload_interval_forms(raw: str, seconds: int) -> None:
     assert (
-        settings.setting("PYROSCOPE_UPLOAD_INTERVAL").read({"PYROSCOPE_UPLOAD_INTERVAL": raw})
+        registry.setting("PYROSCOPE_UPLOAD_INTERVAL").read({"PYROSCOPE_UPLOAD_INTERVAL": raw})
         == seconds
     )
 
 
 def test_server_address_trailing_slash_tolerated() -> None:
-    value = settings.setting("PYROSCOPE_SERVER_ADDRESS").read(
+    value = registry.setting("PYROSCOPE_SERVER_ADDRESS").read(
         {"PYROSCOPE_SERVER_ADDRESS": "http://p:4040/"}
     )
     assert value == "http://p:4040"
 
 
 def test_headers_accept_json_and_pairs() -> None:
-    read = settings.setting("PYROSCOPE_HTTP_HEADERS").read
+    read = registry.setting("PYROSCOPE_HTTP_HEADERS").read
     assert read({"PYROSCOPE_HTTP_HEADERS": '{"X-A": "1"}'}) == {"X-A": "1"}
     assert read({"PYROSCOPE_HTTP_HEADERS": "X-A=1,X-B=two"}) == {"X-A": "1", "X-B": "two"}
 
 
 def test_every_setting_has_doc_form_and_group() -> None:
-    for s in settings.ALL:
+    for s in registry.ALL:
         assert (
             s.doc
             and s.expected
-            and s.group in (settings.LAUNCHER, settings.PROFILING, settings.TRACING)
+            and s.group in (registry.LAUNCHER, registry.PROFILING, registry.TRACING)
         )
-    assert len({s.name for s in settings.ALL}) == len(settings.ALL)
+    assert len({s.name for s in registry.ALL}) == len(registry.ALL)
 
 
 def test_defaults_profile_and_trace_with_matching_identity() -> None:

@@ -22,10 +22,9 @@ from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pyrospan_launch import config
-from pyrospan_launch import settings as registry
 from pyrospan_launch.receiver import Receiver
-from pyrospan_launch.settings import Setting, SettingError
+from pyrospan_launch.settings import config, registry
+from pyrospan_launch.settings.registry import Setting, SettingError
 
 PY = sys.executable
 NAMES = [s.name for s in registry.ALL]

@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from pyrospan_launch import span_context
-from pyrospan_launch.handoff import LabelledCoroutine, run_as
-from pyrospan_launch.labels import CURRENT, LabelSwitch
-from pyrospan_launch.span_profiles import SpanProfileProcessor
+from pyrospan_launch.agent.spans import span_context
+from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
+from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
 
 class TagRecorder:

@@ -19,8 +19,8 @@ from types import ModuleType
 import pytest
 from conftest import clean_env
 
-from pyrospan_launch import config, settings
-from pyrospan_launch.child_env import bootstrap_dir
+from pyrospan_launch.launcher.child_env import bootstrap_dir
+from pyrospan_launch.settings import config, registry
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def execve(path, argv, env):
     print(" ".join(set(sys.modules) - before), flush=True)
     os._exit(0)
 os.execve = execve
-from pyrospan_launch.launch import main
+from pyrospan_launch.launcher.launch import main
 main(["true"])
 """
 # The first line of a program, which runs after the bootstrap.
@@ -68,7 +68,7 @@ def added(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """The modules each start-up adds, by case, with no pyrospan, Pyroscope or OTel setting."""
     cwd = tmp_path_factory.mktemp("startup")
     # The bootstrap's cache of instrumentation triggers, filled by the first child: reading
-    # packages' metadata to fill it is a one-off (see pyrospan_launch.triggers).
+    # packages' metadata to fill it is a one-off (see pyrospan_launch.agent.triggers).
     env = clean_env(XDG_CACHE_HOME=str(cwd))
     child_env = {**env, "PYTHONPATH": bootstrap_dir()}
     baseline = _modules(PROGRAM, env, cwd)
@@ -82,9 +82,13 @@ def added(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         - baseline,
     }
     # Each really started: the launcher reached exec, the bootstrap armed what it should.
-    assert "pyrospan_launch.launch" in found["launcher"]
-    assert {"pyrospan_launch.bootstrap", "pyrospan_launch.tracing", "pyroscope"} <= found["child"]
-    assert "pyrospan_launch.tracing" in found["child without profiling"]
+    assert "pyrospan_launch.launcher.launch" in found["launcher"]
+    assert {
+        "pyrospan_launch.agent.bootstrap",
+        "pyrospan_launch.agent.tracing",
+        "pyroscope",
+    } <= found["child"]
+    assert "pyrospan_launch.agent.tracing" in found["child without profiling"]
     assert "pyroscope" not in found["child without profiling"]
     return found
 
@@ -104,7 +108,7 @@ def test_start_up_does_not_import(added: dict[str, set[str]], case: str, module:
 @pytest.mark.parametrize(
     ("module", "record", "declared"),
     [
-        (settings, settings.Setting, "_SettingFields"),
+        (registry, registry.Setting, "_SettingFields"),
         (config, config.ProfilerConfig, "_ProfilerFields"),
         (config, config.Config, "_ConfigFields"),
     ],

@@ -38,9 +38,9 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     from opentelemetry.sdk.trace import TracerProvider
     from pyroscope.otel import PyroscopeSpanProcessor
 
-    from pyrospan_launch import span_context
-    from pyrospan_launch.labels import LabelSwitch
-    from pyrospan_launch.span_profiles import SpanProfileProcessor
+    from pyrospan_launch.agent.spans import span_context
+    from pyrospan_launch.agent.spans.labels import LabelSwitch
+    from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
     # A live agent, so tag calls do their real work; it never gets to upload.
     pyroscope.configure(
@@ -53,7 +53,7 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     reference = TracerProvider()
     reference.add_span_processor(PyroscopeSpanProcessor())
     ours = TracerProvider()
-    from pyrospan_launch.profiler import _tag_functions
+    from pyrospan_launch.agent.profiler import _tag_functions
 
     switch = LabelSwitch(*_tag_functions(pyroscope))
     processor = SpanProfileProcessor(switch)
@@ -93,8 +93,8 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
 
 def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
     """Nanoseconds per task step: plain asyncio, wrapped without a span, wrapped in a span."""
-    from pyrospan_launch.handoff import LabelledCoroutine
-    from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+    from pyrospan_launch.agent.spans.handoff import LabelledCoroutine
+    from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 
     tags: set[tuple[str, str]] = set()
     switch = LabelSwitch(lambda k, v: tags.add((k, v)), lambda k, v: tags.discard((k, v)))

@@ -29,7 +29,8 @@ import sys
 import threading
 import warnings
 
-from pyrospan_launch import bounded, lifecycle, log
+from pyrospan_launch.agent import bounded, lifecycle
+from pyrospan_launch.common import log
 
 PYROSCOPE_MESSAGE = r"This process \(pid=\d+\) is running Pyroscope, use of fork\(\)"
 MULTI_THREADED_MESSAGE = r"This process \(pid=\d+\) is multi-threaded, use of \w+\(\)"

@@ -16,8 +16,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from pyrospan_launch import log
-from pyrospan_launch.config import Config, resolve
+from pyrospan_launch.common import log
+from pyrospan_launch.settings.config import Config, resolve
 
 EXIT_STRICT = 3
 
@@ -89,7 +89,7 @@ def _run(config: Config, swallow: bool) -> None:
 
     labels = None
     if config.profiling and config.profiler is not None:
-        from pyrospan_launch import profiler
+        from pyrospan_launch.agent import profiler
 
         def start_profiler() -> None:
             nonlocal labels
@@ -104,7 +104,7 @@ def _run(config: Config, swallow: bool) -> None:
         log.debug(f"tracing off: {config.off_reasons.get('tracing', 'not requested')}")
         return
 
-    from pyrospan_launch import tracing, triggers
+    from pyrospan_launch.agent import tracing, triggers
 
     tracing.set_defaults()
     # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry loads,
@@ -112,7 +112,7 @@ def _run(config: Config, swallow: bool) -> None:
     switching = labels is not None and tracing.select_label_switching_context()
     if switching:
         assert labels is not None
-        from pyrospan_launch import handoff
+        from pyrospan_launch.agent.spans import handoff
 
         handoff.install(labels)
 
@@ -121,7 +121,7 @@ def _run(config: Config, swallow: bool) -> None:
         if state.tracing and labels is not None:
             state.linking = _attempt("span profiles", start_linking, config, swallow)
         if state.tracing and not state.linking:
-            from pyrospan_launch import app_tracer_provider
+            from pyrospan_launch.agent import app_tracer_provider
 
             app_tracer_provider.install(tracing.sdk_tracer_provider())
         log.debug(
@@ -130,14 +130,14 @@ def _run(config: Config, swallow: bool) -> None:
         )
 
     def start_tracing() -> None:
-        from pyrospan_launch import export_errors
+        from pyrospan_launch.agent import export_errors
 
         export_errors.install()
         state.instrumentations = tracing.start(lazy=not config.eager_instrumentation)
 
     def start_linking() -> None:
-        from pyrospan_launch import span_context
-        from pyrospan_launch.span_profiles import SpanProfileProcessor
+        from pyrospan_launch.agent.spans import span_context
+        from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
         provider = tracing.sdk_tracer_provider()
         if provider is None:
@@ -151,7 +151,7 @@ def _run(config: Config, swallow: bool) -> None:
             context_switching=active,
         )
         provider.add_span_processor(processor)
-        from pyrospan_launch import app_tracer_provider
+        from pyrospan_launch.agent import app_tracer_provider
 
         app_tracer_provider.install(provider, processor)
         if active:
@@ -172,7 +172,7 @@ def _run(config: Config, swallow: bool) -> None:
 
 def _watch_lifecycle() -> None:
     """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM and worker ends."""
-    from pyrospan_launch import fork_warnings, lifecycle, worker_exits
+    from pyrospan_launch.agent import fork_warnings, lifecycle, worker_exits
 
     fork_warnings.install()
     lifecycle.install_exit_handling()
@@ -206,13 +206,13 @@ def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
     log.set_level(config.log_level)
     log.debug(f"bootstrap in {sys.executable}, argv {sys.argv!r}")
 
-    from pyrospan_launch.child_env import python_path_with, python_path_without
+    from pyrospan_launch.launcher.child_env import python_path_with, python_path_without
 
     original = os.environ.get("PYTHONPATH")
     if bootstrap_dir and original is not None:
         os.environ["PYTHONPATH"] = python_path_without(bootstrap_dir, original)
     try:
-        from pyrospan_launch import otel_instrument
+        from pyrospan_launch.agent import otel_instrument
 
         if otel_instrument.take_over(bootstrap_dir, tracing=config.tracing):
             return  # opentelemetry-instrument's own process: the app it execs starts us

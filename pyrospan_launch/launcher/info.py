@@ -13,8 +13,9 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
-from pyrospan_launch import __version__, settings
-from pyrospan_launch.config import Config, resolve
+from pyrospan_launch import __version__
+from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.config import Config, resolve
 
 _OTLP_DEFAULT = "http://localhost:4318"
 
@@ -103,7 +104,7 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
 
 
 def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:
-    from pyrospan_launch.instrumentations import survey
+    from pyrospan_launch.agent.instrumentations import survey
 
     found = survey(environ)
     loading = [i for i in found if i.loads]
@@ -123,7 +124,7 @@ def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:
 def _section_settings(environ: Mapping[str, str]) -> list[str]:
     lines = ["", "Settings (environment):"]
     group = ""
-    for s in settings.ALL:
+    for s in registry.ALL:
         if s.group != group:
             group = s.group
             lines.append(f"  [{group}]")

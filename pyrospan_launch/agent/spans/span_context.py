@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
-from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 
 if TYPE_CHECKING:
-    from pyrospan_launch.span_profiles import SpanProfileProcessor
+    from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
 _linking: tuple[SpanProfileProcessor, LabelSwitch] | None = None
 

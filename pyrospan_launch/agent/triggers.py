@@ -67,7 +67,7 @@ def _load(text: str, key: list[object]) -> dict[str, list[str]] | None:
 
 
 def _compute() -> dict[str, list[str]]:
-    from pyrospan_launch import instrumentations
+    from pyrospan_launch.agent import instrumentations
 
     return {entry_point.name: modules for entry_point, modules in instrumentations.planned({})}
 

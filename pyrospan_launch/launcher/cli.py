@@ -18,9 +18,11 @@ from collections.abc import Sequence
 
 import click
 
-from pyrospan_launch import __version__, child_env, config, launch, settings
-from pyrospan_launch.bootstrap import EXIT_STRICT
-from pyrospan_launch.launch import PROG
+from pyrospan_launch import __version__
+from pyrospan_launch.agent.bootstrap import EXIT_STRICT
+from pyrospan_launch.launcher import child_env, launch
+from pyrospan_launch.launcher.launch import PROG
+from pyrospan_launch.settings import config, registry
 
 _say = launch.say
 
@@ -52,10 +54,10 @@ def _local_mode(env: dict[str, str]) -> tuple[bool, str]:
     """PYROSPAN_LOCAL and PYROSPAN_REPORT_DIR; a bad value is reported once, like any other."""
     local, report_dir, bad = False, "", []
     for name in ("PYROSPAN_LOCAL", "PYROSPAN_REPORT_DIR"):
-        setting = settings.setting(name)
+        setting = registry.setting(name)
         try:
             value = setting.read(env)
-        except settings.SettingError as exc:
+        except registry.SettingError as exc:
             bad.append(str(exc))
             value = setting.default
         if name == "PYROSPAN_LOCAL":
@@ -66,8 +68,8 @@ def _local_mode(env: dict[str, str]) -> tuple[bool, str]:
         _say(line)
     if bad:
         try:
-            strict = settings.setting("PYROSPAN_STRICT").read(env)
-        except settings.SettingError:
+            strict = registry.setting("PYROSPAN_STRICT").read(env)
+        except registry.SettingError:
             strict = False  # reported with the other settings
         if strict:
             _say("PYROSPAN_STRICT=true: not starting the program")
@@ -199,7 +201,7 @@ def run(
         return
     env = child_env.build(os.environ, argv, overrides, child_env.bootstrap_dir())
     if show_info:
-        from pyrospan_launch import info
+        from pyrospan_launch.launcher import info
 
         named, _ = config.service_name_of({**os.environ, **overrides})
         report = info.render(env, argv, child_env.bootstrap_dir(), derived_name=named is None)
@@ -219,5 +221,5 @@ def run(
 
 
 def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
-    """The click command line (``pyrospan_launch.launch.main`` decides when it is needed)."""
+    """The click command line (``launch.main`` decides when it is needed)."""
     run.main(args=args, prog_name=prog_name)

@@ -3,7 +3,7 @@
 Most runs are ``pyrospan-run COMMAND ...`` with no option of the launcher's own: those go
 straight to exec without loading the click command line, which would cost a container's
 every start more time than the rest of the launcher together (issue 7).  Anything else
-(an option, ``--help``, local mode) goes through :mod:`pyrospan_launch.cli`.  Both paths
+(an option, ``--help``, local mode) goes through :mod:`pyrospan_launch.launcher.cli`.  Both paths
 use the same functions here, so they behave the same.
 """
 
@@ -13,8 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pyrospan_launch import child_env, command, config
-from pyrospan_launch.bootstrap import EXIT_STRICT, REPORTED_MARKER
+from pyrospan_launch.agent.bootstrap import EXIT_STRICT, REPORTED_MARKER
+from pyrospan_launch.launcher import child_env, command
+from pyrospan_launch.settings import config
 
 # Not typing at run time: the fast path imports as little as it can (issue 7).
 TYPE_CHECKING = False
@@ -91,6 +92,6 @@ def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
     if _plain_run(args):
         env = child_env.build(os.environ, args, {}, child_env.bootstrap_dir())
         execute(args, env)
-    from pyrospan_launch.cli import main as click_main
+    from pyrospan_launch.launcher.cli import main as click_main
 
     click_main(args, prog_name)

@@ -22,7 +22,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from pyrospan_launch import log
+from pyrospan_launch.common import log
 
 Call = tuple[str, Callable[[], object]]
 

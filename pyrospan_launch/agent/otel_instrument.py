@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from pyrospan_launch import log
+from pyrospan_launch.common import log
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (issue 7).
@@ -93,7 +93,7 @@ def _fix_exec(bootstrap_dir: str, *, keep_theirs: bool) -> None:
 
     Its own directory goes, unless ``keep_theirs`` (pyrospan-run's tracing is off).
     """
-    from pyrospan_launch import import_hooks
+    from pyrospan_launch.agent import import_hooks
 
     def patch(module: ModuleType) -> None:
         original: Callable[..., Any] | None = getattr(module, "execl", None)
@@ -101,7 +101,7 @@ def _fix_exec(bootstrap_dir: str, *, keep_theirs: bool) -> None:
             return
 
         def execl(path: str, *args: str) -> Any:
-            from pyrospan_launch.child_env import python_path_with
+            from pyrospan_launch.launcher.child_env import python_path_with
 
             current = os.environ.get("PYTHONPATH", "")
             if not keep_theirs:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 
-from pyrospan_launch import log
+from pyrospan_launch.common import log
 
 # Both the launcher and every child start by reading this registry, so it imports no more
 # than it must (issue 7): json, re and urllib.parse are imported by the parsers that need

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pyrospan_launch import settings
+from pyrospan_launch.settings import registry
 
 SHOWN_INSTEAD = "<redacted>"
 
@@ -43,7 +43,7 @@ def _header_values(raw: str) -> list[str]:
 def secret_values(environ: Mapping[str, str]) -> list[str]:
     """Every text that would give a secret away, longest first (so replacement is whole)."""
     found: set[str] = set()
-    for raw in settings.secret_values(environ):
+    for raw in registry.secret_values(environ):
         forms = [raw, raw.strip(), *_header_values(raw)]
         for form in forms:
             if form:

@@ -16,7 +16,7 @@ answers held the process 10 s).  That flush runs once per process:
   so the process still dies of SIGTERM.  A handler the app installs replaces it; the app
   then ends through its own code and ``atexit``;
 * at the end of a forked pool worker (multiprocessing, celery), which leaves through
-  ``os._exit`` and skips ``atexit``: :mod:`pyrospan_launch.worker_exits` runs the flush.
+  ``os._exit`` and skips ``atexit``: :mod:`pyrospan_launch.agent.worker_exits` runs the flush.
 
 Hooks never raise into the app: a failing hook is reported in one line.
 """
@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from pyrospan_launch import bounded, log
+from pyrospan_launch.agent import bounded
+from pyrospan_launch.common import log
 
 Hook = Callable[[], None]
 

@@ -12,8 +12,8 @@ import os
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
-from pyrospan_launch import settings
-from pyrospan_launch.settings import SettingError
+from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.registry import SettingError
 
 # The launcher and every child resolve their configuration at start-up: typing, which
 # costs them milliseconds to import (issue 7), is for type checkers only.
@@ -95,10 +95,10 @@ def _read(
     name: str, environ: Mapping[str, str], errors: list[SettingError], fallback: Any = None
 ) -> Any:
     try:
-        return settings.setting(name).read(environ)
+        return registry.setting(name).read(environ)
     except SettingError as exc:
         errors.append(exc)
-        return settings.setting(name).default if fallback is None else fallback
+        return registry.setting(name).default if fallback is None else fallback
 
 
 def service_name_of(environ: Mapping[str, str]) -> tuple[str | None, str]:
@@ -107,7 +107,7 @@ def service_name_of(environ: Mapping[str, str]) -> tuple[str | None, str]:
     if explicit:
         return explicit, "OTEL_SERVICE_NAME"
     try:
-        attributes = settings.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
+        attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
     except SettingError:
         attributes = {}
     if attributes.get("service.name"):
@@ -169,8 +169,8 @@ def resolve(environ: Mapping[str, str]) -> Config:
         service_name, source = UNKNOWN_SERVICE, "default"
 
     tracing_errors: list[SettingError] = []
-    for s in settings.ALL:
-        if s.group == settings.TRACING:
+    for s in registry.ALL:
+        if s.group == registry.TRACING:
             _read(s.name, environ, tracing_errors)
     errors.extend(tracing_errors)
     tracing = bool(tracing_wanted) and not tracing_errors
@@ -216,7 +216,7 @@ def _profiler_config(
     application_name = read("PYROSCOPE_APPLICATION_NAME") or service_name
     tags: dict[str, str] = {}
     try:
-        attributes = settings.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
+        attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
     except SettingError:
         attributes = {}  # reported with the tracing settings
     for attribute, label in RESOURCE_LABELS.items():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from pyrospan_launch import lifecycle
+from pyrospan_launch.agent import lifecycle
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (issue 7).

@@ -1,7 +1,7 @@
 """Keep span labels right where work moves between contexts and threads.
 
 Three places run code of a root span without any OpenTelemetry context change that
-:mod:`pyrospan_launch.span_context` could see:
+:mod:`pyrospan_launch.agent.spans.span_context` could see:
 
 * asyncio task steps: many tasks (requests) take turns on one event-loop thread, so each
   step must show its own task's root span, and nothing once it yields;
@@ -23,8 +23,8 @@ import sys
 from collections.abc import Callable, Generator
 from types import ModuleType
 
-from pyrospan_launch import log
-from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.common import log
 
 TYPE_CHECKING = False  # typing is not imported at start-up (issue 7)
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def install(switch: LabelSwitch) -> None:
     """Patch asyncio, thread pools and anyio as soon as the app imports them."""
     global _switch
     _switch = switch
-    from pyrospan_launch.import_hooks import when_imported
+    from pyrospan_launch.agent.import_hooks import when_imported
 
     for module, patch in _HOOKS.items():
         when_imported(module, _guarded(patch))

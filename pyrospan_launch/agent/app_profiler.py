@@ -21,8 +21,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-from pyrospan_launch import log
-from pyrospan_launch.labels import LabelSwitch
+from pyrospan_launch.agent.spans.labels import LabelSwitch
+from pyrospan_launch.common import log
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (issue 7).
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 HANDOVER_WAIT = 0.5
 
 # Calls from these modules are pyrospan-run's own: passed straight through.
-_OUR_MODULES = ("pyrospan_launch.profiler", __name__)
+_OUR_MODULES = ("pyrospan_launch.agent.profiler", __name__)
 
 _original: Callable[..., Any] | None = None
 _app_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None

@@ -9,8 +9,8 @@ The profiler's labels belong to OS threads, but a root span belongs to a *contex
 asyncio task, a request handled on a thread, work handed to a thread pool.  So labels
 are never pushed when a span starts; instead each thread shows the labels of the root span
 of the context running on it, switched at the moments the running context changes
-(:mod:`pyrospan_launch.span_context` for OpenTelemetry context changes,
-:mod:`pyrospan_launch.handoff` for asyncio task steps and thread-pool work).  A thread
+(:mod:`pyrospan_launch.agent.spans.span_context` for OpenTelemetry context changes,
+:mod:`pyrospan_launch.agent.spans.handoff` for asyncio task steps and thread-pool work).  A thread
 shows at most one root span at a time, so a sample never carries two ``span_id`` values,
 and a root span that ends stops being shown wherever it was.
 """
@@ -23,7 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import TraceFlags
 
-from pyrospan_launch.labels import Labels, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
 
 PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
 SPAN_ID_LABEL = "span_id"

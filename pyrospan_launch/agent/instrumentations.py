@@ -20,8 +20,8 @@ from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, e
 from types import ModuleType
 from typing import Any
 
-from pyrospan_launch import log
-from pyrospan_launch.triggers import DISABLED_VARIABLE, disabled_names
+from pyrospan_launch.agent.triggers import DISABLED_VARIABLE, disabled_names
+from pyrospan_launch.common import log
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def install(
         entry_point.load()()
     names: list[str] = []
     if plan is None:
-        from pyrospan_launch import triggers
+        from pyrospan_launch.agent import triggers
 
         plan = planned(os.environ, known=triggers.by_instrumentation())
     for entry_point, modules in plan:
@@ -210,7 +210,7 @@ def install(
 
 
 def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) -> None:
-    from pyrospan_launch.import_hooks import when_imported
+    from pyrospan_launch.agent.import_hooks import when_imported
 
     done = threading.Lock()
     loaded = False

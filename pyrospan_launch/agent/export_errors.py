@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from pyrospan_launch import log, redact, settings
+from pyrospan_launch.common import log, redact
+from pyrospan_launch.settings import registry
 
 # Every logger that reports a failed export or a header it cannot use (OpenTelemetry
 # 1.45 / 0.66b1; tests/test_export_errors.py checks they still exist and still say it).
@@ -66,10 +67,10 @@ class _Problem:
 
 def interval_seconds(environ: Mapping[str, str]) -> float:
     """The reporting interval: the profile upload interval, or its default if not valid."""
-    setting = settings.setting("PYROSCOPE_UPLOAD_INTERVAL")
+    setting = registry.setting("PYROSCOPE_UPLOAD_INTERVAL")
     try:
         return float(setting.read(environ))
-    except settings.SettingError:
+    except registry.SettingError:
         return float(setting.default)
 
 
@@ -340,7 +341,7 @@ def install(
     for name in EXPORT_LOGGERS:
         logging.getLogger(name).addFilter(errors)
     logging.getLogger(HEADER_LOGGER).addFilter(headers)
-    from pyrospan_launch import lifecycle
+    from pyrospan_launch.agent import lifecycle
 
     lifecycle.after_fork_in_child(errors.after_fork)
     _installed = (errors, headers)

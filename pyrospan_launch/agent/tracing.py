@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
-from pyrospan_launch import lifecycle, log
+from pyrospan_launch.agent import lifecycle
+from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 # starts: a process that never uses it does not pay for them (issue 7).  typing is for
 # type checkers only.
 
-# The opentelemetry_context entry point of pyrospan_launch.span_context (see pyproject).
+# The opentelemetry_context entry point of pyrospan_launch.agent.spans.span_context (see pyproject).
 CONTEXT_ENTRY_POINT = "pyrospan_contextvars_context"
 
 DEFAULTS = {
@@ -77,7 +78,7 @@ def select_label_switching_context() -> bool:
             return False
         return True
     os.environ["OTEL_PYTHON_CONTEXT"] = CONTEXT_ENTRY_POINT
-    from pyrospan_launch.import_hooks import when_imported
+    from pyrospan_launch.agent.import_hooks import when_imported
 
     def forget(module: object) -> None:
         if os.environ.get("OTEL_PYTHON_CONTEXT") == CONTEXT_ENTRY_POINT:
@@ -96,7 +97,7 @@ def start_on_first_use(start: Callable[[], None], modules: Iterable[str]) -> lis
     instrumented library is instrumented before anything uses it.  Returns the modules
     watched (those not imported yet).
     """
-    from pyrospan_launch.import_hooks import when_imported
+    from pyrospan_launch.agent.import_hooks import when_imported
 
     lock = threading.RLock()
     started = False
@@ -134,7 +135,7 @@ def label_switching_context_active() -> bool:
 def _label_switching_context_active() -> bool:
     import opentelemetry.context as otel_context
 
-    from pyrospan_launch.span_context import LabelSwitchingRuntimeContext
+    from pyrospan_launch.agent.spans.span_context import LabelSwitchingRuntimeContext
 
     runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
     return isinstance(runtime, LabelSwitchingRuntimeContext)
@@ -184,7 +185,7 @@ def start(
 
     # Sends the last span batch; the SDK's own exit handler waits up to 30 s for it.
     lifecycle.on_exit("spans", _shutdown_tracer_provider)
-    from pyrospan_launch import instrumentations
+    from pyrospan_launch.agent import instrumentations
 
     return instrumentations.install(distro, lazy=lazy, plan=plan)
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 import pyrospan_launch
-from pyrospan_launch.config import derive_service_name, service_name_of
+from pyrospan_launch.settings.config import derive_service_name, service_name_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

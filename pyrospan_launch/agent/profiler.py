@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from pyrospan_launch import app_profiler, lifecycle, log
-from pyrospan_launch.config import ProfilerConfig
-from pyrospan_launch.labels import LabelSwitch
+from pyrospan_launch.agent import app_profiler, lifecycle
+from pyrospan_launch.agent.spans.labels import LabelSwitch
+from pyrospan_launch.common import log
+from pyrospan_launch.settings.config import ProfilerConfig
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (issue 7).

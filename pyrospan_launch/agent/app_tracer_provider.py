@@ -26,7 +26,7 @@ import functools
 import threading
 from typing import Any
 
-from pyrospan_launch import log
+from pyrospan_launch.common import log
 
 _installed = False
 _taken_over = False
