@@ -30,7 +30,7 @@ from conftest import (
 
 from pyrospan_launch.receiver import Receiver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = ROOT / "benchmarks" / "attribution" / "workload.py"
 sys.path.insert(0, str(WORKLOAD.parent))
 from judge import Score, score  # noqa: E402

@@ -11,7 +11,7 @@ from conftest import clean_env, run
 
 from pyrospan_launch.settings import registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_documents_every_setting() -> None:

@@ -23,7 +23,7 @@ from pyrospan_launch.receiver import decode_pprof
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 _GROUP = re.compile(r"^  (?P<name>\S.*?)\s+(?P<count>\d+) spans?\s+p50")

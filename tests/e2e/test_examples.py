@@ -36,7 +36,7 @@ from conftest import BIN, PYROSPAN_RUN, backend_env, clean_env, free_port, run, 
 from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan, Receiver
 from pyrospan_launch.settings import registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 GRAFANA = EXAMPLES / "grafana"
 DOCS_PAGE = ROOT / "docs" / "grafana.md"

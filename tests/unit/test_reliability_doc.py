@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "RELIABILITY.md"
 # `tests/file.py::test_name`, or `tests/file.py` alone for a whole file.
 REFERENCE = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")
