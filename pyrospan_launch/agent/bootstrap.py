@@ -18,12 +18,7 @@ from collections.abc import Callable
 
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import Config, resolve
-
-EXIT_STRICT = 3
-
-# Set once the first process has printed configuration errors, so that child processes
-# (which inherit the same bad value) do not repeat them.
-REPORTED_MARKER = "_PYROSPAN_CONFIG_REPORTED"
+from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
 
 
 class State:
@@ -42,17 +37,13 @@ class State:
 state = State()
 
 
-class StrictExit(SystemExit):
-    """Raised instead of exiting when the caller asked to see exceptions (tests)."""
-
-
 def _fail(part: str, exc: BaseException, config: Config, swallow: bool) -> None:
     message = f"{part} disabled: {type(exc).__name__}: {exc}"
     state.failures.append(message)
     if config.strict:
         log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
         if not swallow:
-            raise StrictExit(EXIT_STRICT) from exc
+            raise SystemExit(EXIT_STRICT) from exc
         # site.py turns SystemExit raised in sitecustomize into a fatal error with a
         # traceback; leave quietly with our own status instead.
         os._exit(EXIT_STRICT)
@@ -71,17 +62,10 @@ def _attempt(part: str, step: Callable[[], None], config: Config, swallow: bool)
 
 
 def _report_config_errors(config: Config, swallow: bool) -> None:
-    if not config.errors:
-        return
-    if os.environ.get(REPORTED_MARKER) != "1":
-        for error in config.errors:
-            log.warning(str(error))
-        for part, reason in config.off_reasons.items():
-            if "not valid" in reason:
-                log.warning(f"{part} is off for this run: {reason}")
-        os.environ[REPORTED_MARKER] = "1"
-    if config.strict:
+    def stop() -> None:
         _fail("configuration", config.errors[0], config, swallow)
+
+    report_bad_settings(config, os.environ, log.warning, stop)
 
 
 def _run(config: Config, swallow: bool) -> None:

@@ -19,16 +19,10 @@ import sys
 import zlib
 from collections.abc import Mapping
 
+from pyrospan_launch.settings import registry
+
 # Bump when the format or the meaning of the cached list changes.
 _FORMAT = 2
-
-DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
-
-
-def disabled_names(environ: Mapping[str, str]) -> set[str]:
-    """Names listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (``*`` disables all)."""
-    raw = environ.get(DISABLED_VARIABLE, "")
-    return {name.strip() for name in raw.split(",") if name.strip()}
 
 
 def _cache_dir() -> str:
@@ -67,9 +61,9 @@ def _load(text: str, key: list[object]) -> dict[str, list[str]] | None:
 
 
 def _compute() -> dict[str, list[str]]:
-    from pyrospan_launch.agent import instrumentations
+    from pyrospan_launch.common import installed
 
-    return {entry_point.name: modules for entry_point, modules in instrumentations.planned({})}
+    return {entry_point.name: modules for entry_point, modules in installed.planned({})}
 
 
 def by_instrumentation() -> dict[str, list[str]]:
@@ -100,7 +94,7 @@ def by_instrumentation() -> dict[str, list[str]]:
 
 def modules(environ: Mapping[str, str]) -> list[str]:
     """Modules whose first import starts OpenTelemetry, for the enabled instrumentations."""
-    disabled = disabled_names(environ)
+    disabled = registry.read_quietly("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", environ)
     if "*" in disabled:
         return []
     found: list[str] = []

@@ -19,64 +19,25 @@ from collections.abc import Sequence
 import click
 
 from pyrospan_launch import __version__
-from pyrospan_launch.agent.bootstrap import EXIT_STRICT
-from pyrospan_launch.launcher import child_env, launch
-from pyrospan_launch.launcher.launch import PROG
+from pyrospan_launch.launcher import child_env, program
+from pyrospan_launch.launcher.program import PROG
 from pyrospan_launch.settings import config, registry
-
-_say = launch.say
 
 
 def _overrides(**options: str | bool | None) -> dict[str, str]:
     """The environment variables that the given command-line options stand for."""
-    as_env = {
-        "service_name": "OTEL_SERVICE_NAME",
-        "pyroscope_server": "PYROSCOPE_SERVER_ADDRESS",
-        "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "sample_rate": "PYROSCOPE_SAMPLE_RATE",
-        "upload_interval": "PYROSCOPE_UPLOAD_INTERVAL",
-        "log_level": "PYROSPAN_LOG_LEVEL",
-        "report_dir": "PYROSPAN_REPORT_DIR",
-    }
-    env = {as_env[key]: str(value) for key, value in options.items() if key in as_env and value}
-    if options.get("no_profiling"):
-        env["PYROSPAN_PROFILING"] = "false"
-    if options.get("no_tracing"):
-        env["PYROSPAN_TRACING"] = "false"
-    if options.get("strict"):
-        env["PYROSPAN_STRICT"] = "true"
-    if options.get("local"):
-        env["PYROSPAN_LOCAL"] = "true"
-    return env
-
-
-def _local_mode(env: dict[str, str]) -> tuple[bool, str]:
-    """PYROSPAN_LOCAL and PYROSPAN_REPORT_DIR; a bad value is reported once, like any other."""
-    local, report_dir, bad = False, "", []
-    for name in ("PYROSPAN_LOCAL", "PYROSPAN_REPORT_DIR"):
-        setting = registry.setting(name)
-        try:
-            value = setting.read(env)
-        except registry.SettingError as exc:
-            bad.append(str(exc))
-            value = setting.default
-        if name == "PYROSPAN_LOCAL":
-            local = bool(value) and not bad
+    env: dict[str, str] = {}
+    for setting in registry.ALL:
+        value = (
+            options.get(setting.option.lstrip("-").replace("-", "_")) if setting.option else None
+        )
+        if not value:
+            continue
+        if isinstance(setting.default, bool):
+            env[setting.name] = "false" if setting.option.startswith("--no-") else "true"
         else:
-            report_dir = str(value)
-    for line in bad:
-        _say(line)
-    if bad:
-        try:
-            strict = registry.setting("PYROSPAN_STRICT").read(env)
-        except registry.SettingError:
-            strict = False  # reported with the other settings
-        if strict:
-            _say("PYROSPAN_STRICT=true: not starting the program")
-            sys.exit(EXIT_STRICT)
-        if not local and env.get("PYROSPAN_LOCAL", "").strip():
-            _say("local mode is off for this run (PYROSPAN_LOCAL is not valid)")
-    return local, report_dir
+            env[setting.name] = str(value)
+    return env
 
 
 def _local_tool(
@@ -95,8 +56,8 @@ def _local_tool(
 
     if render_dir is not None:
         sys.exit(modes.render(render_dir))
-    _, report_dir = _local_mode(env)
-    sys.exit(modes.serve(report_dir, modes.DEFAULT_SERVE_PORT if port is None else port))
+    resolved = program.check_settings(env)
+    sys.exit(modes.serve(resolved.report_dir, modes.DEFAULT_SERVE_PORT if port is None else port))
 
 
 @click.command(
@@ -209,17 +170,18 @@ def run(
         return
     if not argv:
         raise click.UsageError("missing COMMAND (for example: pyrospan-run python app.py)")
-    local, report_dir = _local_mode(env)
-    if port is not None and not local:
-        raise click.UsageError("--port needs --local or --serve")
-    if local:
+    asked = config.resolve(env)
+    if asked.local:
         from pyrospan_launch.local import environment
 
         # Local mode sets the backend variables itself: the user's do not matter.
         env = environment.without_backend(env)
-    launch.execute(argv, env, local=local, report_dir=report_dir, port=port)
+    resolved = program.check_settings(env)
+    if port is not None and not asked.local:
+        raise click.UsageError("--port needs --local or --serve")
+    program.execute(argv, env, resolved, local=asked.local, report_dir=asked.report_dir, port=port)
 
 
 def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
-    """The click command line (``launch.main`` decides when it is needed)."""
+    """The click command line (:func:`pyrospan_launch.launcher.launch.main` decides when)."""
     run.main(args=args, prog_name=prog_name)

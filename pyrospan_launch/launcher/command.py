@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 # Every launch runs this module: it imports neither typing, re nor shutil (shutil brings
-# bz2, lzma and fnmatch), which would cost more than the rest of the launcher (issue 7).
+# bz2, lzma and fnmatch), which would cost more than the rest of the launcher.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -113,6 +113,11 @@ def resolve(command: str, environ: Mapping[str, str], prefer_dir: str | None = N
             EXIT_NOT_FOUND,
         )
     raise CommandError(f"command not found: {command}", EXIT_NOT_FOUND)
+
+
+def program_path(command: str, environ: Mapping[str, str]) -> str:
+    """The program the launcher will run for ``command``; ``--info`` asks the same."""
+    return resolve(command, environ, own_environment_bin())
 
 
 def _check_file(path: str, shown: str) -> str:

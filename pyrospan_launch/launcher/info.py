@@ -8,35 +8,38 @@ values are never shown.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
 from pyrospan_launch import __version__
+from pyrospan_launch.launcher import command as command_lookup
 from pyrospan_launch.settings import registry
 from pyrospan_launch.settings.config import Config, resolve
 
-_OTLP_DEFAULT = "http://localhost:4318"
+
+def _value(name: str, environ: Mapping[str, str]) -> str:
+    value = registry.read_quietly(name, environ)
+    return "" if value is None else str(value)
 
 
 def traces_url(environ: Mapping[str, str]) -> str:
     """Where OTLP/HTTP traces will be sent, as the exporter computes it."""
-    explicit = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    explicit = _value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ)
     if explicit:
         return explicit
-    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _OTLP_DEFAULT
-    return base.rstrip("/") + "/v1/traces"
+    return _value("OTEL_EXPORTER_OTLP_ENDPOINT", environ).rstrip("/") + "/v1/traces"
 
 
-def _python_can_bootstrap(program: str) -> str | None:
+def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | None:
     """For a Python interpreter command: None if it can import pyrospan_launch, else why not."""
     name = os.path.basename(program)
     if not name.startswith("python"):
         return None
-    path = shutil.which(program)
-    if path is None:
-        return f"{program} is not on PATH"
+    try:
+        path = command_lookup.program_path(program, environ)
+    except command_lookup.CommandError as exc:
+        return str(exc)
     try:
         done = subprocess.run(
             [path, "-S", "-c", "import pyrospan_launch"],
@@ -72,14 +75,12 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     else:
         lines.append(f"  profiling      off: {config.off_reasons.get('profiling', '')}")
     if config.tracing:
-        protocol = (
-            environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or "http/protobuf"
+        protocol = _value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ) or _value(
+            "OTEL_EXPORTER_OTLP_PROTOCOL", environ
         )
-        exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp")
+        exporter = _value("OTEL_TRACES_EXPORTER", environ)
         where = f"OTLP {protocol} to {traces_url(environ)}" if exporter == "otlp" else exporter
-        sampler = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        sampler = _value("OTEL_TRACES_SAMPLER", environ)
         note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
         lines.append(f"  tracing        on: spans to {where}, sampler {sampler}{note}")
     else:
@@ -104,7 +105,7 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
 
 
 def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:
-    from pyrospan_launch.agent.instrumentations import survey
+    from pyrospan_launch.common.installed import survey
 
     found = survey(environ)
     loading = [i for i in found if i.loads]
@@ -146,7 +147,7 @@ def render(
         f"command: {' '.join(command) if command else '(none given)'}",
     ]
     if command:
-        problem = _python_can_bootstrap(command[0])
+        problem = _python_can_bootstrap(command[0], environ)
         if problem:
             lines.append(f"  warning: {problem}")
     lines += _section_what_runs(config, environ, derived_name)

@@ -62,7 +62,10 @@ if TYPE_CHECKING:
         profiler: ProfilerConfig | None
         errors: tuple[SettingError, ...]
         off_reasons: dict[str, str]
+        invalid: dict[str, str]
         children: bool = True
+        local: bool = False
+        report_dir: str = "pyrospan-report"
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -74,8 +77,9 @@ else:
     _ConfigFields = namedtuple(
         "_ConfigFields",
         "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
-        "log_level service_name service_name_source profiler errors off_reasons children",
-        defaults=(True,),
+        "log_level service_name service_name_source profiler errors off_reasons invalid "
+        "children local report_dir",
+        defaults=(True, False, "pyrospan-report"),
     )
 
 
@@ -154,6 +158,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
     """Read every registered setting and decide what will run."""
     errors: list[SettingError] = []
     off: dict[str, str] = {}
+    invalid: dict[str, str] = {}
 
     log_level = _read("PYROSPAN_LOG_LEVEL", environ, errors)
     strict = _read("PYROSPAN_STRICT", environ, errors)
@@ -177,7 +182,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
     if not tracing_wanted:
         off["tracing"] = "PYROSPAN_TRACING is false"
     elif tracing_errors:
-        off["tracing"] = f"{tracing_errors[0].setting.name} is not valid"
+        off["tracing"] = invalid["tracing"] = f"{tracing_errors[0].setting.name} is not valid"
     elif _read("OTEL_SDK_DISABLED", environ, []):
         off["tracing"] = "OTEL_SDK_DISABLED is true"
 
@@ -188,7 +193,15 @@ def resolve(environ: Mapping[str, str]) -> Config:
     if not profiling_wanted:
         off["profiling"] = "PYROSPAN_PROFILING is false"
     elif profiler is None:
-        off["profiling"] = f"{profiling_errors[0].setting.name} is not valid"
+        off["profiling"] = invalid["profiling"] = f"{profiling_errors[0].setting.name} is not valid"
+
+    local_errors: list[SettingError] = []
+    local_wanted = _read("PYROSPAN_LOCAL", environ, local_errors)
+    report_dir = _read("PYROSPAN_REPORT_DIR", environ, local_errors)
+    errors.extend(local_errors)
+    local = bool(local_wanted) and not local_errors
+    if local_errors and (local_wanted or (environ.get("PYROSPAN_LOCAL") or "").strip()):
+        off["local mode"] = invalid["local mode"] = f"{local_errors[0].setting.name} is not valid"
 
     return Config(
         tracing=tracing,
@@ -204,6 +217,9 @@ def resolve(environ: Mapping[str, str]) -> Config:
         errors=tuple(errors),
         off_reasons=off,
         children=bool(children),
+        invalid=invalid,
+        local=local,
+        report_dir=str(report_dir),
     )
 
 

@@ -48,16 +48,23 @@ if TYPE_CHECKING:
         expected: str
         doc: str
         secret: bool = False
+        option: str = ""
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
     _SettingFields = namedtuple(
-        "_SettingFields", "name group parse default expected doc secret", defaults=(False,)
+        "_SettingFields",
+        "name group parse default expected doc secret option",
+        defaults=(False, ""),
     )
 
 
 class Setting(_SettingFields):
-    """One environment variable: how to read it and what it is for."""
+    """One environment variable: how to read it and what it is for.
+
+    ``option`` is the launcher's command-line option that sets it, if any: a value option
+    passes its value, a flag sets ``true`` (``--no-...`` flags set ``false``).
+    """
 
     __slots__ = ()
 
@@ -86,6 +93,8 @@ class Setting(_SettingFields):
             return "true" if self.default else "false"
         if self.default is None:
             return "none"
+        if isinstance(self.default, frozenset):
+            return ",".join(sorted(self.default)) or "none"
         if isinstance(self.default, dict):
             return ",".join(f"{k}={v}" for k, v in self.default.items()) or "empty"
         return str(self.default)
@@ -312,6 +321,11 @@ def parse_sampler(raw: str) -> str:
     return raw
 
 
+def parse_names(raw: str) -> frozenset[str]:
+    """Comma-separated names; blanks around and between them are ignored."""
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
 def parse_text(raw: str) -> str:
     """Any text."""
     return raw
@@ -333,6 +347,7 @@ ALL: tuple[Setting, ...] = (
         True,
         _ON_OFF,
         "Start the Pyroscope CPU profiler and link root spans to its samples.",
+        option="--no-profiling",
     ),
     Setting(
         "PYROSPAN_TRACING",
@@ -341,6 +356,7 @@ ALL: tuple[Setting, ...] = (
         True,
         _ON_OFF,
         "Start OpenTelemetry auto-instrumentation.",
+        option="--no-tracing",
     ),
     Setting(
         "PYROSPAN_EAGER_INSTRUMENTATION",
@@ -366,7 +382,7 @@ ALL: tuple[Setting, ...] = (
         False,
         _ON_OFF,
         "Also label samples with trace_id (32 hex). Pyroscope 2.1+ keeps it per sample; older "
-        "servers make it a high-cardinality series label.",
+        "servers make it a high-cardinality series label, so leave it off for them.",
     ),
     Setting(
         "PYROSPAN_STRICT",
@@ -375,6 +391,7 @@ ALL: tuple[Setting, ...] = (
         False,
         _ON_OFF,
         "Exit with status 3 before the app runs if any part fails to start.",
+        option="--strict",
     ),
     Setting(
         "PYROSPAN_LOG_LEVEL",
@@ -383,6 +400,7 @@ ALL: tuple[Setting, ...] = (
         "warning",
         "one of debug, info, warning, error",
         "How much the bootstrap says on stderr; debug shows every step with its PID.",
+        option="--log-level",
     ),
     Setting(
         "PYROSPAN_CHILDREN",
@@ -402,6 +420,7 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Local mode (--local): no backend needed; a live page while the program runs, then a "
         "summary, an HTML report and pprof files in PYROSPAN_REPORT_DIR.",
+        option="--local",
     ),
     Setting(
         "PYROSPAN_REPORT_DIR",
@@ -410,6 +429,7 @@ ALL: tuple[Setting, ...] = (
         "pyrospan-report",
         "a directory path",
         "Where local mode keeps its SQLite data, report.html and pprof/ files (--report-dir).",
+        option="--report-dir",
     ),
     Setting(
         "PYROSCOPE_SERVER_ADDRESS",
@@ -418,6 +438,7 @@ ALL: tuple[Setting, ...] = (
         "http://localhost:4040",
         "an http(s) URL such as http://pyroscope:4040",
         "Where profiles are pushed (Pyroscope or Grafana Cloud Profiles).",
+        option="--pyroscope-server",
     ),
     Setting(
         "PYROSCOPE_APPLICATION_NAME",
@@ -442,6 +463,7 @@ ALL: tuple[Setting, ...] = (
         100,
         f"a positive integer (Hz) up to {MAX_SAMPLE_RATE}",
         "CPU samples per second.",
+        option="--sample-rate",
     ),
     Setting(
         "PYROSCOPE_UPLOAD_INTERVAL",
@@ -450,6 +472,7 @@ ALL: tuple[Setting, ...] = (
         10,
         f"a whole number of seconds from 1 to {MAX_UPLOAD_INTERVAL}, such as 10s, 1m or 15",
         "How often profiles are sent.",
+        option="--upload-interval",
     ),
     Setting(
         "PYROSCOPE_BASIC_AUTH_USER",
@@ -508,6 +531,7 @@ ALL: tuple[Setting, ...] = (
         None,
         "a name without control characters",
         "service.name of traces and profiles; pyrospan-run derives one from the command.",
+        option="--service-name",
     ),
     Setting(
         "OTEL_RESOURCE_ATTRIBUTES",
@@ -525,6 +549,7 @@ ALL: tuple[Setting, ...] = (
         "http://localhost:4318",
         "an http(s) URL such as http://tempo:4318",
         "OTLP base URL; traces go to <endpoint>/v1/traces.",
+        option="--otlp-endpoint",
     ),
     Setting(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -587,8 +612,8 @@ ALL: tuple[Setting, ...] = (
     Setting(
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
         TRACING,
-        parse_text,
-        "",
+        parse_names,
+        frozenset(),
         "comma-separated instrumentation names, or *",
         "Instrumentations not to load.",
     ),
@@ -608,6 +633,15 @@ BY_NAME: dict[str, Setting] = {setting.name: setting for setting in ALL}
 def setting(name: str) -> Setting:
     """The registered setting called ``name``."""
     return BY_NAME[name]
+
+
+def read_quietly(name: str, environ: Mapping[str, str]) -> Any:
+    """The value of ``name``, or its default when it does not parse (reported elsewhere)."""
+    entry = BY_NAME[name]
+    try:
+        return entry.read(environ)
+    except SettingError:
+        return entry.default
 
 
 def secret_values(environ: Mapping[str, str]) -> list[str]:
