@@ -70,7 +70,7 @@ def only_pyrospan_threads_besides_caller() -> bool:
 
 
 def _remove_our_filters() -> None:
-    # A list typed as a Sequence (not typing.cast: typing costs at start-up, issue 7).
+    # A list typed as a Sequence (not typing.cast: typing costs at start-up).
     filters: list[object] = warnings.filters  # type: ignore[assignment]
     for entry in _our_filters:
         with contextlib.suppress(ValueError):  # gone if the app reset the filters meanwhile

@@ -4,7 +4,7 @@ This is how pyrospan-run defers work to the moment the app needs it: OpenTelemet
 on the first import of an instrumented library, asyncio is patched when asyncio loads.
 wrapt offers the same (and OpenTelemetry uses it once it runs), but importing wrapt
 imports asyncio, and paying for both in every process at start-up, even one that never
-uses them, is what this module exists to avoid (issue 7).
+uses them, is what this module exists to avoid.
 
 A meta-path finder recognises a watched module, asks the finders after it for the spec,
 and wraps the loader so that the hooks run once the module's code has run.  The module's
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 # For type checkers only: importlib.abc costs as much as this whole module at start-up,
-# typing several times that (issue 7).
+# typing several times that.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.abc import Loader

@@ -28,7 +28,7 @@ from types import ModuleType
 from pyrospan_launch.common import log
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
-# (issue 7).
+# (docs/design.md, start-up imports).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 # importlib.metadata and the instrumentation machinery load only when OpenTelemetry
-# starts: a process that never uses it does not pay for them (issue 7).  typing is for
-# type checkers only.
+# starts: a process that never uses it does not pay for them.  typing is for type
+# checkers only (docs/design.md, start-up imports).
 
 # The opentelemetry_context entry point of pyrospan_launch.agent.spans.span_context (see pyproject).
 CONTEXT_ENTRY_POINT = "pyrospan_contextvars_context"

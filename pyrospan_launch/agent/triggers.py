@@ -8,7 +8,7 @@ and the mtimes of the import path's directories.  When the cache cannot be read 
 written (a read-only container, no home directory) the bootstrap simply works it out.
 
 The file is plain text, read at every start, so without json (and the re it imports),
-which would cost more than reading it (issue 7): the key's ``repr()`` on the first line,
+which would cost more than reading it: the key's ``repr()`` on the first line,
 compared as text, then one line per instrumentation, its name and modules tab-separated.
 """
 

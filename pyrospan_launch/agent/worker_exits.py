@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pyrospan_launch.agent import lifecycle
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
-# (issue 7).
+# (docs/design.md, start-up imports).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any

@@ -23,7 +23,7 @@ def bootstrap_dir() -> str:
     """The directory holding the injected ``sitecustomize.py`` (inside the installed package)."""
     # What importlib.util.find_spec does for a submodule, asking the finders on
     # sys.meta_path (an editable install maps the package elsewhere), without importing
-    # importlib.util and contextlib in every launch (issue 7).  Never imports the package.
+    # importlib.util and contextlib in every launch.  Never imports the package.
     spec: ModuleSpec | None = None
     for finder in sys.meta_path:
         find_spec = getattr(finder, "find_spec", None)

@@ -16,7 +16,7 @@ from pyrospan_launch.settings import registry
 from pyrospan_launch.settings.registry import SettingError
 
 # The launcher and every child resolve their configuration at start-up: typing, which
-# costs them milliseconds to import (issue 7), is for type checkers only.
+# costs them milliseconds to import, is for type checkers only (docs/design.md).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NamedTuple

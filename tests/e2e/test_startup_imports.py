@@ -1,4 +1,4 @@
-"""Start-up cost (issue 7): the launcher and the bootstrap leave costly modules unimported.
+"""Start-up cost: the launcher and the bootstrap leave costly modules unimported.
 
 Every container start pays for what ``pyrospan-run COMMAND`` and the child's bootstrap
 import.  The standard-library modules below cost milliseconds each; they load only when a

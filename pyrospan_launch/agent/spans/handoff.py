@@ -26,7 +26,7 @@ from types import ModuleType
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.common import log
 
-TYPE_CHECKING = False  # typing is not imported at start-up (issue 7)
+TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _linking: tuple[SpanProfileProcessor, LabelSwitch] | None = None
 
 # What attach and detach use, bound once by enable(): they run on every context change of
-# the app, so each saved attribute lookup or call counts (issue 3's per-span budget).
+# the app, so each saved attribute lookup or call counts (benchmarks/span_cost).
 _span_key: str = ""
 _roots: dict[int, RootLabels] | None = None
 

@@ -39,7 +39,7 @@ def _set_new_attribute(span: Span, key: str, value: str) -> None:
     In ``on_start`` the span has not been returned to anyone, so the SDK's lock and
     checks guard nothing; the key is ours and the value a valid short string.  Anything
     unexpected (another SDK's span, limits that would drop it) takes the public path.
-    This is every root span's single largest cost, hence the care (issue 3's budget).
+    This is every root span's single largest cost, hence the care (benchmarks/span_cost).
     """
     try:
         attributes: Any = span._attributes
