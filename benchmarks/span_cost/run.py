@@ -58,7 +58,7 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     switch = LabelSwitch(*_tag_functions(pyroscope))
     processor = SpanProfileProcessor(switch)
     ours.add_span_processor(processor)
-    span_context.enable(processor, switch)
+    switching_context.bind(processor, switch)
 
     from floor import FloorLinking
 

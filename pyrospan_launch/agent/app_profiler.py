@@ -36,80 +36,75 @@ HANDOVER_WAIT = 0.5
 # Calls from these modules are pyrospan-run's own: passed straight through.
 _OUR_MODULES = ("pyrospan_launch.agent.profiler", __name__)
 
-_original: Callable[..., Any] | None = None
-_app_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
-_labels: LabelSwitch | None = None
 
+class ConfigureHandover:
+    """Routes the app's ``pyroscope.configure()`` to replace pyrospan-run's profiler, once."""
 
-def app_configured() -> bool:
-    """True once the app's own ``pyroscope.configure()`` replaced pyrospan-run's settings."""
-    return _app_call is not None
+    def __init__(self, labels: LabelSwitch) -> None:
+        self._labels = labels
+        self._original: Callable[..., Any] | None = None
+        self._app_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
+    def install(self) -> None:
+        """Wrap ``pyroscope.configure``; call it after pyrospan-run's profiler started."""
+        import pyroscope
 
-def install(labels: LabelSwitch) -> None:
-    """Route the app's ``pyroscope.configure()`` through the hand-over; call after ours started."""
-    global _original, _labels
-    import pyroscope
+        if self._original is not None:
+            return
+        original = pyroscope.configure
+        self._original = original
 
-    _labels = labels
-    if _original is not None:
-        return
-    original = pyroscope.configure
-    _original = original
+        @functools.wraps(original)
+        def configure(*args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_globals.get("__name__")
+            if caller in _OUR_MODULES or self._app_call is not None:
+                return original(*args, **kwargs)
+            return self._hand_over(original, args, kwargs)
 
-    @functools.wraps(original)
-    def configure(*args: Any, **kwargs: Any) -> Any:
-        caller = sys._getframe(1).f_globals.get("__name__")
-        if caller in _OUR_MODULES or _app_call is not None:
-            return original(*args, **kwargs)
-        return _hand_over(original, args, kwargs)
+        pyroscope.configure = configure
 
-    pyroscope.configure = configure
-
-
-def configure_again() -> bool:
-    """In a forked child: start the profiler with the app's arguments; False if it gave none."""
-    if _app_call is None or _original is None:
-        return False
-    args, kwargs = _app_call
-    _original(*args, **kwargs)
-    return True
-
-
-def _hand_over(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    global _app_call
-    import inspect  # not at start-up: it costs more than this whole module
-
-    import pyroscope
-
-    # Wrong arguments raise in the app's own call, as they would without pyrospan-run.
-    bound = inspect.signature(original).bind(*args, **kwargs)
-    _app_call = (args, kwargs)
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def swap() -> None:
-        try:
-            pyroscope.shutdown()  # pyrospan-run's profiler sends its last window
-            outcome["result"] = original(*args, **kwargs)
-        except BaseException as exc:  # handed to the app's thread below when in time
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=swap, name="pyrospan-profiler-handover", daemon=True).start()
-    finished = done.wait(HANDOVER_WAIT)
-    name = bound.arguments.get("application_name") or bound.arguments.get("app_name")
-    shown = f" (application_name {name!r})" if name else ""
-    log.warning(
-        f"the app called pyroscope.configure() itself: its settings replace the PYROSCOPE_* "
-        f"ones{shown}; span profiles stay linked"
-    )
-    if not finished:
-        log.debug("profiler hand-over still waiting for the old profiler's last upload")
+    def configure_again(self) -> bool:
+        """In a forked child: start the profiler with the app's arguments; False if none."""
+        if self._app_call is None or self._original is None:
+            return False
+        args, kwargs = self._app_call
+        self._original(*args, **kwargs)
         return True
-    if "error" in outcome:
-        raise outcome["error"]
-    if _labels is not None:
-        _labels.reapply()  # the calling thread's span labels, lost with the old profiler
-    return outcome.get("result")
+
+    def _hand_over(
+        self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        import inspect  # not at start-up: it costs more than this whole module
+
+        import pyroscope
+
+        # Wrong arguments raise in the app's own call, as they would without pyrospan-run.
+        bound = inspect.signature(original).bind(*args, **kwargs)
+        self._app_call = (args, kwargs)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def swap() -> None:
+            try:
+                pyroscope.shutdown()  # pyrospan-run's profiler sends its last window
+                outcome["result"] = original(*args, **kwargs)
+            except BaseException as exc:  # handed to the app's thread below when in time
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=swap, name="pyrospan-profiler-handover", daemon=True).start()
+        finished = done.wait(HANDOVER_WAIT)
+        name = bound.arguments.get("application_name") or bound.arguments.get("app_name")
+        shown = f" (application_name {name!r})" if name else ""
+        log.warning(
+            f"the app called pyroscope.configure() itself: its settings replace the "
+            f"PYROSCOPE_* ones{shown}; span profiles stay linked"
+        )
+        if not finished:
+            log.debug("profiler hand-over still waiting for the old profiler's last upload")
+            return True
+        if "error" in outcome:
+            raise outcome["error"]
+        self._labels.reapply()  # the calling thread's span labels, lost with the old profiler
+        return outcome.get("result")

@@ -24,80 +24,86 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
 
 from pyrospan_launch.common import log
 
-_installed = False
-_taken_over = False
+# The agent builds a ProviderHandover at start-up: typing is for type checkers only
+# (docs/design.md, start-up imports).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-def install(ours: Any, processor: Any = None) -> None:
-    """Let a TracerProvider the app sets replace ``ours``; ``processor`` links its spans.
+class ProviderHandover:
+    """Lets a TracerProvider the app sets replace pyrospan-run's, once per process."""
 
-    ``ours`` is pyrospan-run's SDK TracerProvider, already global (None: nothing to do);
-    ``processor`` the span-profile processor on it (None when profiling is off).  Only
-    the first call counts.
-    """
-    global _installed
-    import opentelemetry.trace as trace_api
+    def __init__(self) -> None:
+        self._installed = False
+        self._taken_over = False
 
-    if _installed or ours is None:
-        return
-    _installed = True
-    original = trace_api.set_tracer_provider
+    def install(self, ours: Any, processor: Any = None) -> None:
+        """Let a TracerProvider the app sets replace ``ours``; ``processor`` links its spans.
 
-    @functools.wraps(original)
-    def set_tracer_provider(tracer_provider: Any) -> None:
-        if (
-            _taken_over
-            or tracer_provider is ours
-            or getattr(trace_api, "_TRACER_PROVIDER", None) is not ours
-        ):
-            original(tracer_provider)
+        ``ours`` is pyrospan-run's SDK TracerProvider, already global (None: nothing to
+        do); ``processor`` the span-profile processor on it (None when profiling is off).
+        Only the first call counts.
+        """
+        import opentelemetry.trace as trace_api
+
+        if self._installed or ours is None:
             return
-        _take_over(trace_api, ours, tracer_provider, processor)
+        self._installed = True
+        original = trace_api.set_tracer_provider
 
-    trace_api.set_tracer_provider = set_tracer_provider
+        @functools.wraps(original)
+        def set_tracer_provider(tracer_provider: Any) -> None:
+            if (
+                self._taken_over
+                or tracer_provider is ours
+                or getattr(trace_api, "_TRACER_PROVIDER", None) is not ours
+            ):
+                original(tracer_provider)
+                return
+            self._take_over(trace_api, ours, tracer_provider, processor)
 
+        trace_api.set_tracer_provider = set_tracer_provider
 
-def _take_over(trace_api: Any, ours: Any, theirs: Any, processor: Any) -> None:
-    global _taken_over
-    from opentelemetry.sdk.trace import TracerProvider
+    def _take_over(self, trace_api: Any, ours: Any, theirs: Any, processor: Any) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
 
-    _taken_over = True
-    sdk = isinstance(theirs, TracerProvider)
-    if sdk and processor is not None:
-        theirs.add_span_processor(processor)
-    # The one global provider from now on (what set_tracer_provider would have done first).
-    trace_api._TRACER_PROVIDER = theirs
-    pipeline = getattr(ours, "_active_span_processor", None)
-    replaced: tuple[Any, ...] = ()
-    if pipeline is not None and hasattr(pipeline, "_span_processors"):
-        forward = (theirs._active_span_processor,) if sdk else ()
-        with pipeline._lock:
-            replaced = pipeline._span_processors
-            pipeline._span_processors = forward
-    leftover = [p for p in replaced if p is not processor]
-    if leftover:
-        threading.Thread(
-            target=_shut_down,
-            args=(leftover,),
-            name="pyrospan-provider-handover",
-            daemon=True,
-        ).start()
-    kind = type(theirs).__name__
-    if sdk:
-        linked = "; its root spans are linked to profiles" if processor is not None else ""
-        log.warning(
-            f"the app set its own TracerProvider: it replaces pyrospan-run's (the app's "
-            f"exporter and resource are used, not the OTEL_* ones){linked}"
-        )
-    else:
-        log.warning(
-            f"the app set its own TracerProvider ({kind}), not the OpenTelemetry SDK's: it "
-            "is used, and spans are not linked to profiles"
-        )
+        self._taken_over = True
+        sdk = isinstance(theirs, TracerProvider)
+        if sdk and processor is not None:
+            theirs.add_span_processor(processor)
+        # The one global provider from now on (what set_tracer_provider would have done).
+        trace_api._TRACER_PROVIDER = theirs
+        pipeline = getattr(ours, "_active_span_processor", None)
+        replaced: tuple[Any, ...] = ()
+        if pipeline is not None and hasattr(pipeline, "_span_processors"):
+            forward = (theirs._active_span_processor,) if sdk else ()
+            with pipeline._lock:
+                replaced = pipeline._span_processors
+                pipeline._span_processors = forward
+        leftover = [p for p in replaced if p is not processor]
+        if leftover:
+            threading.Thread(
+                target=_shut_down,
+                args=(leftover,),
+                name="pyrospan-provider-handover",
+                daemon=True,
+            ).start()
+        kind = type(theirs).__name__
+        if sdk:
+            linked = "; its root spans are linked to profiles" if processor is not None else ""
+            log.warning(
+                f"the app set its own TracerProvider: it replaces pyrospan-run's (the app's "
+                f"exporter and resource are used, not the OTEL_* ones){linked}"
+            )
+        else:
+            log.warning(
+                f"the app set its own TracerProvider ({kind}), not the OpenTelemetry SDK's: "
+                "it is used, and spans are not linked to profiles"
+            )
 
 
 def _shut_down(processors: list[Any]) -> None:

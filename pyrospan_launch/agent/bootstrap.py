@@ -6,8 +6,8 @@ TracerProvider.  Each part fails on its own: one ``pyrospan:`` line names the ca
 the app runs with whatever could start.  With ``PYROSPAN_STRICT=true`` a failure exits
 with status 3 before user code runs instead.
 
-:func:`initialize` runs once per process however often it is called, and :data:`state`
-records what happened so tests and ``--info`` can see it.
+:func:`initialize` runs once per process however often it is called; the
+:class:`~pyrospan_launch.agent.agent.Agent` it builds records what happened.
 """
 
 from __future__ import annotations
@@ -16,30 +16,16 @@ import os
 import sys
 from collections.abc import Callable
 
+from pyrospan_launch.agent import agent as the_agent
+from pyrospan_launch.agent.agent import Agent
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import Config, resolve
 from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
 
 
-class State:
-    """What the bootstrap did in this process."""
-
-    def __init__(self) -> None:
-        self.initialized = False
-        self.profiling = False
-        self.tracing = False
-        self.linking = False
-        self.instrumentations: list[str] = []
-        self.failures: list[str] = []
-        self.config: Config | None = None
-
-
-state = State()
-
-
-def _fail(part: str, exc: BaseException, config: Config, swallow: bool) -> None:
+def _fail(agent: Agent, part: str, exc: BaseException, config: Config, swallow: bool) -> None:
     message = f"{part} disabled: {type(exc).__name__}: {exc}"
-    state.failures.append(message)
+    agent.failures.append(message)
     if config.strict:
         log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
         if not swallow:
@@ -52,24 +38,26 @@ def _fail(part: str, exc: BaseException, config: Config, swallow: bool) -> None:
         raise exc
 
 
-def _attempt(part: str, step: Callable[[], None], config: Config, swallow: bool) -> bool:
+def _attempt(
+    agent: Agent, part: str, step: Callable[[], None], config: Config, swallow: bool
+) -> bool:
     try:
         step()
     except Exception as exc:
-        _fail(part, exc, config, swallow)
+        _fail(agent, part, exc, config, swallow)
         return False
     return True
 
 
-def _report_config_errors(config: Config, swallow: bool) -> None:
+def _report_config_errors(agent: Agent, config: Config, swallow: bool) -> None:
     def stop() -> None:
-        _fail("configuration", config.errors[0], config, swallow)
+        _fail(agent, "configuration", config.errors[0], config, swallow)
 
     report_bad_settings(config, os.environ, log.warning, stop)
 
 
-def _run(config: Config, swallow: bool) -> None:
-    _report_config_errors(config, swallow)
+def _run(agent: Agent, config: Config, swallow: bool) -> None:
+    _report_config_errors(agent, config, swallow)
 
     labels = None
     if config.profiling and config.profiler is not None:
@@ -78,9 +66,10 @@ def _run(config: Config, swallow: bool) -> None:
         def start_profiler() -> None:
             nonlocal labels
             assert config.profiler is not None
-            labels = profiler.start(config.profiler)
+            labels = profiler.start(config.profiler, agent.lifecycle)
+            agent.labels = labels
 
-        state.profiling = _attempt("profiling", start_profiler, config, swallow)
+        agent.profiling = _attempt(agent, "profiling", start_profiler, config, swallow)
     else:
         log.debug(f"profiling off: {config.off_reasons.get('profiling', 'not requested')}")
 
@@ -101,23 +90,23 @@ def _run(config: Config, swallow: bool) -> None:
         handoff.install(labels)
 
     def start_otel() -> None:
-        state.tracing = _attempt("tracing", start_tracing, config, swallow)
-        if state.tracing and labels is not None:
-            state.linking = _attempt("span profiles", start_linking, config, swallow)
-        if state.tracing and not state.linking:
-            from pyrospan_launch.agent import app_tracer_provider
-
-            app_tracer_provider.install(tracing.sdk_tracer_provider())
+        agent.tracing = _attempt(agent, "tracing", start_tracing, config, swallow)
+        if agent.tracing and labels is not None:
+            agent.linking = _attempt(agent, "span profiles", start_linking, config, swallow)
+        if agent.tracing and not agent.linking:
+            agent.provider_handover.install(tracing.sdk_tracer_provider())
         log.debug(
-            f"OpenTelemetry ready: tracing={state.tracing} linking={state.linking} "
-            f"instrumentations={','.join(state.instrumentations) or 'none'}"
+            f"OpenTelemetry ready: tracing={agent.tracing} linking={agent.linking} "
+            f"instrumentations={','.join(agent.instrumentations) or 'none'}"
         )
 
     def start_tracing() -> None:
         from pyrospan_launch.agent import export_errors
 
-        export_errors.install()
-        state.instrumentations = tracing.start(lazy=not config.eager_instrumentation)
+        export_errors.install(agent.lifecycle)
+        agent.instrumentations = tracing.start(
+            agent.lifecycle, lazy=not config.eager_instrumentation
+        )
 
     def start_linking() -> None:
         from pyrospan_launch.agent.spans import span_context
@@ -135,11 +124,10 @@ def _run(config: Config, swallow: bool) -> None:
             context_switching=active,
         )
         provider.add_span_processor(processor)
-        from pyrospan_launch.agent import app_tracer_provider
-
-        app_tracer_provider.install(provider, processor)
+        agent.provider_handover.install(provider, processor)
         if active:
-            span_context.enable(processor, labels)
+            agent.link_context(processor, labels)
+            span_context.bind_running(agent)
             log.debug("span-profile processor added; labels follow the running context")
         else:
             log.debug("span-profile processor added; labels follow span start and end")
@@ -150,17 +138,8 @@ def _run(config: Config, swallow: bool) -> None:
         start_otel()
         return
     watched = tracing.start_on_first_use(start_otel, triggers.modules(os.environ))
-    state.tracing = True  # armed: starts with the app's first use
+    agent.tracing = True  # armed: starts with the app's first use
     log.debug(f"OpenTelemetry starts on first import of: {', '.join(watched)}")
-
-
-def _watch_lifecycle() -> None:
-    """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM and worker ends."""
-    from pyrospan_launch.agent import fork_warnings, lifecycle, worker_exits
-
-    fork_warnings.install()
-    lifecycle.install_exit_handling()
-    worker_exits.install()
 
 
 def initialize(*, swallow_exceptions: bool = True, bootstrap_dir: str | None = None) -> None:
@@ -171,22 +150,23 @@ def initialize(*, swallow_exceptions: bool = True, bootstrap_dir: str | None = N
     during initialisation is not bootstrapped recursively; it is put back afterwards so
     that the app's own children are instrumented (unless ``PYROSPAN_CHILDREN=false``).
     """
-    if state.initialized:
+    if the_agent.current() is not None:
         return
-    state.initialized = True
+    agent = Agent()
+    the_agent.make_current(agent)
     try:
-        _initialize(swallow_exceptions, bootstrap_dir)
+        _initialize(agent, swallow_exceptions, bootstrap_dir)
     except Exception as exc:
         # A bug of ours must not stop the app: say so in one line and let it run.
-        state.failures.append(f"bootstrap failed: {type(exc).__name__}: {exc}")
-        log.warning(state.failures[-1])
+        agent.failures.append(f"bootstrap failed: {type(exc).__name__}: {exc}")
+        log.warning(agent.failures[-1])
         if not swallow_exceptions:
             raise
 
 
-def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
+def _initialize(agent: Agent, swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
     config = resolve(os.environ)
-    state.config = config
+    agent.config = config
     log.set_level(config.log_level)
     log.debug(f"bootstrap in {sys.executable}, argv {sys.argv!r}")
 
@@ -200,9 +180,11 @@ def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
 
         if otel_instrument.take_over(bootstrap_dir, tracing=config.tracing):
             return  # opentelemetry-instrument's own process: the app it execs starts us
-        _run(config, swallow_exceptions)
-        if state.profiling or state.tracing:
-            _attempt("exit and fork handling", _watch_lifecycle, config, swallow_exceptions)
+        _run(agent, config, swallow_exceptions)
+        if agent.profiling or agent.tracing:
+            _attempt(
+                agent, "exit and fork handling", agent.watch_lifecycle, config, swallow_exceptions
+            )
     finally:
         if bootstrap_dir and original is not None:
             if config.children:
@@ -213,11 +195,11 @@ def _initialize(swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
                 # PYROSPAN_CHILDREN=false: stay off it, so programs the app starts run
                 # untouched; with nothing of the user's left, unset it as it was.
                 del os.environ["PYTHONPATH"]
-    if state.linking or not state.tracing:
+    if agent.linking or not agent.tracing:
         log.debug(
-            f"ready: profiling={state.profiling} tracing={state.tracing} "
-            f"linking={state.linking} "
-            f"instrumentations={','.join(state.instrumentations) or 'none'}"
+            f"ready: profiling={agent.profiling} tracing={agent.tracing} "
+            f"linking={agent.linking} "
+            f"instrumentations={','.join(agent.instrumentations) or 'none'}"
         )
     else:
-        log.debug(f"ready: profiling={state.profiling} tracing=on first use")
+        log.debug(f"ready: profiling={agent.profiling} tracing=on first use")

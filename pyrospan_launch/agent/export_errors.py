@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.common import log, redact
 from pyrospan_launch.settings import registry
 
@@ -324,6 +325,7 @@ _installed: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
 
 
 def install(
+    lifecycle: Lifecycle | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[ExportErrorFilter, HeaderWarningFilter]:
     """Put the filters on OpenTelemetry's export and header loggers, once per process.
@@ -341,9 +343,8 @@ def install(
     for name in EXPORT_LOGGERS:
         logging.getLogger(name).addFilter(errors)
     logging.getLogger(HEADER_LOGGER).addFilter(headers)
-    from pyrospan_launch.agent import lifecycle
-
-    lifecycle.after_fork_in_child(errors.after_fork)
+    if lifecycle is not None:
+        lifecycle.after_fork_in_child(errors.after_fork)
     _installed = (errors, headers)
     return _installed
 

@@ -29,7 +29,8 @@ import sys
 import threading
 import warnings
 
-from pyrospan_launch.agent import bounded, lifecycle
+from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.common import log
 
 PYROSCOPE_MESSAGE = r"This process \(pid=\d+\) is running Pyroscope, use of fork\(\)"
@@ -37,10 +38,6 @@ MULTI_THREADED_MESSAGE = r"This process \(pid=\d+\) is multi-threaded, use of \w
 
 # Names of the OpenTelemetry SDK's export threads ("OtelBatchSpanRecordProcessor", ...).
 OTEL_THREAD_PREFIX = "Otel"
-
-# The filters this module put in warnings.filters, to take out again by value.
-_our_filters: list[object] = []
-_installed = False
 
 
 def _os_thread_ids() -> set[int] | None:
@@ -69,36 +66,43 @@ def only_pyrospan_threads_besides_caller() -> bool:
     return everyone is None or not (everyone - ours - {me})
 
 
-def _remove_our_filters() -> None:
-    # A list typed as a Sequence (not typing.cast: typing costs at start-up).
-    filters: list[object] = warnings.filters  # type: ignore[assignment]
-    for entry in _our_filters:
-        with contextlib.suppress(ValueError):  # gone if the app reset the filters meanwhile
-            filters.remove(entry)
-    _our_filters.clear()
-    # What warnings.filterwarnings and catch_warnings call too: drops stale caches.
-    mutated = getattr(warnings, "_filters_mutated", None)
-    if callable(mutated):
-        mutated()
+class ForkWarnings:
+    """Puts the filters in before each fork and takes them out in the child."""
 
+    def __init__(self) -> None:
+        # The filters put in warnings.filters, to take out again by value.
+        self._our_filters: list[object] = []
+        self._installed = False
 
-def _quiet_before_fork() -> None:
-    if log.debug_enabled():
-        return
-    _remove_our_filters()
-    messages = [PYROSCOPE_MESSAGE]
-    if only_pyrospan_threads_besides_caller():
-        messages.append(MULTI_THREADED_MESSAGE)
-    for message in messages:
-        warnings.filterwarnings("ignore", message, DeprecationWarning)
-        _our_filters.append(warnings.filters[0])
+    def remove_our_filters(self) -> None:
+        """Take out the filters put in before the last fork."""
+        # A list typed as a Sequence (not typing.cast: typing costs at start-up).
+        filters: list[object] = warnings.filters  # type: ignore[assignment]
+        for entry in self._our_filters:
+            with contextlib.suppress(ValueError):  # gone if the app reset the filters
+                filters.remove(entry)
+        self._our_filters.clear()
+        # What warnings.filterwarnings and catch_warnings call too: drops stale caches.
+        mutated = getattr(warnings, "_filters_mutated", None)
+        if callable(mutated):
+            mutated()
 
+    def quiet_before_fork(self) -> None:
+        """Put filters for the fork warnings pyrospan causes first in warnings.filters."""
+        if log.debug_enabled():
+            return
+        self.remove_our_filters()
+        messages = [PYROSCOPE_MESSAGE]
+        if only_pyrospan_threads_besides_caller():
+            messages.append(MULTI_THREADED_MESSAGE)
+        for message in messages:
+            warnings.filterwarnings("ignore", message, DeprecationWarning)
+            self._our_filters.append(warnings.filters[0])
 
-def install() -> None:
-    """Silence the two fork warnings pyrospan causes, at every fork of this process."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    lifecycle.before_fork(_quiet_before_fork)
-    lifecycle.after_fork_in_child(_remove_our_filters)
+    def install(self, lifecycle: Lifecycle) -> None:
+        """Silence the two fork warnings pyrospan causes, at every fork of this process."""
+        if self._installed:
+            return
+        self._installed = True
+        lifecycle.before_fork(self.quiet_before_fork)
+        lifecycle.after_fork_in_child(self.remove_our_filters)

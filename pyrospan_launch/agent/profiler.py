@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pyrospan_launch.agent import app_profiler, lifecycle
+from pyrospan_launch.agent.app_profiler import ConfigureHandover
+from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import ProfilerConfig
@@ -60,7 +61,7 @@ def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
     return pyroscope.add_thread_tag, pyroscope.remove_thread_tag
 
 
-def start(config: ProfilerConfig) -> LabelSwitch:
+def start(config: ProfilerConfig, lifecycle: Lifecycle) -> LabelSwitch:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
     Forked children configure it again (its sampler does not survive fork) and put back
@@ -71,15 +72,16 @@ def start(config: ProfilerConfig) -> LabelSwitch:
 
     _configure(config)
     labels = LabelSwitch(*_tag_functions(pyroscope))
+    handover = ConfigureHandover(labels)
 
     def restart_in_child() -> None:
-        if not app_profiler.configure_again():  # the app's own configure() won
+        if not handover.configure_again():  # the app's own configure() won
             _configure(config)
         labels.reapply()
         log.debug(f"forked from {os.getppid()}: profiler restarted")
 
     lifecycle.after_fork_in_child(restart_in_child)
-    app_profiler.install(labels)
+    handover.install()
     # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
     lifecycle.on_exit("profiles", pyroscope.shutdown)
     log.debug(

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
-from pyrospan_launch.agent import lifecycle
+from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
@@ -160,7 +160,10 @@ def set_defaults() -> None:
 
 
 def start(
-    *, lazy: bool = True, plan: list[tuple[EntryPoint, list[str]]] | None = None
+    lifecycle: Lifecycle,
+    *,
+    lazy: bool = True,
+    plan: list[tuple[EntryPoint, list[str]]] | None = None,
 ) -> list[str]:
     """Configure the SDK and arrange instrumentation; returns the instrumentations enabled."""
     set_defaults()

@@ -31,7 +31,7 @@ ENV = {
 @pytest.fixture
 def filters() -> Iterator[tuple[ExportErrorFilter, export_errors.HeaderWarningFilter]]:
     export_errors.uninstall()
-    yield export_errors.install(ENV)
+    yield export_errors.install(environ=ENV)
     export_errors.uninstall()
 
 

@@ -18,31 +18,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from tag_recorder import TagRecorder
 
 from pyrospan_launch.agent.spans import span_context
 from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
 from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
-
-
-class TagRecorder:
-    """Tracks the labels each thread carries, like pyroscope-io's thread tags."""
-
-    def __init__(self) -> None:
-        self.by_thread: dict[int, set[tuple[str, str]]] = {}
-
-    def add(self, key: str, value: str) -> None:
-        self.by_thread.setdefault(threading.get_ident(), set()).add((key, value))
-
-    def remove(self, key: str, value: str) -> None:
-        self.by_thread.setdefault(threading.get_ident(), set()).discard((key, value))
-
-    def current(self) -> dict[str, str]:
-        tags = self.by_thread.get(threading.get_ident(), set())
-        keys = [k for k, _ in tags]
-        assert len(keys) == len(set(keys)), f"a key carries two values: {tags}"
-        return dict(tags)
-
 
 Linked = tuple[trace.Tracer, TagRecorder, InMemorySpanExporter, LabelSwitch]
 
@@ -58,10 +39,8 @@ def build(switching: bool, monkeypatch: pytest.MonkeyPatch) -> Linked:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     if switching:
         runtime = span_context.LabelSwitchingRuntimeContext()
+        runtime.bind(processor, switch)
         monkeypatch.setattr(opentelemetry.context, "_RUNTIME_CONTEXT", runtime)
-        for name in ("_linking", "_span_key", "_roots", "_show"):
-            monkeypatch.setattr(span_context, name, getattr(span_context, name))
-        span_context.enable(processor, switch)
     return provider.get_tracer("test"), recorder, exporter, switch
 
 

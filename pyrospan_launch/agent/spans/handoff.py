@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections.abc
 import functools
-import sys
 from collections.abc import Callable, Generator
 from types import ModuleType
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 _current_get = CURRENT.get
 
-_switch: LabelSwitch | None = None
 _PATCHED = "__pyrospan_patched__"
 
 
@@ -110,7 +108,7 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         return repr(self._coro)
 
 
-def _patch_asyncio(asyncio: ModuleType) -> None:
+def _patch_asyncio(asyncio: ModuleType, task_switch: LabelSwitch) -> None:
     """Make every task created from now on switch labels on each step.
 
     ``asyncio.Task`` is replaced by a subclass that wraps the coroutine; the event loops
@@ -120,9 +118,6 @@ def _patch_asyncio(asyncio: ModuleType) -> None:
     base = asyncio.Task
     if getattr(base, _PATCHED, False):
         return
-    switch: LabelSwitch | None = _switch
-    assert switch is not None
-    task_switch: LabelSwitch = switch
 
     class Task(base):  # type: ignore[misc, valid-type]
         __doc__ = base.__doc__
@@ -145,14 +140,12 @@ def _patch_asyncio(asyncio: ModuleType) -> None:
     log.debug("asyncio: tasks switch span labels on every step")
 
 
-def _patch_thread_pool(thread_module: ModuleType) -> None:
+def _patch_thread_pool(thread_module: ModuleType, switch: LabelSwitch) -> None:
     """Work submitted from a root span runs with that root span's labels."""
     executor = thread_module.ThreadPoolExecutor
     submit = executor.submit
     if getattr(submit, _PATCHED, False):
         return
-    switch = _switch
-    assert switch is not None
 
     @functools.wraps(submit)
     def labelled_submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -166,13 +159,11 @@ def _patch_thread_pool(thread_module: ModuleType) -> None:
     log.debug("concurrent.futures: thread-pool work keeps its root span's labels")
 
 
-def _patch_anyio(to_thread: ModuleType) -> None:
+def _patch_anyio(to_thread: ModuleType, switch: LabelSwitch) -> None:
     """anyio worker threads (Starlette/FastAPI ``def`` endpoints) keep the request's labels."""
     run_sync = to_thread.run_sync
     if getattr(run_sync, _PATCHED, False):
         return
-    switch = _switch
-    assert switch is not None
 
     @functools.wraps(run_sync)
     async def labelled_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -186,7 +177,7 @@ def _patch_anyio(to_thread: ModuleType) -> None:
     log.debug("anyio: worker threads keep the request's root span labels")
 
 
-_HOOKS: dict[str, Callable[[ModuleType], None]] = {
+_HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
     "asyncio": _patch_asyncio,
     "concurrent.futures.thread": _patch_thread_pool,
     "anyio.to_thread": _patch_anyio,
@@ -195,34 +186,21 @@ _HOOKS: dict[str, Callable[[ModuleType], None]] = {
 
 def install(switch: LabelSwitch) -> None:
     """Patch asyncio, thread pools and anyio as soon as the app imports them."""
-    global _switch
-    _switch = switch
     from pyrospan_launch.agent.import_hooks import when_imported
 
     for module, patch in _HOOKS.items():
-        when_imported(module, _guarded(patch))
+        when_imported(module, _guarded(patch, switch))
 
 
-def _guarded(patch: Callable[[ModuleType], None]) -> Callable[[ModuleType], None]:
+def _guarded(
+    patch: Callable[[ModuleType, LabelSwitch], None], switch: LabelSwitch
+) -> Callable[[ModuleType], None]:
     def hook(module: ModuleType) -> None:
         try:
-            patch(module)
+            patch(module, switch)
         except Exception as exc:  # never break the app's import over a label
             log.warning(
                 f"span labels for {module.__name__} unavailable: {type(exc).__name__}: {exc}"
             )
 
     return hook
-
-
-def installed_for(module: str) -> bool:
-    """True when ``module`` is imported and patched (for --info and tests)."""
-    loaded = sys.modules.get(module)
-    if loaded is None:
-        return False
-    target = {
-        "asyncio": lambda m: m.Task,
-        "concurrent.futures.thread": lambda m: m.ThreadPoolExecutor.submit,
-        "anyio.to_thread": lambda m: m.run_sync,
-    }[module](loaded)
-    return bool(getattr(target, _PATCHED, False))

@@ -89,12 +89,6 @@ class SpanProfileProcessor(SpanProcessor):
         self.roots: dict[int, RootLabels] = {}
         self._shown_before: dict[int, RootLabels | None] = {}
 
-    def root_labels_of(self, span: object) -> RootLabels | None:
-        """The root labels of an open span (any span object, or None), or None."""
-        if span is None:
-            return None
-        return self.roots.get(span.get_span_context().span_id)  # type: ignore[attr-defined]
-
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # The SDK's own fields, not its accessors: this processor is only ever added to
         # the SDK's TracerProvider (pinned in pyproject), and each accessor is a call.
