@@ -34,17 +34,16 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from pyrospan_launch.receiver import schemas
-from pyrospan_launch.receiver.decode import (
-    MAX_DECOMPRESSED_BYTES,
+from pyrospan_launch.receiver.body import MAX_DECOMPRESSED_BYTES, is_json_content_type
+from pyrospan_launch.receiver.profiles import decode_push
+from pyrospan_launch.receiver.records import (
     DecodeError,
     ProfileSample,
     ProfileSeries,
     ReceivedSpan,
     RequestInfo,
-    decode_otlp_traces,
-    decode_push,
-    is_json_content_type,
 )
+from pyrospan_launch.receiver.traces import decode_otlp_traces
 
 __all__ = [
     "LOGS_PATH",
