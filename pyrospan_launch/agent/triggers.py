@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pyrospan_launch.settings import registry
 
@@ -66,8 +66,13 @@ def _compute() -> dict[str, list[str]]:
     return {entry_point.name: modules for entry_point, modules in installed.planned({})}
 
 
-def by_instrumentation() -> dict[str, list[str]]:
-    """Installed instrumentation name -> the modules whose first import loads it."""
+def by_instrumentation(
+    compute: Callable[[], dict[str, list[str]]] = _compute,
+) -> dict[str, list[str]]:
+    """Installed instrumentation name -> the modules whose first import loads it.
+
+    ``compute`` works the answer out when the cache does not hold it.
+    """
     key = _environment_key()
     path = _cache_file(key)
     try:
@@ -77,7 +82,7 @@ def by_instrumentation() -> dict[str, list[str]]:
             return stored
     except (OSError, ValueError):
         pass
-    triggers = _compute()
+    triggers = compute()
     text = _dump(key, triggers)
     if _load(text, key) != triggers:
         return triggers  # a name with a tab or a line break: not worth a format of its own
@@ -92,13 +97,16 @@ def by_instrumentation() -> dict[str, list[str]]:
     return triggers
 
 
-def modules(environ: Mapping[str, str]) -> list[str]:
-    """Modules whose first import starts OpenTelemetry, for the enabled instrumentations."""
+def modules(environ: Mapping[str, str], known: Mapping[str, list[str]] | None = None) -> list[str]:
+    """Modules whose first import starts OpenTelemetry, for the enabled instrumentations.
+
+    ``known`` is :func:`by_instrumentation`'s answer, read when not given.
+    """
     disabled = registry.read_quietly("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", environ)
     if "*" in disabled:
         return []
     found: list[str] = []
-    for name, triggers in by_instrumentation().items():
+    for name, triggers in (by_instrumentation() if known is None else known).items():
         if name not in disabled:
             found += triggers
     return found

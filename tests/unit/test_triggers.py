@@ -22,19 +22,15 @@ def test_the_cache_round_trips_and_rejects_another_key() -> None:
     assert triggers._load(text, [*key, "changed"]) is None
 
 
-def test_the_first_run_writes_the_cache_and_the_next_reads_it(
-    cache_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_first_run_writes_the_cache_and_the_next_reads_it(cache_home: Path) -> None:
     computed = {"flask": ["flask"], "requests": ["requests"]}
-    monkeypatch.setattr(triggers, "_compute", lambda: computed)
-    assert triggers.by_instrumentation() == computed
+    assert triggers.by_instrumentation(lambda: computed) == computed
     (written,) = (cache_home / "pyrospan-run").iterdir()
 
     def must_not_compute() -> dict[str, list[str]]:
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setattr(triggers, "_compute", must_not_compute)
-    assert triggers.by_instrumentation() == computed
+    assert triggers.by_instrumentation(must_not_compute) == computed
     assert written.read_text(encoding="utf-8").endswith("requests\trequests\n")
 
 
