@@ -15,6 +15,7 @@ from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyrospan_launch.agent.export_errors import ExportErrorFilter, HeaderWarningFilter
     from pyrospan_launch.agent.spans.labels import LabelSwitch
     from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
     from pyrospan_launch.settings.config import Config
@@ -39,6 +40,8 @@ class Agent:
         self.fork_warnings = ForkWarnings()
         self.worker_exits = WorkerExits(self.lifecycle)
         self.provider_handover = ProviderHandover()
+        # The filters on OpenTelemetry's export loggers, once tracing starts.
+        self.export_filters: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
 
     def link_context(self, processor: SpanProfileProcessor, labels: LabelSwitch) -> None:
         """Have runtime contexts switch ``labels`` by ``processor``'s roots from now on."""

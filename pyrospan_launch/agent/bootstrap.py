@@ -103,7 +103,8 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
     def start_tracing() -> None:
         from pyrospan_launch.agent import export_errors
 
-        export_errors.install(agent.lifecycle)
+        if agent.export_filters is None:
+            agent.export_filters = export_errors.install(agent.lifecycle)
         agent.instrumentations = tracing.start(
             agent.lifecycle, lazy=not config.eager_instrumentation
         )

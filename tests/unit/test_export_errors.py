@@ -30,9 +30,9 @@ ENV = {
 
 @pytest.fixture
 def filters() -> Iterator[tuple[ExportErrorFilter, export_errors.HeaderWarningFilter]]:
-    export_errors.uninstall()
-    yield export_errors.install(environ=ENV)
-    export_errors.uninstall()
+    installed = export_errors.install(environ=ENV)
+    yield installed
+    export_errors.uninstall(installed)
 
 
 def test_the_loggers_filtered_are_the_ones_opentelemetry_uses() -> None:
