@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pyrospan_launch.agent.app_tracer_provider import ProviderHandover
 from pyrospan_launch.agent.fork_warnings import ForkWarnings
+from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.worker_exits import WorkerExits
 
@@ -37,6 +38,8 @@ class Agent:
         # and labels follow the running context.
         self.processor: SpanProfileProcessor | None = None
         self.lifecycle = Lifecycle()
+        # Work deferred to the app's first import of a module (OpenTelemetry, patches).
+        self.import_hooks = ImportHooks()
         self.fork_warnings = ForkWarnings()
         self.worker_exits = WorkerExits(self.lifecycle)
         self.provider_handover = ProviderHandover()
