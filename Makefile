@@ -24,11 +24,19 @@ demo: install ## Run the bundled shop in local mode: live page, summary, HTML re
 	$(BIN)/pyrospan-run --local python examples/shop.py
 
 .PHONY: test
-test: install ## Run the whole test suite (unit, CLI, end-to-end)
+test: install ## Run the whole test suite (unit, CLI, end-to-end, browser)
 	@# pytest's status 5 (nothing collected) fails too, with a line that says why.
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	  exit $$status
+
+.PHONY: test-unit
+test-unit: install ## Run the fast in-process layer only (tests/unit, no subprocesses)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-cli
+test-cli: install ## Run the in-process command-line tests (tests/cli, click's CliRunner)
+	$(BIN)/python -m pytest tests/cli $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff lint and format check

@@ -39,9 +39,9 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     from opentelemetry.sdk.trace import TracerProvider
     from pyroscope.otel import PyroscopeSpanProcessor
 
-    from pyrospan_launch import span_context
-    from pyrospan_launch.labels import LabelSwitch
-    from pyrospan_launch.span_profiles import SpanProfileProcessor
+    from pyrospan_launch.agent.spans import span_context
+    from pyrospan_launch.agent.spans.labels import LabelSwitch
+    from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
     # A live agent, so tag calls do their real work; it never gets to upload.
     pyroscope.configure(
@@ -54,20 +54,18 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     reference = TracerProvider()
     reference.add_span_processor(PyroscopeSpanProcessor())
     ours = TracerProvider()
-    from pyrospan_launch.profiler import _tag_functions
+    from pyrospan_launch.agent.profiler import _tag_functions
 
     switch = LabelSwitch(*_tag_functions(pyroscope))
     processor = SpanProfileProcessor(switch)
     ours.add_span_processor(processor)
+    switching_context.bind(processor, switch)
     frames = TracerProvider()
     frames_switch = LabelSwitch(*_tag_functions(pyroscope), frames=True)
     frames_processor = SpanProfileProcessor(frames_switch)
     frames.add_span_processor(frames_processor)
-    # The runtime context reads the span-to-root map of the processor enabled last.
-    enable = {
-        "pyrospan": lambda: span_context.enable(processor, switch),
-        "pyrospan frames": lambda: span_context.enable(frames_processor, frames_switch),
-    }
+    frames_context = span_context.LabelSwitchingRuntimeContext()
+    frames_context.bind(frames_processor, frames_switch)
 
     from floor import FloorLinking
 
@@ -79,7 +77,7 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
         "sdk": (sdk_only, default_context),
         "reference": (reference, default_context),
         "pyrospan": (ours, switching_context),
-        "pyrospan frames": (frames, switching_context),
+        "pyrospan frames": (frames, frames_context),
         "floor": (floor, floor_linking.runtime_context),
     }
     timings: dict[str, list[float]] = {name: [] for name in variants}
@@ -89,8 +87,6 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
             order.reverse()
         for name in order:
             provider, runtime = variants[name]
-            if name in enable:
-                enable[name]()
             otel_context._RUNTIME_CONTEXT = runtime  # type: ignore[attr-defined]
             tracer = provider.get_tracer("bench")
             start = time.perf_counter()
@@ -112,10 +108,10 @@ def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
     """
     import pyroscope
 
-    from pyrospan_launch.handoff import LabelledCoroutine
-    from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
-    from pyrospan_launch.profiler import _tag_functions
-    from pyrospan_launch.span_markers import make_marker
+    from pyrospan_launch.agent.profiler import _tag_functions
+    from pyrospan_launch.agent.spans.handoff import LabelledCoroutine
+    from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+    from pyrospan_launch.agent.spans.span_markers import make_marker
 
     pyroscope.configure(
         application_name="bench", server_address="http://127.0.0.1:9", upload_interval=3600
@@ -166,7 +162,7 @@ def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
 
 def marker_cost(rounds: int, count: int) -> list[float]:
     """Microseconds to make one root span's marker function."""
-    from pyrospan_launch.span_markers import make_marker
+    from pyrospan_launch.agent.spans.span_markers import make_marker
 
     timings = []
     for _ in range(rounds):

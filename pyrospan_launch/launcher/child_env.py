@@ -1,0 +1,75 @@
+"""Build the environment the launched program runs with (a pure function, easy to test).
+
+The launcher changes as little as it can: it prepends the bootstrap directory to
+PYTHONPATH exactly once, applies the variables its own options stand for, and names
+the service when the user has not.  Everything else passes through untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import pyrospan_launch
+from pyrospan_launch.settings.config import derive_service_name, service_name_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
+
+def bootstrap_dir() -> str:
+    """The directory holding the injected ``sitecustomize.py`` (inside the installed package)."""
+    # What importlib.util.find_spec does for a submodule, asking the finders on
+    # sys.meta_path (an editable install maps the package elsewhere), without importing
+    # importlib.util and contextlib in every launch.  Never imports the package.
+    spec: ModuleSpec | None = None
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None:
+            spec = find_spec("pyrospan_launch._bootstrap", pyrospan_launch.__path__)
+            if spec is not None:
+                break
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pyrospan_launch._bootstrap is missing: reinstall pyrospan-run")
+    return os.path.abspath(next(iter(spec.submodule_search_locations)))
+
+
+def python_path_with(directory: str, python_path: str | None) -> str:
+    """PYTHONPATH with ``directory`` first, exactly once, the user's entries kept in order.
+
+    An unset or empty PYTHONPATH gives just ``directory``: a trailing separator would
+    put the current directory on the child's path, which plain python does not do.
+    """
+    entries = python_path.split(os.pathsep) if python_path else []
+    kept = [entry for entry in entries if not _same_dir(entry, directory)]
+    return os.pathsep.join([directory, *kept])
+
+
+def python_path_without(directory: str, python_path: str | None) -> str:
+    """PYTHONPATH with every occurrence of ``directory`` removed."""
+    entries = python_path.split(os.pathsep) if python_path else []
+    return os.pathsep.join(entry for entry in entries if not _same_dir(entry, directory))
+
+
+def _same_dir(entry: str, directory: str) -> bool:
+    # An empty entry means "the current directory" to Python: keep it, it is the user's.
+    return bool(entry) and os.path.abspath(entry) == os.path.abspath(directory)
+
+
+def build(
+    environ: Mapping[str, str],
+    command: Sequence[str],
+    overrides: Mapping[str, str],
+    bootstrap: str,
+) -> dict[str, str]:
+    """The child's environment: ``environ`` plus ``overrides``, the bootstrap, a service name."""
+    env = dict(environ)
+    env.update(overrides)
+    env["PYTHONPATH"] = python_path_with(bootstrap, env.get("PYTHONPATH"))
+    name, _ = service_name_of(env)
+    if name is None:
+        # One name for traces and profiles, readable in Grafana instead of unknown_service.
+        env["OTEL_SERVICE_NAME"] = derive_service_name(command)
+    return env

@@ -1,0 +1,179 @@
+"""The relay's pprof rewrite: marker frames become span labels and leave every stack.
+
+Profiles are built with the protobuf runtime as pyroscope-io lays them out (one location
+per frame, one line per location, thread tags as string labels), rewritten, then decoded
+by the repository's receiver, which is what a user's backend would see.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import pytest
+
+from pyrospan_launch.agent.relay.rewrite import rewrite_profile, rewrite_push, rewrite_raw_profile
+from pyrospan_launch.agent.spans.span_markers import make_marker, marker_name, parse
+from pyrospan_launch.receiver import DecodeError, decode_pprof, decode_push, schemas
+
+SPAN_A = "00000000000000aa"
+SPAN_B = "00000000000000bb"
+TRACE = "0123456789abcdef0123456789abcdef"
+CAP = 1 << 24
+
+
+class ProfileBuilder:
+    """A pprof profile with stacks given as (function name, file) frames, root first."""
+
+    def __init__(self) -> None:
+        self.profile: Any = schemas.Profile()
+        self.profile.string_table.append("")
+        self._strings: dict[str, int] = {"": 0}
+        self._functions: dict[tuple[str, str], int] = {}
+        self.profile.sample_type.add(type=self.s("cpu"), unit=self.s("nanoseconds"))
+        self.profile.period_type.type = self.s("cpu")
+        self.profile.period_type.unit = self.s("nanoseconds")
+        self.profile.period = 10_000_000
+
+    def s(self, text: str) -> int:
+        if text not in self._strings:
+            self._strings[text] = len(self.profile.string_table)
+            self.profile.string_table.append(text)
+        return self._strings[text]
+
+    def location(self, name: str, filename: str) -> int:
+        key = (name, filename)
+        if key not in self._functions:
+            fid = len(self._functions) + 1
+            self.profile.function.add(id=fid, name=self.s(name), filename=self.s(filename))
+            self.profile.location.add(id=fid).line.add(function_id=fid, line=1)
+            self._functions[key] = fid
+        return self._functions[key]
+
+    def sample(self, frames: list[tuple[str, str]], value: int, **labels: str) -> None:
+        sample = self.profile.sample.add()
+        sample.location_id.extend(self.location(*f) for f in reversed(frames))  # leaf first
+        sample.value.append(value)
+        for key, text in labels.items():
+            sample.label.add(key=self.s(key), str=self.s(text))
+
+    def bytes(self) -> bytes:
+        data: bytes = self.profile.SerializeToString()
+        return data
+
+
+def marker(span_id: str, span_name: str, trace_id: str = "") -> tuple[str, str]:
+    return (marker_name(span_id, trace_id), span_name)
+
+
+MAIN = ("<module>", "app.py")
+LOOP = ("run_forever", "asyncio/base_events.py")
+WORK = ("handler_work", "app.py")
+
+
+def decoded(raw: bytes) -> Any:
+    return decode_pprof(raw)
+
+
+def test_marker_frame_becomes_labels_and_leaves_the_stack() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, LOOP, marker(SPAN_A, "GET /a"), WORK], 10, pid="7")
+    builder.sample([MAIN, LOOP], 5, pid="7")
+    out = decoded(rewrite_raw_profile(builder.bytes(), CAP))
+    by_stack = {s.stack: s for s in out.samples}
+    work = by_stack[("<module>", "run_forever", "handler_work")]
+    assert work.label_pairs == (("pid", "7"), ("span_id", SPAN_A), ("span_name", "GET /a"))
+    assert work.values == (10,)
+    idle = by_stack[("<module>", "run_forever")]
+    assert idle.label_pairs == (("pid", "7"),)
+
+
+def test_the_innermost_marker_wins_over_outer_markers_and_thread_tags() -> None:
+    builder = ProfileBuilder()
+    frames = [MAIN, marker(SPAN_B, "outer"), LOOP, marker(SPAN_A, "inner"), WORK]
+    builder.sample(frames, 10, span_id=SPAN_B, span_name="outer", pid="7")
+    out = decoded(rewrite_raw_profile(builder.bytes(), CAP))
+    (sample,) = out.samples
+    assert [v for k, v in sample.label_pairs if k == "span_id"] == [SPAN_A]
+    assert sample.labels["span_name"] == "inner"
+    assert sample.stack == ("<module>", "run_forever", "handler_work")
+
+
+def test_thread_tags_stay_on_samples_without_a_marker() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, marker(SPAN_A, "a"), WORK], 10)
+    builder.sample([MAIN, ("sync_view", "views.py")], 20, span_id=SPAN_B, span_name="GET /b")
+    out = decoded(rewrite_raw_profile(builder.bytes(), CAP))
+    tagged = next(s for s in out.samples if s.leaf == "sync_view")
+    assert tagged.label_pairs == (("span_id", SPAN_B), ("span_name", "GET /b"))
+
+
+def test_trace_id_and_missing_span_name() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, marker(SPAN_A, "", TRACE), WORK], 10)
+    (sample,) = decoded(rewrite_raw_profile(builder.bytes(), CAP)).samples
+    assert sample.label_pairs == (("span_id", SPAN_A), ("trace_id", TRACE))
+
+
+def test_samples_that_differ_only_by_marker_merge_and_nothing_of_a_marker_is_left() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, marker(SPAN_A, "a"), WORK], 10)
+    builder.sample([MAIN, marker(SPAN_A, "a"), marker(SPAN_A, "a"), WORK], 7)
+    raw = rewrite_raw_profile(builder.bytes(), CAP)
+    profile: Any = schemas.Profile()
+    profile.ParseFromString(raw)
+    assert [list(s.value) for s in profile.sample] == [[17]]
+    assert not any(text.startswith("pyrospan.span:") for text in profile.string_table)
+    assert len(profile.function) == len(profile.location) == 2
+    assert profile.string_table[0] == ""
+    # The rewritten profile is still self-consistent: every index resolves.
+    out = decoded(raw)
+    assert out.sample_types == [("cpu", "nanoseconds")]
+    assert out.period_type == ("cpu", "nanoseconds")
+    assert out.samples[0].frames[0].filename == "app.py"
+
+
+def test_a_profile_without_markers_is_forwarded_byte_for_byte() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, WORK], 10, span_id=SPAN_B)
+    raw = builder.bytes()
+    assert rewrite_raw_profile(raw, CAP) is raw
+    zipped = gzip.compress(raw)
+    assert rewrite_raw_profile(zipped, CAP) is zipped
+    assert rewrite_profile(builder.profile) is False
+
+
+def test_push_rewrite_keeps_series_labels_and_encoding() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, marker(SPAN_A, "GET /a"), WORK], 10)
+    request: Any = schemas.PushRequest()
+    series = request.series.add()
+    for name, value in (("__name__", "process_cpu"), ("service_name", "shop"), ("pid", "7")):
+        series.labels.add(name=name, value=value)
+    series.samples.add(raw_profile=gzip.compress(builder.bytes()), ID="id-1")
+    body = gzip.compress(request.SerializeToString())
+    out = rewrite_push(body, "gzip", CAP)
+    assert out[:2] == b"\x1f\x8b"
+    (profile,) = decode_push(out, "gzip")
+    assert profile.labels == {"__name__": "process_cpu", "service_name": "shop", "pid": "7"}
+    assert profile.profile_id == "id-1"
+    assert profile.samples[0].labels == {"span_id": SPAN_A, "span_name": "GET /a"}
+    assert all(not f.startswith("pyrospan.span:") for s in profile.samples for f in s.stack)
+
+
+def test_garbage_is_refused_not_forwarded() -> None:
+    with pytest.raises(DecodeError):
+        rewrite_push(b"\x1f\x8bnot gzip at all", "gzip", CAP)
+    with pytest.raises(DecodeError):
+        rewrite_raw_profile(b"pyrospan.span:\xff\xff\xff", CAP)
+
+
+def test_marker_functions_carry_the_labels_and_call_through() -> None:
+    call = make_marker(SPAN_A, "GET /a", TRACE)
+    assert call(lambda x, y=1: x + y, 2, y=3) == 5
+    code = call.__code__
+    assert parse(code.co_name, code.co_filename) == (SPAN_A, "GET /a", TRACE)
+    assert parse("pyrospan.span:short", "x") is None
+    assert parse("handler_work", "app.py") is None
+    long_name = make_marker(SPAN_A, "x" * 5000)
+    assert len(long_name.__code__.co_filename) == 1000

@@ -1,0 +1,150 @@
+"""Marker frames in process: task steps and pool items run inside their root span's marker.
+
+Thread tags are recorded by a fake (the real profiler is exercised end to end in
+test_e2e_exact_spans.py); what is checked here is what the sampler would read: the
+marker frames on the stack of the running code, and which tags are set meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import opentelemetry.context
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tag_recorder import TagRecorder
+from test_span_profiles import Linked, hex_id
+
+from pyrospan_launch.agent.spans import span_context
+from pyrospan_launch.agent.spans.asgi_frames import framed_app
+from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
+from pyrospan_launch.agent.spans.span_markers import parse
+from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
+
+
+def markers_on_stack() -> list[tuple[str, str, str]]:
+    """What the relay would read from this thread's stack: the markers, innermost first."""
+    found = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        parsed = parse(frame.f_code.co_name, frame.f_code.co_filename)
+        if parsed is not None:
+            found.append(parsed)
+        frame = frame.f_back  # type: ignore[assignment]
+    return found
+
+
+@pytest.fixture
+def framed(monkeypatch: pytest.MonkeyPatch) -> Linked:
+    recorder = TagRecorder()
+    switch = LabelSwitch(recorder.add, recorder.remove, frames=True)
+    processor = SpanProfileProcessor(switch)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    runtime = span_context.LabelSwitchingRuntimeContext()
+    runtime.bind(processor, switch)
+    monkeypatch.setattr(opentelemetry.context, "_RUNTIME_CONTEXT", runtime)
+    return provider.get_tracer("test"), recorder, InMemorySpanExporter(), switch
+
+
+def task_factory(switch: LabelSwitch) -> object:
+    return lambda loop, coro, **kw: asyncio.Task(LabelledCoroutine(coro, switch), loop=loop, **kw)
+
+
+def test_every_later_step_runs_inside_the_marker_and_sets_no_tag(framed: Linked) -> None:
+    tracer, tags, _, switch = framed
+    seen: dict[str, list[tuple[list[tuple[str, str, str]], dict[str, str]]]] = {}
+
+    async def request(name: str) -> None:
+        with tracer.start_as_current_span(name) as span:
+            # The step the span started in has no marker: tags for the rest of it.
+            assert tags.current()["span_id"] == hex_id(span)
+            await asyncio.sleep(0)
+            for _ in range(3):
+                with tracer.start_as_current_span("child"):
+                    seen.setdefault(name, []).append((markers_on_stack(), tags.current()))
+                await asyncio.sleep(0)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
+        await asyncio.gather(request("a"), request("b"))
+        assert tags.current() == {}
+
+    asyncio.run(main())
+    for name, steps in seen.items():
+        for markers, step_tags in steps:
+            assert [(m[1], m[2]) for m in markers] == [(name, "")]
+            assert step_tags == {}  # the marker labels the samples: no tag, no native call
+    assert seen["a"][0][0][0][0] != seen["b"][0][0][0][0]
+
+
+def test_a_root_span_started_inside_a_marked_step_is_tagged_for_that_step_only(
+    framed: Linked,
+) -> None:
+    tracer, tags, _, switch = framed
+
+    async def request() -> None:
+        with tracer.start_as_current_span("outer"):
+            await asyncio.sleep(0)
+            assert tags.current() == {}
+            with tracer.start_as_current_span("job", context=opentelemetry.context.Context()):
+                # A new root inside the outer's marker: its tags win until it ends.
+                assert tags.current()["span_name"] == "job"
+            assert tags.current() == {}
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
+        await asyncio.create_task(request())
+        assert tags.current() == {}
+
+    asyncio.run(main())
+
+
+def test_pool_items_run_inside_the_submitters_marker(framed: Linked) -> None:
+    tracer, tags, _, switch = framed
+    with ThreadPoolExecutor(1) as pool, tracer.start_as_current_span("submit") as span:
+        node = CURRENT.get()
+        assert node is not None
+        inside = pool.submit(run_as(node, switch, lambda: (markers_on_stack(), tags.current())))
+        markers, item_tags = inside.result()
+        after = pool.submit(markers_on_stack).result()
+    assert markers == [(hex_id(span), "submit", "")]
+    assert item_tags == {}
+    assert after == []
+
+
+def test_asgi_app_is_awaited_inside_the_request_spans_async_marker(framed: Linked) -> None:
+    tracer, _, _, switch = framed
+    seen: list[list[tuple[str, str, str]]] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        seen.append(markers_on_stack())  # the very step the span started in
+        await asyncio.sleep(0)
+        seen.append(markers_on_stack())
+
+    async def middleware() -> None:
+        with tracer.start_as_current_span("GET /x") as span:
+            await framed_app(app)({}, None, None)
+        assert {m[0] for step in seen for m in step} == {hex_id(span)}
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
+        await asyncio.create_task(middleware())
+
+    asyncio.run(main())
+    assert len(seen[0]) == 1  # first step: the async marker alone
+    assert len(seen[1]) == 2  # later steps: the step's marker too, the same span
+
+
+def test_tags_mode_makes_no_marker() -> None:
+    switch = LabelSwitch(lambda k, v: None, lambda k, v: None)
+    processor = SpanProfileProcessor(switch)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("x") as span:
+        node = processor.roots[span.get_span_context().span_id]
+        assert node.marker is None
