@@ -148,3 +148,35 @@ def test_tags_mode_makes_no_marker() -> None:
     with provider.get_tracer("t").start_as_current_span("x") as span:
         node = processor.roots[span.get_span_context().span_id]
         assert node.marker is None
+
+
+def test_fastapi_endpoints_are_awaited_inside_the_marker_too(framed: Linked) -> None:
+    from types import SimpleNamespace
+
+    from pyrospan_launch.agent.spans.asgi_frames import patch_fastapi_endpoints
+
+    tracer, _, _, switch = framed
+    seen: list[list[tuple[str, str, str]]] = []
+
+    async def run_endpoint_function(*, values: dict[str, int]) -> int:
+        seen.append(markers_on_stack())
+        return values["x"]
+
+    routing = SimpleNamespace(run_endpoint_function=run_endpoint_function)
+    patch_fastapi_endpoints(routing)  # type: ignore[arg-type]
+
+    async def request() -> int:
+        with tracer.start_as_current_span("GET /e") as span:
+            result: int = await routing.run_endpoint_function(values={"x": 7})
+        assert seen == [[(hex_id(span), "GET /e", "")]]
+        return result
+
+    async def main() -> int:
+        asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
+        return await asyncio.create_task(request())
+
+    assert asyncio.run(main()) == 7
+    # Outside any root span it is the endpoint alone.
+    seen.clear()
+    assert asyncio.run(routing.run_endpoint_function(values={"x": 1})) == 1
+    assert seen == [[]]

@@ -229,11 +229,20 @@ def _patch_asgi(module: ModuleType, switch: LabelSwitch) -> None:
         patch_asgi_middleware(module)
 
 
+def _patch_fastapi(module: ModuleType, switch: LabelSwitch) -> None:
+    """FastAPI awaits endpoints inside the request's marker frame, near the leaf too."""
+    if switch.frames:
+        from pyrospan_launch.agent.spans.asgi_frames import patch_fastapi_endpoints
+
+        patch_fastapi_endpoints(module)
+
+
 _HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
     "asyncio": _patch_asyncio,
     "concurrent.futures.thread": _patch_thread_pool,
     "anyio.to_thread": _patch_anyio,
     "opentelemetry.instrumentation.asgi": _patch_asgi,
+    "fastapi.routing": _patch_fastapi,
 }
 
 
