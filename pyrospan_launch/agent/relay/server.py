@@ -41,12 +41,16 @@ MAX_BODY = 16 * 1024 * 1024
 MAX_DECOMPRESSED = 64 * 1024 * 1024
 # Seconds a client may take to send its request (a stalled local client holds nothing).
 READ_TIMEOUT = 5.0
+# Seconds a kept-alive connection may wait for its next request: longer than the default
+# upload interval (10 s), so pyroscope-io's connection is not closed under it between
+# pushes (a push sent just as the relay closes the connection could be lost).
+IDLE_TIMEOUT = 30.0
 # Seconds one forward may take (pyroscope-io's own HTTP timeout is 10 s).
 FORWARD_TIMEOUT = 10.0
 # Pushes waiting for the backend at most; each is one upload window.
 MAX_QUEUED = 8
 # Connections served at once; more wait in the listen backlog.
-MAX_CONNECTIONS = 4
+MAX_CONNECTIONS = 8
 
 # Headers that belong to one hop, not to the push.
 _HOP_HEADERS = frozenset(
@@ -220,12 +224,13 @@ class Relay:
         import http.client
 
         try:
-            connection.settimeout(READ_TIMEOUT)
             reader = connection.makefile("rb")
             while True:
+                connection.settimeout(IDLE_TIMEOUT)
                 line = reader.readline(_MAX_LINE + 1)
                 if not line:
                     return
+                connection.settimeout(READ_TIMEOUT)
                 parts = line.decode("latin-1").split()
                 if len(line) > _MAX_LINE or len(parts) != 3:
                     self.stats.rejected += 1
