@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from judge import Score, score  # noqa: E402
-from web import run_web  # noqa: E402
+from web import receiver_env, run_web  # noqa: E402
 
 from pyrospan_launch.receiver import Receiver  # noqa: E402
 
@@ -42,14 +41,8 @@ CPU_PER_SPAN_MS = 300.0
 
 def workload_run(scenario: str, method: str, spans: int, length_ms: float) -> Score:
     with Receiver() as receiver:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PYROSPAN_", "PYROSCOPE_", "OTEL_", "_PYROSPAN"))
-        }
-        env.update(
-            PYROSCOPE_SERVER_ADDRESS=receiver.url,
-            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        env = receiver_env(
+            receiver,
             PYROSCOPE_UPLOAD_INTERVAL="1",
             OTEL_SERVICE_NAME="sweep",
             PYROSPAN_SPAN_LABELS=method,

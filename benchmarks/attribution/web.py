@@ -28,14 +28,47 @@ from pyrospan_launch.receiver import ProfileSample, Receiver  # noqa: E402
 FUNCTIONS = {"/search": "search_products", "/basket": "price_basket", "/account": "render_account"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
 
 
-def _client(port: int, paths: list[str], until: float, errors: list[str], keep_alive: bool) -> None:
+def receiver_env(receiver: Receiver, **extra: str) -> dict[str, str]:
+    """This environment without pyrospan, Pyroscope or OTel settings, sending to ``receiver``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYROSPAN_", "PYROSCOPE_", "OTEL_", "_PYROSPAN"))
+        and key != "PYTHONPATH"
+    }
+    env.update(
+        PYROSCOPE_SERVER_ADDRESS=receiver.url, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, **extra
+    )
+    return env
+
+
+def wait_until_serving(port: int, server: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Return once the app answers on ``port``; SystemExit if it ended or took too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2).read()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                err = server.communicate()[1]
+                raise SystemExit(f"the server did not start:\n{err}") from None
+            time.sleep(0.1)
+
+
+def keep_requesting(
+    port: int, paths: list[str], until: float, errors: list[str], keep_alive: bool
+) -> None:
+    """One client: request ``paths`` in turn until ``until``, errors into ``errors``."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     i = 0
     while time.monotonic() < until:
@@ -70,15 +103,8 @@ def run_web(
     (``PYROSPAN_SPAN_LABELS=tags``...).
     """
     with Receiver() as receiver:
-        child_env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PYROSPAN_", "PYROSCOPE_", "OTEL_", "_PYROSPAN"))
-            and key != "PYTHONPATH"
-        }
-        child_env.update(
-            PYROSCOPE_SERVER_ADDRESS=receiver.url,
-            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        child_env = receiver_env(
+            receiver,
             PYROSCOPE_UPLOAD_INTERVAL="1",
             OTEL_BSP_SCHEDULE_DELAY="200",
             # Thousands of short requests a second: the default queue (2048 spans) would
@@ -90,7 +116,7 @@ def run_web(
             WEB_CHUNKS=str(chunks),
             **env,
         )
-        port = _free_port()
+        port = free_port()
         launcher = str(Path(sys.executable).with_name("pyrospan-run"))
         command = [
             launcher,
@@ -123,22 +149,13 @@ def run_web(
             command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2).read()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        err = server.communicate()[1]
-                        raise SystemExit(f"uvicorn did not start:\n{err}") from None
-                    time.sleep(0.1)
+            wait_until_serving(port, server)
             paths = list(FUNCTIONS)
             until = time.monotonic() + seconds
             errors: list[str] = []
             threads = [
                 threading.Thread(
-                    target=_client,
+                    target=keep_requesting,
                     args=(port, paths[i:] + paths[:i], until, errors, keep_alive),
                 )
                 for i in range(clients)
