@@ -23,8 +23,21 @@ install: $(BIN)/pyrospan-run ## Create .venv and install pyrospan-run with the d
 demo: install ## Run the bundled shop in local mode: live page, summary, HTML report, pprof files
 	$(BIN)/pyrospan-run --local python examples/shop.py
 
+# The browser tests drive Debian's Chromium, never a browser downloaded by playwright.
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests if it is missing (needs root)
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make chromium: $(CHROMIUM) is missing; run: sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+	  exit 1; \
+	fi; \
+	echo "make chromium: installing Debian's chromium (apt-get)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 .PHONY: test
-test: install ## Run the whole test suite (unit, CLI, end-to-end)
+test: install chromium ## Run the whole test suite (unit, CLI, browser, end-to-end)
 	@# pytest's status 5 (nothing collected) fails too, with a line that says why.
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
