@@ -19,11 +19,15 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
 
+class BootstrapMissing(RuntimeError):
+    """No installed copy of pyrospan-run holds the bootstrap directory."""
+
+
 def bootstrap_dir() -> str:
     """The directory holding the injected ``sitecustomize.py`` (inside the installed package)."""
     # What importlib.util.find_spec does for a submodule, asking the finders on
     # sys.meta_path (an editable install maps the package elsewhere), without importing
-    # importlib.util and contextlib in every launch (issue 7).  Never imports the package.
+    # importlib.util and contextlib in every launch.  Never imports the package.
     spec: ModuleSpec | None = None
     for finder in sys.meta_path:
         find_spec = getattr(finder, "find_spec", None)
@@ -31,9 +35,21 @@ def bootstrap_dir() -> str:
             spec = find_spec("pyrospan_launch._bootstrap", pyrospan_launch.__path__)
             if spec is not None:
                 break
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pyrospan_launch._bootstrap is missing: reinstall pyrospan-run")
-    return os.path.abspath(next(iter(spec.submodule_search_locations)))
+    if spec is not None and spec.submodule_search_locations:
+        return os.path.abspath(next(iter(spec.submodule_search_locations)))
+    # The package was imported from a source tree that shadows the installed copy: a
+    # directory holding a `pyrospan_launch/` folder came first on sys.path (the project's
+    # checkout as the cwd, which opentelemetry-instrument adds to PYTHONPATH).  The
+    # installed copy further down sys.path has the bootstrap; its sitecustomize imports
+    # the package from its own copy in the child.
+    for entry in sys.path:
+        candidate = os.path.join(entry or os.curdir, "pyrospan_launch", "_bootstrap")
+        if os.path.isfile(os.path.join(candidate, "sitecustomize.py")):
+            return os.path.abspath(candidate)
+    raise BootstrapMissing(
+        f"no installed pyrospan-run found ({os.path.dirname(pyrospan_launch.__file__ or '')} "
+        "has no bootstrap): reinstall it with pip install pyrospan-run"
+    )
 
 
 def python_path_with(directory: str, python_path: str | None) -> str:

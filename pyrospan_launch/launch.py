@@ -80,6 +80,15 @@ def execute(
         sys.exit(exc.exit_code)
 
 
+def bootstrap_dir() -> str:
+    """The installed bootstrap directory; without one, one line and exit status 1."""
+    try:
+        return child_env.bootstrap_dir()
+    except child_env.BootstrapMissing as exc:
+        say(str(exc))
+        sys.exit(1)
+
+
 def _plain_run(args: Sequence[str]) -> bool:
     """True for ``COMMAND ...`` with no launcher option and no local mode asked for."""
     return bool(args) and not args[0].startswith("-") and not os.environ.get("PYROSPAN_LOCAL")
@@ -89,7 +98,7 @@ def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if args is None else list(args)
     if _plain_run(args):
-        env = child_env.build(os.environ, args, {}, child_env.bootstrap_dir())
+        env = child_env.build(os.environ, args, {}, bootstrap_dir())
         execute(args, env)
     from pyrospan_launch.cli import main as click_main
 
