@@ -1,4 +1,7 @@
-"""An app that calls ``pyroscope.configure()`` itself: its settings win, span profiles stay linked.
+"""An app that calls ``pyroscope.configure()`` itself: its settings win, its spans stay linked.
+
+The spans' service.name follows the app's application name where it can
+(:mod:`pyrospan_launch.service_names`), so Grafana finds each span's profile.
 
 pyroscope-io 1.4 runs one profiler per process: a second ``configure()`` returns False and
 changes nothing.  Left alone, an app that configures the profiler in its own code would
@@ -76,6 +79,18 @@ def configure_again() -> bool:
     return True
 
 
+def _spans_follow(name: object) -> str:
+    """The spans' service.name follows the app's name where it can; how the notice ends."""
+    from pyrospan_launch import bootstrap
+
+    config = bootstrap.state.config
+    if not isinstance(name, str) or not name or config is None or not config.tracing:
+        return ""  # no name to follow, or no spans of ours to link
+    from pyrospan_launch import service_names
+
+    return service_names.names.profiles_named(name, *service_names.global_providers())
+
+
 def _hand_over(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     global _app_call
     import inspect  # not at start-up: it costs more than this whole module
@@ -103,7 +118,7 @@ def _hand_over(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     shown = f" (application_name {name!r})" if name else ""
     log.warning(
         f"the app called pyroscope.configure() itself: its settings replace the PYROSCOPE_* "
-        f"ones{shown}; span profiles stay linked"
+        f"ones{shown}{_spans_follow(name)}"
     )
     if not finished:
         log.debug("profiler hand-over still waiting for the old profiler's last upload")

@@ -30,6 +30,12 @@ from pyrospan_launch import log
 
 _installed = False
 _taken_over = False
+_ours: Any = None
+
+
+def ours() -> Any:
+    """pyrospan-run's own SDK TracerProvider (None before OpenTelemetry started)."""
+    return _ours
 
 
 def install(ours: Any, processor: Any = None) -> None:
@@ -39,12 +45,13 @@ def install(ours: Any, processor: Any = None) -> None:
     ``processor`` the span-profile processor on it (None when profiling is off).  Only
     the first call counts.
     """
-    global _installed
+    global _installed, _ours
     import opentelemetry.trace as trace_api
 
     if _installed or ours is None:
         return
     _installed = True
+    _ours = ours
     original = trace_api.set_tracer_provider
 
     @functools.wraps(original)
@@ -88,7 +95,16 @@ def _take_over(trace_api: Any, ours: Any, theirs: Any, processor: Any) -> None:
         ).start()
     kind = type(theirs).__name__
     if sdk:
-        linked = "; its root spans are linked to profiles" if processor is not None else ""
+        from pyrospan_launch.service_names import names
+
+        linked = ""
+        if processor is not None:
+            mismatch = names.provider_taken_over(theirs)
+            linked = (
+                f"; its root spans carry profile ids, {mismatch}"
+                if mismatch
+                else "; its root spans are linked to profiles"
+            )
         log.warning(
             f"the app set its own TracerProvider: it replaces pyrospan-run's (the app's "
             f"exporter and resource are used, not the OTEL_* ones){linked}"

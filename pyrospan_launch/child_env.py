@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 import pyrospan_launch
-from pyrospan_launch.config import derive_service_name, service_name_of
+from pyrospan_launch.config import DERIVED_SERVICE_NAME, derive_service_name, service_name_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,5 +87,5 @@ def build(
     name, _ = service_name_of(env)
     if name is None:
         # One name for traces and profiles, readable in Grafana instead of unknown_service.
-        env["OTEL_SERVICE_NAME"] = derive_service_name(command)
+        env["OTEL_SERVICE_NAME"] = env[DERIVED_SERVICE_NAME] = derive_service_name(command)
     return env

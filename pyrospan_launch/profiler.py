@@ -69,6 +69,9 @@ def start(config: ProfilerConfig) -> LabelSwitch:
     import pyroscope
 
     _configure(config)
+    from pyrospan_launch.service_names import names
+
+    names.profile_name = config.application_name
     labels = LabelSwitch(*_tag_functions(pyroscope))
 
     def restart_in_child() -> None:
