@@ -63,6 +63,33 @@ test-all: ## Run the tests under every Python 3.10-3.13 found by pyenv
 	  $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$v || exit 1; \
 	done
 
+# The oldest and the newest supported OpenTelemetry release sets (constraints/), each in a
+# virtual environment of its own: the unit tests and the end-to-end tests of OTEL_TESTS.
+OTEL ?= newest
+OTEL_VENV := .venv-otel-$(OTEL)
+OTEL_TESTS := tests/test_span_profiles.py tests/test_service_names.py tests/test_otel_compat.py \
+  tests/test_settings.py tests/test_child_env.py tests/test_cli.py tests/test_e2e_coexist.py \
+  tests/test_e2e_service_names.py tests/test_otel_bootstrap.py \
+  "tests/test_e2e_linking.py::test_root_span_linked_to_its_hot_function" \
+  "tests/test_e2e_linking.py::test_wsgi_server_requests_linked_in_every_worker" \
+  "tests/test_e2e_attribution.py::test_concurrent_tasks_on_one_loop_each_get_their_own_samples" \
+  "tests/test_e2e_attribution.py::test_concurrent_fastapi_requests_each_attributed_to_their_span"
+
+$(OTEL_VENV)/bin/pyrospan-run: pyproject.toml constraints/otel-$(OTEL).txt
+	$(PYTHON) -m venv $(OTEL_VENV)
+	$(OTEL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OTEL_VENV)/bin/python -m pip install --quiet -c constraints/otel-$(OTEL).txt -e ".[dev,web]"
+	@touch $@
+
+.PHONY: test-otel
+test-otel: ## Tests against one supported OpenTelemetry set: OTEL=oldest or OTEL=newest
+	@if [ ! -f constraints/otel-$(OTEL).txt ]; then \
+	  echo "make test-otel: OTEL=$(OTEL): expected oldest or newest (constraints/otel-*.txt)" >&2; \
+	  exit 2; \
+	fi
+	@$(MAKE) --no-print-directory $(OTEL_VENV)/bin/pyrospan-run
+	$(OTEL_VENV)/bin/python -m pytest $(PYTEST_ARGS) $(OTEL_TESTS)
+
 .PHONY: clean
 clean: ## Remove the virtual environments and caches
-	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-3.* .venv-otel-* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

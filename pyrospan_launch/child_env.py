@@ -52,6 +52,26 @@ def bootstrap_dir() -> str:
     )
 
 
+def restore_auto_instrumentation(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ``, with opentelemetry-instrument's directory back on PYTHONPATH if it was taken.
+
+    Releases of opentelemetry-instrument before 0.60b0 take their ``sitecustomize``
+    directory off PYTHONPATH in the process they start, here the launcher, so the app
+    it execs would never see it.  Put back, it reaches the app as with newer releases:
+    the bootstrap then starts OpenTelemetry once (or leaves it to opentelemetry-instrument
+    when pyrospan-run's tracing is off).
+    """
+    module = sys.modules.get("sitecustomize")
+    where = os.path.dirname(os.path.abspath(getattr(module, "__file__", None) or os.curdir))
+    tail = os.path.join("opentelemetry", "instrumentation", "auto_instrumentation")
+    if not where.endswith(tail):
+        return environ
+    entries = (environ.get("PYTHONPATH") or "").split(os.pathsep)
+    if any(_same_dir(entry, where) for entry in entries):
+        return environ
+    return {**environ, "PYTHONPATH": os.pathsep.join(entry for entry in [where, *entries] if entry)}
+
+
 def python_path_with(directory: str, python_path: str | None) -> str:
     """PYTHONPATH with ``directory`` first, exactly once, the user's entries kept in order.
 

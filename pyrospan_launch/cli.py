@@ -198,7 +198,8 @@ def run(
         _local_tool(argv, serve, render_dir, port, {**os.environ, **overrides})
         return
     bootstrap = launch.bootstrap_dir()
-    env = child_env.build(os.environ, argv, overrides, bootstrap)
+    environ = child_env.restore_auto_instrumentation(os.environ)
+    env = child_env.build(environ, argv, overrides, bootstrap)
     if show_info:
         from pyrospan_launch import info
 

@@ -98,7 +98,8 @@ def main(args: Sequence[str] | None = None, prog_name: str = PROG) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if args is None else list(args)
     if _plain_run(args):
-        env = child_env.build(os.environ, args, {}, bootstrap_dir())
+        environ = child_env.restore_auto_instrumentation(os.environ)
+        env = child_env.build(environ, args, {}, bootstrap_dir())
         execute(args, env)
     from pyrospan_launch.cli import main as click_main
 
