@@ -14,6 +14,113 @@ if TYPE_CHECKING:
 SERVICE_NAME = "service.name"
 
 
+class Shortcuts:
+    """Which of the SDK's private fields the span-linking hot paths may read instead of its API.
+
+    Each flag is True only when the field exists on real objects of the SDK in use and
+    gives what the public API gives; otherwise that path uses the public API.  Every root
+    span and every context change pays for the public calls (figures in docs/design.md),
+    which is why the shortcuts exist at all.
+
+    * ``span_fields``: a span's ``_context``, ``_parent`` and ``_name`` (public:
+      ``get_span_context()``, ``parent``, ``name``; ``context`` on an ended span);
+    * ``attributes``: a new span's attribute dict, ``_attributes._dict`` with its
+      ``_immutable`` flag and limits (public: ``set_attribute()``);
+    * ``span_key``: the key under which a Context holds its current span (public:
+      ``trace.get_current_span(context)``); None when it is not usable.
+    """
+
+    __slots__ = ("attributes", "span_fields", "span_key")
+
+    def __init__(self, *, span_fields: bool, attributes: bool, span_key: str | None) -> None:
+        self.span_fields = span_fields
+        self.attributes = attributes
+        self.span_key = span_key
+
+    def __repr__(self) -> str:
+        return (
+            f"Shortcuts(span_fields={self.span_fields}, attributes={self.attributes}, "
+            f"span_key={self.span_key is not None})"
+        )
+
+
+PUBLIC = Shortcuts(span_fields=False, attributes=False, span_key=None)
+_detected: Shortcuts | None = None
+
+
+def shortcuts() -> Shortcuts:
+    """The shortcuts this process's SDK allows, detected once."""
+    global _detected
+    if _detected is None:
+        _detected = detect()
+    return _detected
+
+
+def detect() -> Shortcuts:
+    """Check each private field on a real span of the installed SDK against its public API."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    # A provider of its own, with no processor (nothing is exported), no resource detection
+    # and no exit handler: a few microseconds, once per process.
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    tracer = provider.get_tracer("pyrospan-run feature check")
+    parent = tracer.start_span("parent")
+    span = tracer.start_span("child", context=trace.set_span_in_context(parent))
+    try:
+        return Shortcuts(
+            span_fields=_span_fields_match(span, parent),
+            attributes=_attribute_dict_usable(span),
+            span_key=_span_key(span),
+        )
+    finally:
+        span.end()
+        parent.end()
+
+
+def _span_fields_match(span: Any, parent: Any) -> bool:
+    try:
+        return bool(
+            span._context is span.get_span_context()
+            and span._parent is span.parent
+            and span._parent.span_id == parent.get_span_context().span_id
+            and span._name == span.name == "child"
+        )
+    except AttributeError:
+        return False
+
+
+def _attribute_dict_usable(span: Any) -> bool:
+    try:
+        attributes = span._attributes
+        if not (
+            type(attributes._dict) is dict
+            and attributes._immutable is False
+            and hasattr(attributes, "maxlen")
+            and hasattr(attributes, "max_value_len")
+        ):
+            return False
+        attributes._dict["pyrospan.check"] = "stored"  # what the public API then shows
+        return bool(span.attributes.get("pyrospan.check") == "stored")
+    except AttributeError:
+        return False
+
+
+def _span_key(span: Any) -> str | None:
+    from opentelemetry import trace
+
+    try:
+        from opentelemetry.trace import propagation
+    except ImportError:
+        return None
+    key: object = getattr(propagation, "_SPAN_KEY", None)
+    if not isinstance(key, str):
+        return None
+    context = trace.set_span_in_context(span)
+    return key if context.get(key) is span else None
+
+
 def rename_service(resource: Any, name: str) -> bool:
     """Give ``resource`` the ``service.name`` ``name`` in place; False if this SDK cannot.
 

@@ -31,6 +31,7 @@ _linking: tuple[SpanProfileProcessor, LabelSwitch] | None = None
 # What attach and detach use, bound once by enable(): they run on every context change of
 # the app, so each saved attribute lookup or call counts (issue 3's per-span budget).
 _span_key: str = ""
+_span_fields = False  # otel_compat found the SDK span's ``_context`` right
 _roots: dict[int, RootLabels] | None = None
 
 
@@ -50,14 +51,21 @@ def _span_id_of(span: Any) -> int:
     return int(span.get_span_context().span_id)
 
 
+def _current_span_of(context: Context) -> Any:
+    """The public way to a Context's current span, when the SDK's key is not usable."""
+    from opentelemetry import trace
+
+    return trace.get_current_span(context)
+
+
 def enable(processor: SpanProfileProcessor, switch: LabelSwitch) -> None:
     """Start switching labels on context changes, using ``processor``'s span-to-root map."""
-    global _linking, _span_key, _roots, _show, _state
-    # The key under which OpenTelemetry keeps the current span in a Context: reading it
-    # directly is what get_current_span(context) does, without its calls.
-    from opentelemetry.trace.propagation import _SPAN_KEY
-
-    _span_key = _SPAN_KEY
+    global _linking, _span_key, _span_fields, _roots, _show, _state
+    # The key under which OpenTelemetry keeps the current span in a Context, when
+    # otel_compat found it: reading it is what get_current_span(context) does, without
+    # its calls.  "" takes the public way.
+    _span_key = processor.shortcuts.span_key or ""
+    _span_fields = processor.shortcuts.span_fields
     _show = switch.show
     _state = switch.thread_state
     _roots = processor.roots
@@ -81,9 +89,11 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         roots = _roots
         if roots is None:
             return token
-        span: Any = context.get(_span_key)
+        span: Any = context.get(_span_key) if _span_key else _current_span_of(context)
         if span is None:
             root = None
+        elif not _span_fields:
+            root = roots.get(_span_id_of(span))
         else:
             try:
                 # The SDK's span (and the API's NonRecordingSpan) keep their SpanContext
