@@ -56,11 +56,7 @@ def install(ours: Any, processor: Any = None) -> None:
 
     @functools.wraps(original)
     def set_tracer_provider(tracer_provider: Any) -> None:
-        if (
-            _taken_over
-            or tracer_provider is ours
-            or getattr(trace_api, "_TRACER_PROVIDER", None) is not ours
-        ):
+        if _taken_over or tracer_provider is ours or trace_api.get_tracer_provider() is not ours:
             original(tracer_provider)
             return
         _take_over(trace_api, ours, tracer_provider, processor)
@@ -72,19 +68,23 @@ def _take_over(trace_api: Any, ours: Any, theirs: Any, processor: Any) -> None:
     global _taken_over
     from opentelemetry.sdk.trace import TracerProvider
 
+    from pyrospan_launch import otel_compat
+
     _taken_over = True
+    # The one global provider from now on (what set_tracer_provider would have done first).
+    if not otel_compat.make_global(trace_api, theirs):
+        log.warning(
+            "the app set its own TracerProvider, but this OpenTelemetry release does not let "
+            "it replace pyrospan-run's: spans go to the OTEL_* exporter, not the app's"
+        )
+        return
     sdk = isinstance(theirs, TracerProvider)
     if sdk and processor is not None:
         theirs.add_span_processor(processor)
-    # The one global provider from now on (what set_tracer_provider would have done first).
-    trace_api._TRACER_PROVIDER = theirs
-    pipeline = getattr(ours, "_active_span_processor", None)
-    replaced: tuple[Any, ...] = ()
-    if pipeline is not None and hasattr(pipeline, "_span_processors"):
-        forward = (theirs._active_span_processor,) if sdk else ()
-        with pipeline._lock:
-            replaced = pipeline._span_processors
-            pipeline._span_processors = forward
+    replaced = otel_compat.redirect_spans(ours, theirs if sdk else None)
+    if replaced is None:
+        log.debug("tracers handed out before the app's provider keep pyrospan-run's exporter")
+        replaced = ()
     leftover = [p for p in replaced if p is not processor]
     if leftover:
         threading.Thread(

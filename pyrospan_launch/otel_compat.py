@@ -141,3 +141,45 @@ def rename_service(resource: Any, name: str) -> bool:
     except (AttributeError, TypeError):
         return False
     return resource.attributes.get(SERVICE_NAME) == name
+
+
+def make_global(trace_api: Any, provider: Any) -> bool:
+    """Make ``provider`` the global TracerProvider over one already set; False if this API cannot.
+
+    OpenTelemetry's ``set_tracer_provider`` refuses a second provider, and no public call
+    replaces the first: the API's module field is set directly, then checked through
+    the public ``get_tracer_provider()``.
+    """
+    if not hasattr(trace_api, "_TRACER_PROVIDER"):
+        return False
+    before = trace_api._TRACER_PROVIDER
+    trace_api._TRACER_PROVIDER = provider
+    if trace_api.get_tracer_provider() is provider:
+        return True
+    trace_api._TRACER_PROVIDER = before
+    return False
+
+
+def redirect_spans(ours: Any, theirs: Any) -> tuple[Any, ...] | None:
+    """Send spans of ``ours``'s tracers to ``theirs``'s processors (None: drop them) instead.
+
+    Returns the span processors ``ours`` had, for the caller to shut down, or None when
+    this SDK's provider has no such pipeline (then ``ours`` keeps its own).  Tracers
+    keep the provider they came from, and nothing public reaches its processors.
+    """
+    pipeline = getattr(ours, "_active_span_processor", None)
+    if pipeline is None or not isinstance(getattr(pipeline, "_span_processors", None), tuple):
+        return None
+    lock = getattr(pipeline, "_lock", None)
+    if lock is None:
+        return None
+    forward: tuple[Any, ...] = ()
+    if theirs is not None:
+        target = getattr(theirs, "_active_span_processor", None)
+        if target is None:
+            return None
+        forward = (target,)
+    with lock:
+        replaced: tuple[Any, ...] = pipeline._span_processors
+        pipeline._span_processors = forward
+    return replaced

@@ -52,3 +52,26 @@ def test_objects_without_the_fields_take_the_public_api() -> None:
     assert otel_compat._attribute_dict_usable(Elsewhere()) is False
     public = otel_compat.PUBLIC
     assert (public.span_fields, public.attributes, public.span_key) == (False, False, None)
+
+
+def test_redirect_spans_sends_old_tracers_spans_to_the_new_provider() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    ours, theirs = TracerProvider(), TracerProvider()
+    kept, forwarded = InMemorySpanExporter(), InMemorySpanExporter()
+    ours.add_span_processor(SimpleSpanProcessor(kept))
+    theirs.add_span_processor(SimpleSpanProcessor(forwarded))
+    handed_out = ours.get_tracer("before")
+    replaced = otel_compat.redirect_spans(ours, theirs)
+    assert replaced is not None and len(replaced) == 1
+    handed_out.start_span("late").end()
+    assert [s.name for s in forwarded.get_finished_spans()] == ["late"]
+    assert kept.get_finished_spans() == ()
+
+
+def test_without_the_sdk_fields_nothing_is_taken_over() -> None:
+    import types
+
+    assert otel_compat.redirect_spans(object(), TracerProvider()) is None
+    assert otel_compat.make_global(types.SimpleNamespace(), TracerProvider()) is False
