@@ -37,11 +37,19 @@ chromium: ## Install Debian's chromium for the browser tests if it is missing (n
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 .PHONY: test
-test: install chromium ## Run the whole test suite (unit, CLI, browser, end-to-end)
+test: install chromium ## Run the whole test suite (unit, CLI, end-to-end, browser)
 	@# pytest's status 5 (nothing collected) fails too, with a line that says why.
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	  exit $$status
+
+.PHONY: test-unit
+test-unit: install ## Run the fast in-process layer only (tests/unit, no subprocesses)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-cli
+test-cli: install ## Run the in-process command-line tests (tests/cli, click's CliRunner)
+	$(BIN)/python -m pytest tests/cli $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff lint and format check
@@ -67,13 +75,12 @@ test-all: ## Run the tests under every Python 3.10-3.13 found by pyenv
 # virtual environment of its own: the unit tests and the end-to-end tests of OTEL_TESTS.
 OTEL ?= newest
 OTEL_VENV := .venv-otel-$(OTEL)
-OTEL_TESTS := tests/test_span_profiles.py tests/test_service_names.py tests/test_otel_compat.py \
-  tests/test_settings.py tests/test_child_env.py tests/test_cli.py tests/test_e2e_coexist.py \
-  tests/test_e2e_service_names.py tests/test_otel_bootstrap.py \
-  "tests/test_e2e_linking.py::test_root_span_linked_to_its_hot_function" \
-  "tests/test_e2e_linking.py::test_wsgi_server_requests_linked_in_every_worker" \
-  "tests/test_e2e_attribution.py::test_concurrent_tasks_on_one_loop_each_get_their_own_samples" \
-  "tests/test_e2e_attribution.py::test_concurrent_fastapi_requests_each_attributed_to_their_span"
+OTEL_TESTS := tests/unit tests/cli/test_cli.py tests/e2e/test_e2e_coexist.py \
+  tests/e2e/test_e2e_service_names.py tests/e2e/test_otel_bootstrap.py \
+  "tests/e2e/test_e2e_linking.py::test_root_span_linked_to_its_hot_function" \
+  "tests/e2e/test_e2e_linking.py::test_wsgi_server_requests_linked_in_every_worker" \
+  "tests/e2e/test_e2e_attribution.py::test_concurrent_tasks_on_one_loop_each_get_their_own_samples" \
+  "tests/e2e/test_e2e_attribution.py::test_concurrent_fastapi_requests_each_attributed_to_their_span"
 
 $(OTEL_VENV)/bin/pyrospan-run: pyproject.toml constraints/otel-$(OTEL).txt
 	$(PYTHON) -m venv $(OTEL_VENV)

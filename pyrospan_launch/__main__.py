@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrospan_launch.launch import main
+from pyrospan_launch.launcher.launch import main
 
 if __name__ == "__main__":
     main(prog_name="pyrospan-run")

@@ -2,7 +2,7 @@
 #
 # pyrospan-run puts this directory first on PYTHONPATH, so Python imports this file at
 # start-up, before the program.  It starts tracing and profiling through
-# pyrospan_launch.bootstrap, then runs the sitecustomize this file shadows, if any.
+# pyrospan_launch.agent.bootstrap, then runs the sitecustomize this file shadows, if any.
 # It must never raise: an interpreter that cannot import pyrospan_launch (another
 # Python found on PATH) runs untouched and silent.  Plain syntax on purpose, so even an
 # old interpreter that reads this file does not print "Error in sitecustomize".
@@ -55,10 +55,10 @@ def _pyrospan_start():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         _pyrospan_import_own_package(here)
-        from pyrospan_launch.stdlib_imports import only_stdlib
+        from pyrospan_launch.agent.stdlib_imports import only_stdlib
 
         with only_stdlib():
-            from pyrospan_launch import bootstrap
+            from pyrospan_launch.agent import bootstrap
     except Exception:
         if os.environ.get("PYROSPAN_LOG_LEVEL", "").lower() == "debug":
             sys.stderr.write(

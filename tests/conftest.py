@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +36,50 @@ def _restore_process_state() -> Iterator[None]:
     os.environ.clear()
     os.environ.update(environ)
     sys.path[:] = path
+
+
+IN_PROCESS_LAYERS = ("unit", "cli")
+
+
+def _native_threads() -> int:
+    """OS threads of this process that Python did not start (pyroscope-io's sampler)."""
+    try:
+        return len(os.listdir("/proc/self/task")) - threading.active_count()
+    except OSError:
+        return 0
+
+
+def _otel_globals() -> tuple[object, object]:
+    """The global TracerProvider and runtime context, if OpenTelemetry is loaded."""
+    trace = sys.modules.get("opentelemetry.trace")
+    context = sys.modules.get("opentelemetry.context")
+    return (
+        getattr(trace, "_TRACER_PROVIDER", None),
+        getattr(context, "_RUNTIME_CONTEXT", None),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tracing_or_profiler(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In-process tests leave no TracerProvider, runtime context or profiler behind."""
+    if request.path.parent.name not in IN_PROCESS_LAYERS:
+        yield
+        return
+    otel_before = _otel_globals()
+    native_before = _native_threads()
+    yield
+    trace_module = sys.modules.get("opentelemetry.trace")
+    if otel_before[0] is None and trace_module is not None:
+        # Loaded by this test: only a provider it set counts (the proxy is the default).
+        assert getattr(trace_module, "_TRACER_PROVIDER", None) is None, "a TracerProvider leaked"
+    else:
+        assert _otel_globals()[0] is otel_before[0], "the global TracerProvider changed"
+    if otel_before[1] is not None:
+        assert _otel_globals()[1] is otel_before[1], "the runtime context changed"
+    deadline = time.monotonic() + 2
+    while _native_threads() > native_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _native_threads() <= native_before, "a profiler (native threads) is still running"
 
 
 @pytest.fixture(params=sorted(LAUNCHERS))

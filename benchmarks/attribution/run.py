@@ -7,7 +7,7 @@ that machine noise falls on both alike.
 
     python benchmarks/attribution/run.py [--rounds 3] [--scenarios asyncio,threadpool,...]
 
-Targets (issue 3): asyncio >= 98%, hand-off >= 95%, threads >= 99% precision, and no
+Targets: asyncio >= 98%, hand-off >= 95%, threads >= 99% precision, and no
 sample with two span_ids.
 """
 

@@ -38,9 +38,9 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     from opentelemetry.sdk.trace import TracerProvider
     from pyroscope.otel import PyroscopeSpanProcessor
 
-    from pyrospan_launch import span_context
-    from pyrospan_launch.labels import LabelSwitch
-    from pyrospan_launch.span_profiles import SpanProfileProcessor
+    from pyrospan_launch.agent.spans import span_context
+    from pyrospan_launch.agent.spans.labels import LabelSwitch
+    from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
     # A live agent, so tag calls do their real work; it never gets to upload.
     pyroscope.configure(
@@ -53,20 +53,21 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
     reference = TracerProvider()
     reference.add_span_processor(PyroscopeSpanProcessor())
     ours = TracerProvider()
-    from pyrospan_launch.profiler import _tag_functions
+    from pyrospan_launch.agent.profiler import _tag_functions
 
     switch = LabelSwitch(*_tag_functions(pyroscope))
     processor = SpanProfileProcessor(switch)
     ours.add_span_processor(processor)
-    span_context.enable(processor, switch)
+    switching_context.bind(processor, switch)
     # The same linking through the SDK's public API only (what runs where otel_compat
     # finds a private field changed): what the shortcuts save.
-    from pyrospan_launch.otel_compat import PUBLIC
+    from pyrospan_launch.agent.otel_compat import PUBLIC
 
     public_processor = SpanProfileProcessor(switch, sdk_shortcuts=PUBLIC)
     public = TracerProvider()
     public.add_span_processor(public_processor)
-    linking = {"pyrospan": processor, "pyrospan, public API": public_processor}
+    public_context = span_context.LabelSwitchingRuntimeContext()
+    public_context.bind(public_processor, switch)
 
     from floor import FloorLinking
 
@@ -78,7 +79,7 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
         "sdk": (sdk_only, default_context),
         "reference": (reference, default_context),
         "pyrospan": (ours, switching_context),
-        "pyrospan, public API": (public, switching_context),
+        "pyrospan, public API": (public, public_context),
         "floor": (floor, floor_linking.runtime_context),
     }
     timings: dict[str, list[float]] = {name: [] for name in variants}
@@ -88,8 +89,6 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
             order.reverse()
         for name in order:
             provider, runtime = variants[name]
-            if name in linking:
-                span_context.enable(linking[name], switch)
             otel_context._RUNTIME_CONTEXT = runtime  # type: ignore[attr-defined]
             tracer = provider.get_tracer("bench")
             start = time.perf_counter()
@@ -104,8 +103,8 @@ def per_span_costs(rounds: int, spans: int) -> dict[str, list[float]]:
 
 def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
     """Nanoseconds per task step: plain asyncio, wrapped without a span, wrapped in a span."""
-    from pyrospan_launch.handoff import LabelledCoroutine
-    from pyrospan_launch.labels import CURRENT, LabelSwitch, RootLabels
+    from pyrospan_launch.agent.spans.handoff import LabelledCoroutine
+    from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 
     tags: set[tuple[str, str]] = set()
     switch = LabelSwitch(lambda k, v: tags.add((k, v)), lambda k, v: tags.discard((k, v)))

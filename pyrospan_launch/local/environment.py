@@ -1,6 +1,6 @@
 """The environment of a program run in local mode: both signals go to the local receiver.
 
-Pure functions, like :mod:`pyrospan_launch.child_env`, whose result they start from.
+Pure functions, like :mod:`pyrospan_launch.launcher.child_env`, whose result they start from.
 """
 
 from __future__ import annotations

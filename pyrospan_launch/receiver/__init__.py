@@ -16,25 +16,24 @@ Modules:
 
 * :mod:`~pyrospan_launch.receiver.schemas` - protobuf classes for ``push.v1`` and pprof,
   built at runtime from descriptors.
-* :mod:`~pyrospan_launch.receiver.decode` - pure decoders and the result dataclasses.
+* :mod:`~pyrospan_launch.receiver.records` - what requests decode into, and DecodeError.
+* :mod:`~pyrospan_launch.receiver.body` - content encodings within a size cap, media types.
+* :mod:`~pyrospan_launch.receiver.profiles` - Pyroscope push and pprof decoding.
+* :mod:`~pyrospan_launch.receiver.traces` - OTLP/HTTP traces decoding.
 * :mod:`~pyrospan_launch.receiver.server` - the threaded HTTP :class:`Receiver`.
 """
 
 from __future__ import annotations
 
-from pyrospan_launch.receiver.decode import (
-    MAX_DECOMPRESSED_BYTES,
+from pyrospan_launch.receiver.body import MAX_DECOMPRESSED_BYTES, decompress_body
+from pyrospan_launch.receiver.profiles import decode_pprof, decode_push
+from pyrospan_launch.receiver.records import (
     DecodeError,
     Frame,
     ProfileSample,
     ProfileSeries,
     ReceivedSpan,
     RequestInfo,
-    decode_otlp_traces,
-    decode_pprof,
-    decode_push,
-    decompress_body,
-    flatten_any_value,
 )
 from pyrospan_launch.receiver.server import (
     LOGS_PATH,
@@ -47,6 +46,7 @@ from pyrospan_launch.receiver.server import (
     Receiver,
     SpansCallback,
 )
+from pyrospan_launch.receiver.traces import decode_otlp_traces, flatten_any_value
 
 __all__ = [
     "LOGS_PATH",

@@ -41,7 +41,6 @@ __all__ = [
     "Sample",
     "SampleLabel",
     "ValueType",
-    "message_class",
 ]
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -196,14 +195,6 @@ def _build() -> tuple[descriptor_pool.DescriptorPool, dict[str, Any]]:
 
 
 _POOL, _CLASSES = _build()
-
-
-def message_class(full_name: str) -> Any:
-    """Return the message class for a fully qualified name, e.g. ``"push.v1.PushRequest"``.
-
-    Raises ``KeyError`` for names not defined here.
-    """
-    return _CLASSES[full_name]
 
 
 LabelPair: Any = _CLASSES["types.v1.LabelPair"]

@@ -22,7 +22,7 @@ with tracer.start_as_current_span("child-work") as span:
 report = {
     "pid": os.getpid(),
     "span_id": span_id,
-    "bootstrapped": "pyrospan_launch.bootstrap" in sys.modules,
+    "bootstrapped": "pyrospan_launch.agent.bootstrap" in sys.modules,
     "pythonpath": os.environ.get("PYTHONPATH"),
 }
 print(json.dumps(report))

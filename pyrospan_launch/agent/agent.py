@@ -1,0 +1,79 @@
+"""The agent's state in one object: what it started, the labels, the links, the lifecycle.
+
+:func:`pyrospan_launch.agent.bootstrap.initialize` builds one :class:`Agent` per process
+and makes it :func:`current`; tests build their own.  The one module-level name is that
+handle: OpenTelemetry creates the runtime context through an entry point, with no
+arguments, so the context finds the agent here.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyrospan_launch.agent.app_tracer_provider import ProviderHandover
+from pyrospan_launch.agent.fork_warnings import ForkWarnings
+from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.service_names import ServiceNames
+from pyrospan_launch.agent.worker_exits import WorkerExits
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrospan_launch.agent.spans.labels import LabelSwitch
+    from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
+    from pyrospan_launch.settings.config import Config
+
+
+class Agent:
+    """What the agent holds for the life of one process."""
+
+    def __init__(self) -> None:
+        self.config: Config | None = None
+        self.profiling = False
+        self.tracing = False
+        self.linking = False
+        self.instrumentations: list[str] = []
+        self.failures: list[str] = []
+        # The profiler's per-thread labels, once the profiler runs.
+        self.labels: LabelSwitch | None = None
+        # The span-profile processor (and its span-to-root map), once spans are linked
+        # and labels follow the running context.
+        self.processor: SpanProfileProcessor | None = None
+        self.lifecycle = Lifecycle()
+        self.fork_warnings = ForkWarnings()
+        self.worker_exits = WorkerExits(self.lifecycle)
+        # One service name for traces and profiles, also when the app names its profiles.
+        self.service_names = ServiceNames(os.environ)
+        self.provider_handover = ProviderHandover(self.service_names)
+
+    def link_context(self, processor: SpanProfileProcessor, labels: LabelSwitch) -> None:
+        """Have runtime contexts switch ``labels`` by ``processor``'s roots from now on."""
+        self.processor = processor
+        self.labels = labels
+
+    def spans_follow(self, application_name: str) -> str:
+        """The app's ``pyroscope.configure()`` named its profiles: the spans follow if they can.
+
+        Returns how the notice about the app's call ends (see ServiceNames.profiles_named).
+        """
+        ours, theirs = self.provider_handover.global_providers()
+        return self.service_names.profiles_named(application_name, ours, theirs)
+
+    def watch_lifecycle(self) -> None:
+        """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM, worker ends."""
+        self.fork_warnings.install(self.lifecycle)
+        self.lifecycle.install_exit_handling()
+        self.worker_exits.install()
+
+
+_current: Agent | None = None
+
+
+def current() -> Agent | None:
+    """The agent :func:`pyrospan_launch.agent.bootstrap.initialize` built in this process."""
+    return _current
+
+
+def make_current(agent: Agent | None) -> None:
+    """Make ``agent`` the process's agent (the bootstrap does, once; tests put theirs)."""
+    global _current
+    _current = agent

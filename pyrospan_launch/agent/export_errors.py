@@ -1,0 +1,228 @@
+"""OpenTelemetry's export errors as one ``pyrospan:`` line per problem per interval.
+
+Left alone, the OTLP exporter logs every batch it fails to send and every retry: a
+backend answering 401 or 500 gave five lines a second with a 200 ms batch delay, one that
+refuses connections three lines per batch ("Transient error ... retrying in 1.12s").  A
+filter on the loggers that say these things turns each record into an occurrence of a
+*problem*, the signal and its cause (``spans`` and ``HTTP 401 Unauthorized``, or
+``connection refused``): the first occurrence is reported at once, later ones at most
+once per interval, with their count.  The raw records are dropped, because their text
+can carry what the backend answered or, for a malformed header, the header itself.
+Every other record of those loggers passes, with secrets hidden.
+
+The interval is the profile upload interval (``PYROSCOPE_UPLOAD_INTERVAL``, 10 s by
+default): the rhythm at which the user expects data to leave.
+
+pyroscope-io says nothing about failed uploads (its Python logger is disabled unless
+``configure(enable_logging=True)`` and its native logging is off), so it needs nothing here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pyrospan_launch.agent.export_causes import GAVE_UP, classify
+from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.common import log, redact
+from pyrospan_launch.settings import registry
+
+# Every logger that reports a failed export or a header it cannot use (OpenTelemetry
+# 1.45 / 0.66b1; tests/test_export_errors.py checks they still exist and still say it).
+EXPORT_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.trace.export",
+)
+HEADER_LOGGER = "opentelemetry.util.re"
+
+# Where OTLP headers come from, most specific first: a header the SDK cannot parse is
+# reported against the variable that holds it.
+HEADER_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+)
+HEADERS_EXPECTED = "Name=value,Name2=value (values percent-encoded)"
+
+
+@dataclass
+class _Problem:
+    reported_at: float
+    unreported: int = 0
+
+
+def interval_seconds(environ: Mapping[str, str]) -> float:
+    """The reporting interval: the profile upload interval, or its default if not valid."""
+    setting = registry.setting("PYROSCOPE_UPLOAD_INTERVAL")
+    try:
+        return float(setting.read(environ))
+    except registry.SettingError:
+        return float(setting.default)
+
+
+class ExportErrorFilter(logging.Filter):
+    """Collapses export errors into rate-limited ``pyrospan:`` lines; hides secrets in the rest."""
+
+    def __init__(
+        self, interval: float, secrets: list[str], *, clock: Callable[[], float] | None = None
+    ) -> None:
+        super().__init__()
+        self.interval = max(interval, 0.0)
+        self.secrets = secrets
+        self._clock = clock or time.monotonic
+        self._problems: dict[tuple[str, str], _Problem] = {}
+        self._last_cause: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.reported: list[str] = []  # what was said, for tests
+
+    def after_fork(self) -> None:
+        """A fresh lock in a forked child (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            problem = classify(record)
+            if problem is None:
+                _hide_secrets(record, self.secrets)
+                return True
+            if problem != ("", ""):
+                self._occurred(*problem)
+        except Exception as exc:  # never let a log line break the app's export thread
+            log.debug(f"export error filter: {type(exc).__name__}: {exc}")
+        return False
+
+    def _occurred(self, signal: str, cause: str) -> None:
+        # A timeout rather than a plain acquire: a signal handler may log while the code it
+        # interrupted holds the lock; a record lost then is better than a deadlock.
+        if not self._lock.acquire(timeout=0.2):
+            return
+        try:
+            now = self._clock()
+            if cause == GAVE_UP:
+                # The end of the retries reported already: the same problem once more.
+                cause = self._last_cause.get(signal, cause)
+            self._last_cause[signal] = cause
+            key = (signal, cause)
+            problem = self._problems.get(key)
+            if problem is None:
+                self._problems[key] = _Problem(now)
+                line = (
+                    f"{signal} not sent: {cause}; reported again at most once every "
+                    f"{self.interval:g} s while it lasts"
+                )
+            elif now - problem.reported_at >= self.interval:
+                times = problem.unreported + 1
+                line = (
+                    f"{signal} still not sent: {cause} ({times} time{'s' if times > 1 else ''} "
+                    f"in the last {now - problem.reported_at:.0f} s)"
+                )
+                problem.reported_at, problem.unreported = now, 0
+            else:
+                problem.unreported += 1
+                return
+            line = redact.scrub(line, self.secrets)
+            self.reported.append(line)
+        finally:
+            self._lock.release()
+        log.warning(line)
+
+
+def _hide_secrets(record: logging.LogRecord, secrets: list[str]) -> None:
+    """Format the record's message (and traceback) now, with secrets hidden."""
+    message = record.getMessage()
+    clean = redact.scrub(message, secrets)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and not record.exc_text:
+        text = logging.Formatter().formatException(record.exc_info)
+        clean = redact.scrub(text, secrets)
+        if clean != text:
+            record.exc_text = clean
+
+
+class HeaderWarningFilter(logging.Filter):
+    """OpenTelemetry's "Header format invalid! ...: <header>" as our line, without the header."""
+
+    def __init__(self, environ: Mapping[str, str], secrets: list[str]) -> None:
+        super().__init__()
+        self._environ = environ
+        self.secrets = secrets
+        self._said: set[str] = set()
+        self.reported: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            template = record.msg if isinstance(record.msg, str) else ""
+            if not template.startswith("Header format invalid"):
+                _hide_secrets(record, self.secrets)
+                return True
+            header = str(record.args[0]) if isinstance(record.args, tuple) and record.args else ""
+            variable = next(
+                (
+                    name
+                    for name in HEADER_VARIABLES
+                    if header and header.strip() in self._environ.get(name, "")
+                ),
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            )
+            if variable not in self._said:
+                self._said.add(variable)
+                line = (
+                    f"{variable}=<redacted>: expected {HEADERS_EXPECTED}; a header not in "
+                    "that form is left out of every export"
+                )
+                self.reported.append(line)
+                log.warning(line)
+        except Exception as exc:
+            log.debug(f"header warning filter: {type(exc).__name__}: {exc}")
+        return False
+
+
+_installed: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
+
+
+def install(
+    lifecycle: Lifecycle | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ExportErrorFilter, HeaderWarningFilter]:
+    """Put the filters on OpenTelemetry's export and header loggers, once per process.
+
+    Call it before the SDK builds its exporters (a malformed header is logged then).  It
+    imports nothing of OpenTelemetry: loggers exist by name before their modules load.
+    """
+    global _installed
+    if _installed is not None:
+        return _installed
+    env = os.environ if environ is None else environ
+    secrets = redact.secret_values(env)
+    errors = ExportErrorFilter(interval_seconds(env), secrets)
+    headers = HeaderWarningFilter(env, secrets)
+    for name in EXPORT_LOGGERS:
+        logging.getLogger(name).addFilter(errors)
+    logging.getLogger(HEADER_LOGGER).addFilter(headers)
+    if lifecycle is not None:
+        lifecycle.after_fork_in_child(errors.after_fork)
+    _installed = (errors, headers)
+    return _installed
+
+
+def uninstall() -> None:
+    """Take the filters off again (tests)."""
+    global _installed
+    if _installed is None:
+        return
+    errors, headers = _installed
+    for name in EXPORT_LOGGERS:
+        logging.getLogger(name).removeFilter(errors)
+    logging.getLogger(HEADER_LOGGER).removeFilter(headers)
+    _installed = None

@@ -1,0 +1,164 @@
+"""Process lifecycle in one place: fork, exit and signals.
+
+Fork: one set of hooks (before, after in the child), registered once with
+``os.register_at_fork``.  pyroscope-io's sampler does not survive ``fork()``, so the
+profiler registers a child hook that starts it again; the OpenTelemetry SDK restarts its
+own export thread and refreshes its process-dependent resource by itself.
+
+Exit: the last span batch and the last profile window are sent when the process ends,
+all together within :data:`EXIT_TIMEOUT` seconds, however the backend behaves (a backend
+that refuses connections made the OpenTelemetry exporter retry for 7 s, one that never
+answers held the process 10 s).  That flush runs once per process:
+
+* at a normal exit, and after an uncaught KeyboardInterrupt (SIGINT), from ``atexit``;
+* on SIGTERM (``docker stop``) when the signal would otherwise kill the process on the
+  spot: the handler flushes, puts the default action back and raises the signal again,
+  so the process still dies of SIGTERM.  A handler the app installs replaces it; the app
+  then ends through its own code and ``atexit``;
+* at the end of a forked pool worker (multiprocessing, celery), which leaves through
+  ``os._exit`` and skips ``atexit``: :mod:`pyrospan_launch.agent.worker_exits` runs the flush.
+
+Hooks never raise into the app: a failing hook is reported in one line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from pyrospan_launch.agent import bounded
+from pyrospan_launch.common import log
+
+Hook = Callable[[], None]
+
+# Seconds the exit flush may take in all, so the process ends within 1 s of the app.
+EXIT_TIMEOUT = 0.5
+
+
+def _run(hooks: list[Hook], when: str) -> None:
+    for hook in list(hooks):
+        try:
+            hook()
+        except Exception as exc:
+            # Never let our hook break the app's fork.
+            log.warning(f"{when} in pid {os.getpid()}: {type(exc).__name__}: {exc}")
+
+
+class Lifecycle:
+    """One process's fork hooks and exit calls; the agent holds the one that is installed."""
+
+    def __init__(self) -> None:
+        self._before_fork: list[Hook] = []
+        self._after_fork_in_child: list[Hook] = []
+        self._exit_calls: list[bounded.Call] = []
+        self._registered_at_fork = False
+        self._exit_handling_installed = False
+        # The exit calls' helper threads, waiting; each forked child starts its own.
+        self._standby: bounded.Standby | None = None
+
+    def _register_at_fork(self) -> None:
+        if self._registered_at_fork:
+            return
+        self._registered_at_fork = True
+        os.register_at_fork(
+            before=lambda: _run(self._before_fork, "before fork"),
+            after_in_child=lambda: _run(self._after_fork_in_child, "after fork"),
+        )
+
+    def before_fork(self, hook: Hook) -> None:
+        """Run ``hook`` just before this process forks (exceptions reported, not raised)."""
+        self._before_fork.append(hook)
+        self._register_at_fork()
+
+    def after_fork_in_child(self, hook: Hook) -> None:
+        """Run ``hook`` in every child this process forks (exceptions reported, not raised)."""
+        self._after_fork_in_child.append(hook)
+        self._register_at_fork()
+
+    def on_exit(self, name: str, call: Callable[[], object]) -> None:
+        """Have ``call`` send what is left when the process ends (see the module docstring).
+
+        ``name`` says what it sends, in debug lines.  Calls run concurrently, each on a
+        helper thread, and are abandoned when :data:`EXIT_TIMEOUT` has passed.
+        """
+        self._exit_calls.append((name, call))
+        if self._standby is not None:
+            self._standby.add(name, call)
+        if self._exit_handling_installed:
+            # Registered after the exit handling (OpenTelemetry starts on first use): its
+            # own exit handler, registered just now, would run first and wait without a
+            # deadline.  atexit runs the last registered first, so register the flush again.
+            atexit.unregister(self.flush_at_exit)
+            atexit.register(self.flush_at_exit)
+
+    def flush_at_exit(self) -> None:
+        """Run the exit calls once in this process, all within :data:`EXIT_TIMEOUT` seconds.
+
+        Called again while that flush runs (SIGTERM arriving during the at-exit flush, or
+        a multiprocessing child terminated while it ends), it waits for the same calls up
+        to the same deadline instead of starting over or giving up on them.
+        """
+        standby = self._standby
+        if standby is None:
+            return
+        if standby.started:
+            standby.begin(EXIT_TIMEOUT)  # tells the helpers the interrupted flush had not told
+            standby.wait()
+            return
+        started = time.monotonic()
+        standby.begin(EXIT_TIMEOUT)
+        unfinished = standby.wait()
+        took = f"{(time.monotonic() - started) * 1000:.0f} ms"
+        if unfinished:
+            # Info, not warning: a backend that is down would repeat this at every exit.
+            log.info(
+                f"exit: gave up on {', '.join(unfinished)} after {took}: the backend did not "
+                "answer in time; the process ends without them"
+            )
+        else:
+            log.debug(f"exit: {', '.join(name for name, _ in self._exit_calls)} sent in {took}")
+
+    def _start_standby(self) -> None:
+        # Helper threads must exist before the exit: Python 3.12+ starts none while
+        # finalizing.  A forked child has none of its parent's threads, so it starts its own.
+        self._standby = bounded.Standby(self._exit_calls)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.flush_at_exit()
+        # Die of the signal, as the process would have without pyrospan: its parent (a
+        # shell, docker, a supervisor) sees the same status.
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def _install_sigterm_handler(self) -> None:
+        if not hasattr(signal, "SIGTERM"):
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal.signal works only there; the bootstrap always runs there
+        current = signal.getsignal(signal.SIGTERM)
+        if current is not signal.SIG_DFL:
+            # Ignored or handled by whoever started us: theirs to keep.
+            log.debug(f"SIGTERM already set to {current!r}: left as it is")
+            return
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        log.debug("SIGTERM: the last data is sent before the default action kills the process")
+
+    def install_exit_handling(self) -> None:
+        """Flush at exit and on a fatal SIGTERM, within the deadline, here and in forks.
+
+        Call it once the profiler and the SDK are set up: ``atexit`` runs the last
+        registered first, so the flush then runs before their own exit handlers, which
+        would wait for the backend without a deadline.
+        """
+        if self._exit_handling_installed:
+            return
+        self._exit_handling_installed = True
+        self._start_standby()
+        atexit.register(self.flush_at_exit)
+        self._install_sigterm_handler()
+        self.after_fork_in_child(self._start_standby)

@@ -1,0 +1,100 @@
+"""Start the Pyroscope profiler (pyroscope-io) from a validated configuration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from pyrospan_launch.agent.app_profiler import ConfigureHandover
+from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.spans.labels import LabelSwitch
+from pyrospan_launch.common import log
+from pyrospan_launch.settings.config import ProfilerConfig
+
+# typing for type checkers only: importing it costs every process milliseconds at start-up
+# (docs/design.md, start-up imports).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class ProfilerError(RuntimeError):
+    """pyroscope-io refused to start."""
+
+
+def _configure(config: ProfilerConfig) -> None:
+    import pyroscope
+
+    started = pyroscope.configure(
+        application_name=config.application_name,
+        server_address=config.server_address,
+        basic_auth_username=config.basic_auth_user,
+        basic_auth_password=config.basic_auth_password,
+        sample_rate=config.sample_rate,
+        oncpu=config.oncpu,
+        # Wall-clock span profiles must see threads that wait with the GIL released (I/O,
+        # sleep); pyroscope-io samples only the GIL holder unless told otherwise.
+        gil_only=config.oncpu,
+        tags=dict(config.tags),
+        tenant_id=config.tenant_id,
+        http_headers=dict(config.http_headers),
+        upload_interval=config.upload_interval,
+        mem_enabled=config.profile_memory,
+        # A `pid` label on every sample, the process's own (workers of a prefork server
+        # apart); it matches the `process.pid` resource attribute of its spans.
+        report_pid=True,
+    )
+    if started is False:
+        raise ProfilerError("pyroscope.configure() returned False")
+
+
+def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
+    """The thread-tag functions, native ones when present.
+
+    ``pyroscope.add_thread_tag`` only forwards to its native module; calling that
+    directly halves the cost of a label switch, which every root span pays four times.
+    """
+    native = getattr(pyroscope, "_native", None)
+    add = getattr(native, "add_thread_tag", None)
+    remove = getattr(native, "remove_thread_tag", None)
+    if callable(add) and callable(remove):
+        return add, remove
+    return pyroscope.add_thread_tag, pyroscope.remove_thread_tag
+
+
+def start(
+    config: ProfilerConfig,
+    lifecycle: Lifecycle,
+    spans_follow: Callable[[str], str] | None = None,
+) -> LabelSwitch:
+    """Configure pyroscope-io and return the handle that labels threads' samples.
+
+    ``spans_follow`` is called with the application name an app's own
+    ``pyroscope.configure()`` gives (see :class:`ConfigureHandover`).
+
+    Forked children configure it again (its sampler does not survive fork) and put back
+    the labels of the span that was open on the forking thread, if any.  The last
+    profile window is sent at exit, within the lifecycle's exit deadline.
+    """
+    import pyroscope
+
+    _configure(config)
+    labels = LabelSwitch(*_tag_functions(pyroscope))
+    handover = ConfigureHandover(labels, spans_follow)
+
+    def restart_in_child() -> None:
+        if not handover.configure_again():  # the app's own configure() won
+            _configure(config)
+        labels.reapply()
+        log.debug(f"forked from {os.getppid()}: profiler restarted")
+
+    lifecycle.after_fork_in_child(restart_in_child)
+    handover.install()
+    # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
+    lifecycle.on_exit("profiles", pyroscope.shutdown)
+    log.debug(
+        f"profiler started: application {config.application_name!r}, "
+        f"{config.sample_rate} Hz, upload every {config.upload_interval}s "
+        f"to {config.server_address}"
+    )
+    return labels

@@ -1,0 +1,206 @@
+"""Keep span labels right where work moves between contexts and threads.
+
+Three places run code of a root span without any OpenTelemetry context change that
+:mod:`pyrospan_launch.agent.spans.span_context` could see:
+
+* asyncio task steps: many tasks (requests) take turns on one event-loop thread, so each
+  step must show its own task's root span, and nothing once it yields;
+* work handed to a thread pool (``concurrent.futures.ThreadPoolExecutor``, and so
+  ``loop.run_in_executor`` and ``asyncio.to_thread``): it runs for the root span that
+  submitted it;
+* anyio worker threads (``anyio.to_thread.run_sync``), where Starlette and FastAPI run
+  synchronous ``def`` endpoints while the request's span lives on the event loop.
+
+Each is patched when the app first imports the module (a post-import hook), so an app
+that never uses asyncio pays nothing.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import functools
+from collections.abc import Callable, Generator
+from types import ModuleType
+
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.common import log
+
+TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
+_current_get = CURRENT.get
+
+_PATCHED = "__pyrospan_patched__"
+
+
+def run_as(node: RootLabels, switch: LabelSwitch, func: Callable[..., T]) -> Callable[..., T]:
+    """``func`` wrapped to run with ``node``'s labels, on whatever thread calls it."""
+
+    @functools.wraps(func)
+    def labelled(*args: Any, **kwargs: Any) -> T:
+        token = CURRENT.set(node)
+        before = switch.shown()
+        switch.show(node)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            CURRENT.reset(token)
+            switch.show(before)
+
+    return labelled
+
+
+class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
+    """A task's coroutine that shows the task's root span labels during each of its steps.
+
+    The task's event loop runs every step inside the task's own context, so
+    :data:`CURRENT` read here is the task's root span.  After the step the thread goes back
+    to what it showed before (nothing, on an event loop between steps).
+    """
+
+    __slots__ = ("_coro", "_state", "_switch")
+
+    def __init__(self, coro: collections.abc.Coroutine[Any, Any, Any], switch: LabelSwitch) -> None:
+        self._coro = coro
+        self._switch = switch
+        # The switch's per-thread state, read directly: every step of every task pays this.
+        self._state = switch.thread_state
+
+    def send(self, value: Any) -> Any:
+        state = self._state
+        before = state.node
+        node = _current_get()
+        if node is not before:
+            self._switch.show(node)
+        try:
+            return self._coro.send(value)
+        finally:
+            # The step may have started or left a span: the loop thread goes back to what
+            # it showed between steps, so the next task starts from a clean slate.
+            if state.node is not before:
+                self._switch.show(before)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        switch = self._switch
+        before = switch.shown()
+        switch.show(CURRENT.get())
+        try:
+            if val is None and tb is None:
+                return self._coro.throw(typ)
+            return self._coro.throw(typ, val, tb)
+        finally:
+            switch.show(before)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._coro.__await__()
+
+    def __getattr__(self, name: str) -> Any:
+        # cr_frame, cr_code, __qualname__...: debuggers and task printing see the real one.
+        return getattr(self._coro, name)
+
+    def __repr__(self) -> str:
+        return repr(self._coro)
+
+
+def _patch_asyncio(asyncio: ModuleType, task_switch: LabelSwitch) -> None:
+    """Make every task created from now on switch labels on each step.
+
+    ``asyncio.Task`` is replaced by a subclass that wraps the coroutine; the event loops
+    (asyncio's and uvloop's, which looks ``asyncio.Task`` up when it is imported) create
+    tasks through it.
+    """
+    base = asyncio.Task
+    if getattr(base, _PATCHED, False):
+        return
+
+    class Task(base):  # type: ignore[misc, valid-type]
+        __doc__ = base.__doc__
+
+        def __init__(self, coro: Any, *args: Any, **kwargs: Any) -> None:
+            if asyncio.iscoroutine(coro) and not isinstance(coro, LabelledCoroutine):
+                coro = LabelledCoroutine(coro, task_switch)
+            super().__init__(coro, *args, **kwargs)
+
+        def get_coro(self) -> Any:
+            coro = super().get_coro()
+            return coro._coro if isinstance(coro, LabelledCoroutine) else coro
+
+    setattr(Task, _PATCHED, True)
+    Task.__module__ = base.__module__
+    Task.__qualname__ = base.__qualname__
+    # Both names: loops call tasks.Task, user code and uvloop use asyncio.Task.
+    setattr(asyncio, "Task", Task)  # noqa: B010
+    setattr(asyncio.tasks, "Task", Task)  # noqa: B010
+    log.debug("asyncio: tasks switch span labels on every step")
+
+
+def _patch_thread_pool(thread_module: ModuleType, switch: LabelSwitch) -> None:
+    """Work submitted from a root span runs with that root span's labels."""
+    executor = thread_module.ThreadPoolExecutor
+    submit = executor.submit
+    if getattr(submit, _PATCHED, False):
+        return
+
+    @functools.wraps(submit)
+    def labelled_submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        node = CURRENT.get()
+        if node is not None:
+            fn = run_as(node, switch, fn)
+        return submit(self, fn, *args, **kwargs)
+
+    setattr(labelled_submit, _PATCHED, True)
+    executor.submit = labelled_submit
+    log.debug("concurrent.futures: thread-pool work keeps its root span's labels")
+
+
+def _patch_anyio(to_thread: ModuleType, switch: LabelSwitch) -> None:
+    """anyio worker threads (Starlette/FastAPI ``def`` endpoints) keep the request's labels."""
+    run_sync = to_thread.run_sync
+    if getattr(run_sync, _PATCHED, False):
+        return
+
+    @functools.wraps(run_sync)
+    async def labelled_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        node = CURRENT.get()
+        if node is not None:
+            func = run_as(node, switch, func)
+        return await run_sync(func, *args, **kwargs)
+
+    setattr(labelled_run_sync, _PATCHED, True)
+    setattr(to_thread, "run_sync", labelled_run_sync)  # noqa: B010
+    log.debug("anyio: worker threads keep the request's root span labels")
+
+
+_HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
+    "asyncio": _patch_asyncio,
+    "concurrent.futures.thread": _patch_thread_pool,
+    "anyio.to_thread": _patch_anyio,
+}
+
+
+def install(switch: LabelSwitch) -> None:
+    """Patch asyncio, thread pools and anyio as soon as the app imports them."""
+    from pyrospan_launch.agent.import_hooks import when_imported
+
+    for module, patch in _HOOKS.items():
+        when_imported(module, _guarded(patch, switch))
+
+
+def _guarded(
+    patch: Callable[[ModuleType, LabelSwitch], None], switch: LabelSwitch
+) -> Callable[[ModuleType], None]:
+    def hook(module: ModuleType) -> None:
+        try:
+            patch(module, switch)
+        except Exception as exc:  # never break the app's import over a label
+            log.warning(
+                f"span labels for {module.__name__} unavailable: {type(exc).__name__}: {exc}"
+            )
+
+    return hook

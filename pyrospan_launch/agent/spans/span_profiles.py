@@ -1,0 +1,154 @@
+"""Link every local root span to the CPU samples taken while it runs (Grafana's conventions).
+
+A local root span (no parent, or a parent from another process) gets the attribute
+``pyroscope.profile.id`` set to its span id, and the profiler labels samples with
+``span_id`` (the same 16 hex digits) and ``span_name`` while code of that root span runs.
+Grafana's "Profiles for this span" queries Pyroscope for exactly that ``span_id``.
+
+The profiler's labels belong to OS threads, but a root span belongs to a *context*: an
+asyncio task, a request handled on a thread, work handed to a thread pool.  So labels
+are never pushed when a span starts; instead each thread shows the labels of the root span
+of the context running on it, switched at the moments the running context changes
+(:mod:`pyrospan_launch.agent.spans.span_context` for OpenTelemetry context changes,
+:mod:`pyrospan_launch.agent.spans.handoff` for asyncio task steps and thread-pool work).  A thread
+shows at most one root span at a time, so a sample never carries two ``span_id`` values,
+and a root span that ends stops being shown wherever it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import TraceFlags
+
+from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
+from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
+
+PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
+SPAN_ID_LABEL = "span_id"
+SPAN_NAME_LABEL = "span_name"
+TRACE_ID_LABEL = "trace_id"
+
+_SAMPLED = TraceFlags.SAMPLED
+
+
+def _set_new_attribute(span: Span, key: str, value: str) -> None:
+    """``span.set_attribute`` for a span that only this thread knows yet, at a tenth of its cost.
+
+    In ``on_start`` the span has not been returned to anyone, so the SDK's lock and
+    checks guard nothing; the key is ours and the value a valid short string.  Anything
+    unexpected (another SDK's span, limits that would drop it) takes the public path.
+    This is every root span's single largest cost, hence the care (benchmarks/span_cost).
+    """
+    try:
+        attributes: Any = span._attributes
+        store = attributes._dict
+        if (
+            type(store) is dict
+            and attributes._immutable is False
+            and key not in store
+            and (attributes.maxlen is None or len(store) < attributes.maxlen)
+            and (attributes.max_value_len is None or attributes.max_value_len >= len(value))
+        ):
+            store[key] = value
+            return
+    except AttributeError:
+        pass  # not the SDK's BoundedAttributes: the public way below
+    span.set_attribute(key, value)
+
+
+class SpanProfileProcessor(SpanProcessor):
+    """Gives local root spans ``pyroscope.profile.id`` and tracks which root each span belongs to.
+
+    ``context_switching`` says whether the running context's changes reach
+    :class:`LabelSwitch` (pyrospan's runtime context is in use).  When they don't (the
+    app chose another OTEL_PYTHON_CONTEXT), labels follow span start and end on the
+    starting thread instead, as simpler span processors do.
+
+    Both hooks run for every span of the app, so they are written for speed: spans are
+    keyed by their span id (``on_end`` gets a read-only copy, not the span), and the id
+    is formatted once.
+    """
+
+    def __init__(
+        self,
+        switch: LabelSwitch,
+        *,
+        span_name_label: bool = True,
+        trace_id_label: bool = False,
+        context_switching: bool = True,
+        sdk_shortcuts: Shortcuts | None = None,
+    ) -> None:
+        self._switch = switch
+        # Which private SDK fields the hooks below may read (otel_compat); public for
+        # span_context, which follows the same choice.
+        self.shortcuts = sdk_shortcuts or shortcuts()
+        self._fields = self.shortcuts.span_fields
+        self._fast_attributes = self.shortcuts.attributes
+        self._span_name_label = span_name_label
+        self._trace_id_label = trace_id_label
+        self._context_switching = context_switching
+        self._thread_state = switch.thread_state
+        # Open span id (of a sampled local tree) -> the labels of its local root.  Public
+        # for span_context, which reads it on every context change.
+        self.roots: dict[int, RootLabels] = {}
+        self._shown_before: dict[int, RootLabels | None] = {}
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        # The SDK's own fields where otel_compat found them right, not its accessors:
+        # each accessor is a call, and every span of the app pays for them.
+        fields = self._fields
+        context: Any = span._context if fields else span.get_span_context()
+        if not context.trace_flags & _SAMPLED:
+            return  # an unsampled trace is never exported: a profile link would dangle
+        parent = span._parent if fields else span.parent
+        sid = context.span_id
+        roots = self.roots
+        if parent is not None and not parent.is_remote:
+            root = roots.get(parent.span_id)
+            if root is not None:
+                roots[sid] = root
+            return
+        span_id = sid.to_bytes(8, "big").hex()
+        if self._fast_attributes:
+            _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
+        else:
+            span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id)
+        if self._span_name_label:
+            name = span._name if fields else span.name
+            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, name))
+        else:
+            labels = ((SPAN_ID_LABEL, span_id),)
+        if self._trace_id_label:
+            labels += ((TRACE_ID_LABEL, context.trace_id.to_bytes(16, "big").hex()),)
+        node = RootLabels(labels, sid)
+        roots[sid] = node
+        if not self._context_switching:
+            self._shown_before[sid] = self._switch.shown()
+            self._switch.show(node)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span._context if self._fields else span.context
+        if context is None:
+            return
+        span_id = context.span_id
+        node = self.roots.pop(span_id, None)
+        if node is None or node.span_id != span_id:
+            return  # not a local root: its root keeps running
+        node.active = False
+        switch = self._switch
+        if self._context_switching:
+            if self._thread_state.node is node:
+                switch.show_current()  # ended while still current on this thread
+        else:
+            before = self._shown_before.pop(span_id, None)
+            if switch.shown() is node:
+                switch.show(before)
+
+    def shutdown(self) -> None:
+        self.roots.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

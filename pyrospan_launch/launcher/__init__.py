@@ -1,0 +1,1 @@
+"""The launcher: everything that runs before exec.  It imports nothing from the agent."""

@@ -1,0 +1,159 @@
+"""``pyrospan-run --info``: what would run, and why something would not be traced or profiled.
+
+Everything comes from the settings registry and the same :func:`config.resolve` the
+bootstrap uses, so the report cannot disagree with what the child will do.  Secret
+values are never shown.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from pyrospan_launch import __version__
+from pyrospan_launch.launcher import command as command_lookup
+from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.config import Config, resolve
+
+
+def _value(name: str, environ: Mapping[str, str]) -> str:
+    value = registry.read_quietly(name, environ)
+    return "" if value is None else str(value)
+
+
+def traces_url(environ: Mapping[str, str]) -> str:
+    """Where OTLP/HTTP traces will be sent, as the exporter computes it."""
+    explicit = _value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ)
+    if explicit:
+        return explicit
+    return _value("OTEL_EXPORTER_OTLP_ENDPOINT", environ).rstrip("/") + "/v1/traces"
+
+
+def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | None:
+    """For a Python interpreter command: None if it can import pyrospan_launch, else why not."""
+    name = os.path.basename(program)
+    if not name.startswith("python"):
+        return None
+    try:
+        path = command_lookup.program_path(program, environ)
+    except command_lookup.CommandError as exc:
+        return str(exc)
+    try:
+        done = subprocess.run(
+            [path, "-S", "-c", "import pyrospan_launch"],
+            capture_output=True,
+            timeout=20,
+            check=False,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{path} could not be checked: {exc}"
+    if done.returncode != 0:
+        return (
+            f"{path} cannot import pyrospan_launch, so the program will run untraced; "
+            f"install pyrospan-run into that interpreter, or run {sys.executable} instead"
+        )
+    return None
+
+
+def _onoff(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
+    lines = ["", "What will run:"]
+    if config.profiling and config.profiler is not None:
+        p = config.profiler
+        tags = ",".join(f"{k}={v}" for k, v in p.tags.items()) or "none"
+        lines.append(
+            f"  profiling      on: {'CPU' if p.oncpu else 'wall-clock'} samples at "
+            f"{p.sample_rate} Hz to {p.server_address} every {p.upload_interval}s, "
+            f"service_name={p.application_name}, labels {tags}"
+        )
+    else:
+        lines.append(f"  profiling      off: {config.off_reasons.get('profiling', '')}")
+    if config.tracing:
+        protocol = _value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ) or _value(
+            "OTEL_EXPORTER_OTLP_PROTOCOL", environ
+        )
+        exporter = _value("OTEL_TRACES_EXPORTER", environ)
+        where = f"OTLP {protocol} to {traces_url(environ)}" if exporter == "otlp" else exporter
+        sampler = _value("OTEL_TRACES_SAMPLER", environ)
+        note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
+        lines.append(f"  tracing        on: spans to {where}, sampler {sampler}{note}")
+    else:
+        lines.append(f"  tracing        off: {config.off_reasons.get('tracing', '')}")
+    linked = config.profiling and config.tracing
+    lines.append(
+        "  span profiles  "
+        + (
+            "on: local root spans get pyroscope.profile.id; their CPU samples get "
+            "span_id and span_name"
+            if linked
+            else "off: needs both profiling and tracing"
+        )
+    )
+    source = (
+        "derived from the command; set OTEL_SERVICE_NAME to choose"
+        if derived
+        else f"from {config.service_name_source}"
+    )
+    lines.append(f"  service name   {config.service_name} ({source})")
+    return lines
+
+
+def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:
+    from pyrospan_launch.common.installed import survey
+
+    found = survey(environ)
+    loading = [i for i in found if i.loads]
+    lines = ["", f"Instrumentations ({len(loading)} of {len(found)} installed will load):"]
+    if not found:
+        lines.append(
+            "  none installed: only spans the app makes itself will exist; install the ones "
+            'for your libraries, e.g. pip install "pyrospan-run[web]", or '
+            "opentelemetry-bootstrap -a requirements"
+        )
+    for item in found:
+        status = f"will load {item.reason}" if item.loads else f"skipped: {item.reason}"
+        lines.append(f"  {item.name:<16} {item.package:<48} {status}")
+    return lines
+
+
+def _section_settings(environ: Mapping[str, str]) -> list[str]:
+    lines = ["", "Settings (environment):"]
+    group = ""
+    for s in registry.ALL:
+        if s.group != group:
+            group = s.group
+            lines.append(f"  [{group}]")
+        lines.append(f"  {s.name:<38} {s.shown(environ)}")
+    return lines
+
+
+def render(
+    environ: Mapping[str, str], command: Sequence[str], bootstrap: str, *, derived_name: bool
+) -> str:
+    """The whole ``--info`` report for running ``command`` with ``environ``.
+
+    ``derived_name`` says the launcher named the service from the command line.
+    """
+    config = resolve(environ)
+    lines = [
+        f"pyrospan-run {__version__} on Python {sys.version.split()[0]} ({sys.executable})",
+        f"bootstrap directory: {bootstrap}",
+        f"command: {' '.join(command) if command else '(none given)'}",
+    ]
+    if command:
+        problem = _python_can_bootstrap(command[0], environ)
+        if problem:
+            lines.append(f"  warning: {problem}")
+    lines += _section_what_runs(config, environ, derived_name)
+    if config.errors:
+        lines += ["", "Problems (each turns its part off for this run):"]
+        lines += [f"  {error}" for error in config.errors]
+    lines += _section_instrumentations(environ)
+    lines += _section_settings(environ)
+    return "\n".join(lines) + "\n"

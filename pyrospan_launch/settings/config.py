@@ -1,0 +1,268 @@
+"""Resolve the environment into what each part of the bootstrap will do.
+
+A bad value turns off only the part it belongs to (a bad sample rate stops profiling,
+not tracing), and the reason is kept so the launcher and ``--info`` can say it in one
+line.  Both the launcher (before exec) and the bootstrap (in the child) call
+:func:`resolve`, so they always agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
+
+from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.registry import SettingError
+
+# The launcher and every child resolve their configuration at start-up: typing, which
+# costs them milliseconds to import, is for type checkers only (docs/design.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+# Resource attributes that also become profile labels, so that a trace and its profile
+# carry the same identity in Grafana (dots are not allowed in Pyroscope label names).
+RESOURCE_LABELS = {
+    "service.namespace": "service_namespace",
+    "service.version": "service_version",
+    "deployment.environment": "deployment_environment",
+    "deployment.environment.name": "deployment_environment_name",
+}
+
+# What OpenTelemetry's SDK calls a service that names none.
+UNKNOWN_SERVICE = "unknown_service"
+
+# The launcher sets OTEL_SERVICE_NAME from the command when the user names no service,
+# and this variable to the same value, so the agent can tell the name is only derived.
+DERIVED_SERVICE_NAME = "_PYROSPAN_DERIVED_SERVICE_NAME"
+
+
+def service_name_derived(environ: Mapping[str, str]) -> bool:
+    """True when OTEL_SERVICE_NAME is the name the launcher derived, not the user's."""
+    try:
+        name = registry.setting("OTEL_SERVICE_NAME").read(environ)
+    except SettingError:
+        return False
+    return bool(name) and environ.get(DERIVED_SERVICE_NAME) == name
+
+
+if TYPE_CHECKING:
+
+    class _ProfilerFields(NamedTuple):
+        application_name: str
+        server_address: str
+        sample_rate: int
+        upload_interval: int
+        tags: dict[str, str]
+        basic_auth_user: str
+        basic_auth_password: str
+        tenant_id: str
+        http_headers: dict[str, str]
+        oncpu: bool
+        profile_memory: bool
+
+    class _ConfigFields(NamedTuple):
+        tracing: bool
+        profiling: bool
+        strict: bool
+        eager_instrumentation: bool
+        span_name_label: bool
+        trace_id_label: bool
+        log_level: str
+        service_name: str
+        service_name_source: str
+        profiler: ProfilerConfig | None
+        errors: tuple[SettingError, ...]
+        off_reasons: dict[str, str]
+        invalid: dict[str, str]
+        children: bool = True
+        local: bool = False
+        report_dir: str = "pyrospan-report"
+
+else:
+    # What typing.NamedTuple would build from the fields above, without importing typing.
+    _ProfilerFields = namedtuple(
+        "_ProfilerFields",
+        "application_name server_address sample_rate upload_interval tags basic_auth_user "
+        "basic_auth_password tenant_id http_headers oncpu profile_memory",
+    )
+    _ConfigFields = namedtuple(
+        "_ConfigFields",
+        "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
+        "log_level service_name service_name_source profiler errors off_reasons invalid "
+        "children local report_dir",
+        defaults=(True, False, "pyrospan-report"),
+    )
+
+
+class ProfilerConfig(_ProfilerFields):
+    """Arguments for ``pyroscope.configure``, already validated."""
+
+    __slots__ = ()
+
+
+class Config(_ConfigFields):
+    """Everything the bootstrap needs, and why a part is off."""
+
+    __slots__ = ()
+
+
+def _read(
+    name: str, environ: Mapping[str, str], errors: list[SettingError], fallback: Any = None
+) -> Any:
+    try:
+        return registry.setting(name).read(environ)
+    except SettingError as exc:
+        errors.append(exc)
+        return registry.setting(name).default if fallback is None else fallback
+
+
+def service_name_of(environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The service name the environment sets, and which variable set it."""
+    explicit = (environ.get("OTEL_SERVICE_NAME") or "").strip()
+    if explicit:
+        return explicit, "OTEL_SERVICE_NAME"
+    try:
+        attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
+    except SettingError:
+        attributes = {}
+    if attributes.get("service.name"):
+        return str(attributes["service.name"]), "OTEL_RESOURCE_ATTRIBUTES"
+    return None, ""
+
+
+_PYTHON_OPTIONS_WITH_VALUE = {"-W", "-X", "-Q"}
+
+
+def derive_service_name(command: Sequence[str]) -> str:
+    """A readable service name from the command line: the script, module or program name.
+
+    ``python app.py`` gives ``app``, ``python -m uvicorn ...`` gives ``uvicorn``,
+    ``gunicorn app:wsgi`` gives ``gunicorn``.  Used only when the user names none.
+    """
+    if not command:
+        return UNKNOWN_SERVICE
+    program = os.path.basename(command[0])
+    if not program.startswith("python"):
+        return program or UNKNOWN_SERVICE
+    args = list(command[1:])
+    while args:
+        arg = args.pop(0)
+        if arg == "-m" and args:
+            return args[0]
+        if arg.startswith("-m") and len(arg) > 2:
+            return arg[2:]
+        if arg == "-c" or arg.startswith("-c"):
+            return "python"
+        if arg in _PYTHON_OPTIONS_WITH_VALUE:
+            if args:
+                args.pop(0)
+            continue
+        if arg == "-":
+            return "python"
+        if not arg.startswith("-"):
+            stem = os.path.splitext(os.path.basename(arg.rstrip("/")))[0]
+            return stem or "python"
+    return "python"
+
+
+def resolve(environ: Mapping[str, str]) -> Config:
+    """Read every registered setting and decide what will run."""
+    errors: list[SettingError] = []
+    off: dict[str, str] = {}
+    invalid: dict[str, str] = {}
+
+    log_level = _read("PYROSPAN_LOG_LEVEL", environ, errors)
+    strict = _read("PYROSPAN_STRICT", environ, errors)
+    eager = _read("PYROSPAN_EAGER_INSTRUMENTATION", environ, errors)
+    children = _read("PYROSPAN_CHILDREN", environ, errors)
+    span_name_label = _read("PYROSPAN_SPAN_NAME_LABEL", environ, errors)
+    trace_id_label = _read("PYROSPAN_TRACE_ID_LABEL", environ, errors)
+    tracing_wanted = _read("PYROSPAN_TRACING", environ, errors, fallback=False)
+    profiling_wanted = _read("PYROSPAN_PROFILING", environ, errors, fallback=False)
+
+    service_name, source = service_name_of(environ)
+    if service_name is None:
+        service_name, source = UNKNOWN_SERVICE, "default"
+
+    tracing_errors: list[SettingError] = []
+    for s in registry.ALL:
+        if s.group == registry.TRACING:
+            _read(s.name, environ, tracing_errors)
+    errors.extend(tracing_errors)
+    tracing = bool(tracing_wanted) and not tracing_errors
+    if not tracing_wanted:
+        off["tracing"] = "PYROSPAN_TRACING is false"
+    elif tracing_errors:
+        off["tracing"] = invalid["tracing"] = f"{tracing_errors[0].setting.name} is not valid"
+    elif _read("OTEL_SDK_DISABLED", environ, []):
+        off["tracing"] = "OTEL_SDK_DISABLED is true"
+
+    profiling_errors: list[SettingError] = []
+    profiler = _profiler_config(environ, service_name, profiling_errors)
+    errors.extend(profiling_errors)
+    profiling = bool(profiling_wanted) and profiler is not None
+    if not profiling_wanted:
+        off["profiling"] = "PYROSPAN_PROFILING is false"
+    elif profiler is None:
+        off["profiling"] = invalid["profiling"] = f"{profiling_errors[0].setting.name} is not valid"
+
+    local_errors: list[SettingError] = []
+    local_wanted = _read("PYROSPAN_LOCAL", environ, local_errors)
+    report_dir = _read("PYROSPAN_REPORT_DIR", environ, local_errors)
+    errors.extend(local_errors)
+    local = bool(local_wanted) and not local_errors
+    if local_errors and (local_wanted or (environ.get("PYROSPAN_LOCAL") or "").strip()):
+        off["local mode"] = invalid["local mode"] = f"{local_errors[0].setting.name} is not valid"
+
+    return Config(
+        tracing=tracing,
+        profiling=profiling,
+        strict=bool(strict),
+        eager_instrumentation=bool(eager),
+        span_name_label=bool(span_name_label),
+        trace_id_label=bool(trace_id_label),
+        log_level=str(log_level),
+        service_name=service_name,
+        service_name_source=source,
+        profiler=profiler if profiling else None,
+        errors=tuple(errors),
+        off_reasons=off,
+        children=bool(children),
+        invalid=invalid,
+        local=local,
+        report_dir=str(report_dir),
+    )
+
+
+def _profiler_config(
+    environ: Mapping[str, str], service_name: str, errors: list[SettingError]
+) -> ProfilerConfig | None:
+    def read(name: str) -> Any:
+        return _read(name, environ, errors)
+
+    application_name = read("PYROSCOPE_APPLICATION_NAME") or service_name
+    tags: dict[str, str] = {}
+    try:
+        attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
+    except SettingError:
+        attributes = {}  # reported with the tracing settings
+    for attribute, label in RESOURCE_LABELS.items():
+        if attributes.get(attribute):
+            tags[label] = str(attributes[attribute])
+    tags.update(read("PYROSCOPE_LABELS"))
+    config = ProfilerConfig(
+        application_name=application_name,
+        server_address=read("PYROSCOPE_SERVER_ADDRESS"),
+        sample_rate=read("PYROSCOPE_SAMPLE_RATE"),
+        upload_interval=read("PYROSCOPE_UPLOAD_INTERVAL"),
+        tags=tags,
+        basic_auth_user=read("PYROSCOPE_BASIC_AUTH_USER"),
+        basic_auth_password=read("PYROSCOPE_BASIC_AUTH_PASSWORD"),
+        tenant_id=read("PYROSCOPE_TENANT_ID"),
+        http_headers=read("PYROSCOPE_HTTP_HEADERS"),
+        oncpu=read("PYROSCOPE_ONCPU"),
+        profile_memory=read("PYROSCOPE_PROFILE_MEMORY"),
+    )
+    return None if errors else config

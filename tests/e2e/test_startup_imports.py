@@ -1,0 +1,132 @@
+"""Start-up cost: the launcher and the bootstrap leave costly modules unimported.
+
+Every container start pays for what ``pyrospan-run COMMAND`` and the child's bootstrap
+import.  The standard-library modules below cost milliseconds each; they load only when a
+setting needs them (a URL or a JSON header to parse), never with no variable set.  Each
+start runs in a subprocess of this environment's python and reports the modules it added
+to ``sys.modules``: what the interpreter (or an editable install) loads anyway does not
+count.  Also here: the records that replace ``typing.NamedTuple`` keep the typed fields.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import clean_env
+
+from pyrospan_launch.launcher.child_env import bootstrap_dir
+from pyrospan_launch.settings import config, registry
+
+pytestmark = pytest.mark.e2e
+
+COSTLY = ("typing", "json", "shutil", "importlib.util", "importlib.metadata", "inspect")
+NOT_WITHOUT_URLS = ("urllib.parse",)
+# re also loads with the profiler: pyroscope-io imports logging, which imports re.
+NOT_WITHOUT_PYROSCOPE = ("re",)
+
+# The launcher's fast path, stopped where it would exec the program.
+LAUNCHER = """
+import os, sys
+before = set(sys.modules)
+def execve(path, argv, env):
+    print(" ".join(set(sys.modules) - before), flush=True)
+    os._exit(0)
+os.execve = execve
+from pyrospan_launch.launcher.launch import main
+main(["true"])
+"""
+# The first line of a program, which runs after the bootstrap.
+PROGRAM = "import sys; print(' '.join(sys.modules))"
+
+CASES = {
+    "launcher": COSTLY + NOT_WITHOUT_URLS + NOT_WITHOUT_PYROSCOPE,
+    "child": COSTLY + NOT_WITHOUT_URLS,
+    "child without profiling": COSTLY + NOT_WITHOUT_URLS + NOT_WITHOUT_PYROSCOPE,
+}
+
+
+def _modules(code: str, env: dict[str, str], cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def added(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """The modules each start-up adds, by case, with no pyrospan, Pyroscope or OTel setting."""
+    cwd = tmp_path_factory.mktemp("startup")
+    # The bootstrap's cache of instrumentation triggers, filled by the first child: reading
+    # packages' metadata to fill it is a one-off (see pyrospan_launch.agent.triggers).
+    env = clean_env(XDG_CACHE_HOME=str(cwd))
+    child_env = {**env, "PYTHONPATH": bootstrap_dir()}
+    baseline = _modules(PROGRAM, env, cwd)
+    _modules(PROGRAM, child_env, cwd)
+    found = {
+        "launcher": _modules(LAUNCHER, env, cwd),
+        "child": _modules(PROGRAM, child_env, cwd) - baseline,
+        "child without profiling": _modules(
+            PROGRAM, {**child_env, "PYROSPAN_PROFILING": "false"}, cwd
+        )
+        - baseline,
+    }
+    # Each really started: the launcher reached exec, the bootstrap armed what it should.
+    assert "pyrospan_launch.launcher.launch" in found["launcher"]
+    assert {
+        "pyrospan_launch.agent.bootstrap",
+        "pyrospan_launch.agent.tracing",
+        "pyroscope",
+    } <= found["child"]
+    assert "pyrospan_launch.agent.tracing" in found["child without profiling"]
+    assert "pyroscope" not in found["child without profiling"]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("case", "module"),
+    [
+        pytest.param(case, module, id=f"{case}-{module}")
+        for case, modules in CASES.items()
+        for module in modules
+    ],
+)
+def test_start_up_does_not_import(added: dict[str, set[str]], case: str, module: str) -> None:
+    assert module not in added[case]
+
+
+@pytest.mark.parametrize(
+    ("module", "record", "declared"),
+    [
+        (registry, registry.Setting, "_SettingFields"),
+        (config, config.ProfilerConfig, "_ProfilerFields"),
+        (config, config.Config, "_ConfigFields"),
+    ],
+)
+def test_records_have_the_typed_fields(module: ModuleType, record: type, declared: str) -> None:
+    """The namedtuple built at run time has the fields type checkers see, same defaults."""
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
+    (typed,) = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef) and node.name == declared
+    ]
+    fields = [
+        node
+        for node in typed.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    ]
+    assert getattr(record, "_fields", None) == tuple(field.target.id for field in fields)
+    assert getattr(record, "_field_defaults", None) == {
+        field.target.id: ast.literal_eval(field.value) for field in fields if field.value
+    }

@@ -1,0 +1,84 @@
+"""The handoff patches: tasks and pool work show their root span's labels, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures.thread
+from types import SimpleNamespace
+
+import pytest
+from tag_recorder import TagRecorder
+
+from pyrospan_launch.agent.spans import handoff
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+
+ROOT = RootLabels((("span_id", "00000000000000aa"), ("span_name", "GET /")), span_id=0xAA)
+
+
+@pytest.fixture
+def switch() -> tuple[LabelSwitch, TagRecorder]:
+    recorder = TagRecorder()
+    return LabelSwitch(recorder.add, recorder.remove), recorder
+
+
+def test_pool_work_runs_with_the_submitters_root_span(
+    switch: tuple[LabelSwitch, TagRecorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels, recorder = switch
+
+    class Pool(concurrent.futures.ThreadPoolExecutor):
+        """A class of the test's own: the real one stays unpatched."""
+
+    module = SimpleNamespace(ThreadPoolExecutor=Pool)
+    monkeypatch.setattr(Pool, "submit", Pool.submit)
+    handoff._patch_thread_pool(module, labels)  # type: ignore[arg-type]
+    token = CURRENT.set(ROOT)
+    try:
+        with Pool(1) as pool:
+            inside = pool.submit(recorder.current).result()
+            unlabelled_outside = recorder.current()
+    finally:
+        CURRENT.reset(token)
+    assert inside == dict(ROOT.labels)
+    assert unlabelled_outside == {}  # the submitting thread's labels are the context's job
+    with Pool(1) as pool:
+        assert pool.submit(recorder.current).result() == {}  # no root span: no labels
+
+
+def test_each_task_step_shows_its_tasks_root_span(
+    switch: tuple[LabelSwitch, TagRecorder],
+) -> None:
+    labels, recorder = switch
+    seen: list[dict[str, str]] = []
+
+    async def step_twice() -> None:
+        seen.append(recorder.current())
+        await asyncio.sleep(0)
+        seen.append(recorder.current())
+
+    async def main() -> None:
+        token = CURRENT.set(ROOT)
+        try:
+            coro = handoff.LabelledCoroutine(step_twice(), labels)
+            task = asyncio.ensure_future(coro)
+        finally:
+            CURRENT.reset(token)
+        await task
+        seen.append(recorder.current())  # the loop's own thread between steps
+
+    asyncio.run(main())
+    assert seen == [dict(ROOT.labels), dict(ROOT.labels), {}]
+
+
+def test_a_failing_patch_is_one_line_and_the_import_goes_on(
+    switch: tuple[LabelSwitch, TagRecorder], capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels, _ = switch
+
+    def broken(module: object, switch: LabelSwitch) -> None:
+        raise RuntimeError("no Task here")
+
+    hook = handoff._guarded(broken, labels)
+    hook(SimpleNamespace(__name__="asyncio"))  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert err == "pyrospan: span labels for asyncio unavailable: RuntimeError: no Task here\n"

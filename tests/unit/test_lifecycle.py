@@ -1,0 +1,65 @@
+"""The Lifecycle object: exit calls bounded in time, hooks that never raise into the app."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pyrospan_launch.agent import lifecycle
+from pyrospan_launch.agent.lifecycle import Lifecycle
+
+
+@pytest.fixture
+def installed() -> Iterator[Lifecycle]:
+    """A Lifecycle with its exit handling installed, taken off atexit and SIGTERM after."""
+    before = signal.getsignal(signal.SIGTERM)
+    if before is not signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    agent_lifecycle = Lifecycle()
+    agent_lifecycle.install_exit_handling()
+    yield agent_lifecycle
+    atexit.unregister(agent_lifecycle.flush_at_exit)
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_exit_calls_run_once_within_the_deadline(installed: Lifecycle) -> None:
+    ran: list[str] = []
+    never = threading.Event()
+    installed.on_exit("spans", lambda: ran.append("spans"))
+    installed.on_exit("stuck backend", never.wait)
+    started = time.monotonic()
+    installed.flush_at_exit()
+    took = time.monotonic() - started
+    assert ran == ["spans"]
+    assert took < lifecycle.EXIT_TIMEOUT + 1.0  # wide margin on a shared machine
+    installed.flush_at_exit()  # a second flush waits for the same calls, runs none again
+    assert ran == ["spans"]
+    never.set()
+
+
+def test_sigterm_gets_the_flushing_handler(installed: Lifecycle) -> None:
+    assert signal.getsignal(signal.SIGTERM) == installed._on_sigterm
+
+
+def test_without_exit_handling_flush_does_nothing() -> None:
+    ran: list[str] = []
+    quiet = Lifecycle()
+    quiet.on_exit("spans", lambda: ran.append("spans"))
+    quiet.flush_at_exit()
+    assert ran == []
+
+
+def test_a_failing_fork_hook_is_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    lifecycle._run([broken, lambda: ran.append("next")], "after fork")
+    assert ran == ["next"]
+    assert "after fork in pid" in capsys.readouterr().err
