@@ -12,12 +12,14 @@ import os
 
 from pyrospan_launch.agent.app_tracer_provider import ProviderHandover
 from pyrospan_launch.agent.fork_warnings import ForkWarnings
+from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.service_names import ServiceNames
 from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyrospan_launch.agent.export_errors import ExportErrorFilter, HeaderWarningFilter
     from pyrospan_launch.agent.spans.labels import LabelSwitch
     from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
     from pyrospan_launch.settings.config import Config
@@ -39,11 +41,15 @@ class Agent:
         # and labels follow the running context.
         self.processor: SpanProfileProcessor | None = None
         self.lifecycle = Lifecycle()
+        # Work deferred to the app's first import of a module (OpenTelemetry, patches).
+        self.import_hooks = ImportHooks()
         self.fork_warnings = ForkWarnings()
         self.worker_exits = WorkerExits(self.lifecycle)
         # One service name for traces and profiles, also when the app names its profiles.
         self.service_names = ServiceNames(os.environ)
         self.provider_handover = ProviderHandover(self.service_names)
+        # The filters on OpenTelemetry's export loggers, once tracing starts.
+        self.export_filters: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
 
     def link_context(self, processor: SpanProfileProcessor, labels: LabelSwitch) -> None:
         """Have runtime contexts switch ``labels`` by ``processor``'s roots from now on."""

@@ -84,12 +84,12 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
     tracing.set_defaults()
     # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry loads,
     # and the asyncio/thread-pool hooks in place before the app creates loops and pools.
-    switching = labels is not None and tracing.select_label_switching_context()
+    switching = labels is not None and tracing.select_label_switching_context(agent.import_hooks)
     if switching:
         assert labels is not None
         from pyrospan_launch.agent.spans import handoff
 
-        handoff.install(labels)
+        handoff.install(labels, agent.import_hooks)
 
     def start_otel() -> None:
         agent.tracing = _attempt(agent, "tracing", start_tracing, config, swallow)
@@ -105,9 +105,10 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
     def start_tracing() -> None:
         from pyrospan_launch.agent import export_errors
 
-        export_errors.install(agent.lifecycle)
+        if agent.export_filters is None:
+            agent.export_filters = export_errors.install(agent.lifecycle)
         agent.instrumentations = tracing.start(
-            agent.lifecycle, lazy=not config.eager_instrumentation
+            agent.lifecycle, agent.import_hooks, lazy=not config.eager_instrumentation
         )
 
     def start_linking() -> None:
@@ -139,7 +140,9 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
         # opentelemetry-instrument behaviour, for whoever needs it.
         start_otel()
         return
-    watched = tracing.start_on_first_use(start_otel, triggers.modules(os.environ))
+    watched = tracing.start_on_first_use(
+        start_otel, triggers.modules(os.environ), agent.import_hooks
+    )
     agent.tracing = True  # armed: starts with the app's first use
     log.debug(f"OpenTelemetry starts on first import of: {', '.join(watched)}")
 
@@ -180,7 +183,7 @@ def _initialize(agent: Agent, swallow_exceptions: bool, bootstrap_dir: str | Non
     try:
         from pyrospan_launch.agent import otel_instrument
 
-        if otel_instrument.take_over(bootstrap_dir, tracing=config.tracing):
+        if otel_instrument.take_over(bootstrap_dir, agent.import_hooks, tracing=config.tracing):
             return  # opentelemetry-instrument's own process: the app it execs starts us
         _run(agent, config, swallow_exceptions)
         if agent.profiling or agent.tracing:

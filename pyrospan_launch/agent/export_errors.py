@@ -189,21 +189,15 @@ class HeaderWarningFilter(logging.Filter):
         return False
 
 
-_installed: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
-
-
 def install(
     lifecycle: Lifecycle | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[ExportErrorFilter, HeaderWarningFilter]:
-    """Put the filters on OpenTelemetry's export and header loggers, once per process.
+    """Put the filters on OpenTelemetry's export and header loggers (the agent does, once).
 
     Call it before the SDK builds its exporters (a malformed header is logged then).  It
     imports nothing of OpenTelemetry: loggers exist by name before their modules load.
     """
-    global _installed
-    if _installed is not None:
-        return _installed
     env = os.environ if environ is None else environ
     secrets = redact.secret_values(env)
     errors = ExportErrorFilter(interval_seconds(env), secrets)
@@ -213,17 +207,12 @@ def install(
     logging.getLogger(HEADER_LOGGER).addFilter(headers)
     if lifecycle is not None:
         lifecycle.after_fork_in_child(errors.after_fork)
-    _installed = (errors, headers)
-    return _installed
+    return errors, headers
 
 
-def uninstall() -> None:
-    """Take the filters off again (tests)."""
-    global _installed
-    if _installed is None:
-        return
-    errors, headers = _installed
+def uninstall(filters: tuple[ExportErrorFilter, HeaderWarningFilter]) -> None:
+    """Take the filters :func:`install` returned off again (tests)."""
+    errors, headers = filters
     for name in EXPORT_LOGGERS:
         logging.getLogger(name).removeFilter(errors)
     logging.getLogger(HEADER_LOGGER).removeFilter(headers)
-    _installed = None

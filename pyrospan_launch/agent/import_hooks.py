@@ -28,40 +28,68 @@ if TYPE_CHECKING:
 
 Hook = Callable[[ModuleType], None]
 
-_hooks: dict[str, list[Hook]] = {}
-_lock = threading.RLock()
-# Watched modules whose code is running now: a hook added meanwhile waits for the end.
-_running: set[str] = set()
 
+class ImportHooks:
+    """The hooks waiting for modules, and the finder that runs them; the agent holds one."""
 
-def when_imported(name: str, hook: Hook) -> None:
-    """Call ``hook(module)`` after ``name`` is imported; at once if it already is.
+    def __init__(self) -> None:
+        self._hooks: dict[str, list[Hook]] = {}
+        self._lock = threading.RLock()
+        # Watched modules whose code is running now: a hook added meanwhile waits.
+        self._running: set[str] = set()
+        self._finder: _Finder | None = None
 
-    A module that is being imported (in ``sys.modules``, its code still running, e.g. a
-    library whose ``__init__`` imports something that starts OpenTelemetry) is not
-    imported yet: the hook runs when its code is done.
-    """
-    with _lock:
-        module = sys.modules.get(name)
-        if module is None or name in _running:
-            _hooks.setdefault(name, []).append(hook)
-            _install_finder()
-            return
-    hook(module)
+    def when_imported(self, name: str, hook: Hook) -> None:
+        """Call ``hook(module)`` after ``name`` is imported; at once if it already is.
 
-
-def _run_hooks(module: ModuleType) -> None:
-    with _lock:
-        hooks = _hooks.pop(module.__name__, [])
-    for hook in hooks:
+        A module that is being imported (in ``sys.modules``, its code still running, e.g.
+        a library whose ``__init__`` imports something that starts OpenTelemetry) is not
+        imported yet: the hook runs when its code is done.
+        """
+        with self._lock:
+            module = sys.modules.get(name)
+            if module is None or name in self._running:
+                self._hooks.setdefault(name, []).append(hook)
+                if self._finder is None:
+                    self._finder = _Finder(self)
+                    sys.meta_path.insert(0, self._finder)
+                return
         hook(module)
+
+    def uninstall(self) -> None:
+        """Take the finder off ``sys.meta_path`` and forget the hooks (tests)."""
+        with self._lock:
+            if self._finder in sys.meta_path:
+                sys.meta_path.remove(self._finder)
+            self._finder = None
+            self._hooks.clear()
+
+    def watches(self, name: str) -> bool:
+        """True while a hook waits for ``name``."""
+        return name in self._hooks
+
+    def running(self, name: str, now: bool) -> None:
+        """Record that ``name``'s code started (``now``) or finished running."""
+        with self._lock:
+            if now:
+                self._running.add(name)
+            else:
+                self._running.discard(name)
+
+    def run_hooks(self, module: ModuleType) -> None:
+        """Run, once, the hooks waiting for ``module``."""
+        with self._lock:
+            hooks = self._hooks.pop(module.__name__, [])
+        for hook in hooks:
+            hook(module)
 
 
 class _HookedLoader:
     """The real loader, then the hooks."""
 
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, hooks: ImportHooks) -> None:
         self._loader = loader
+        self._import_hooks = hooks
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
@@ -72,14 +100,12 @@ class _HookedLoader:
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
-        with _lock:
-            _running.add(module.__name__)
+        self._import_hooks.running(module.__name__, True)
         try:
             self._loader.exec_module(module)
         finally:
-            with _lock:
-                _running.discard(module.__name__)
-        _run_hooks(module)
+            self._import_hooks.running(module.__name__, False)
+        self._import_hooks.run_hooks(module)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -88,13 +114,17 @@ class _HookedLoader:
 class _Finder:
     """Finds nothing itself; wraps the loader of a watched module that others find."""
 
-    def __init__(self) -> None:
+    def __init__(self, hooks: ImportHooks) -> None:
+        self._import_hooks = hooks
         self._searching = threading.local()
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname not in _hooks or getattr(self._searching, "name", None) == fullname:
+        if (
+            not self._import_hooks.watches(fullname)
+            or getattr(self._searching, "name", None) == fullname
+        ):
             return None
         self._searching.name = fullname
         try:
@@ -103,7 +133,7 @@ class _Finder:
             self._searching.name = None
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _HookedLoader(spec.loader)  # type: ignore[assignment]
+        spec.loader = _HookedLoader(spec.loader, self._import_hooks)  # type: ignore[assignment]
         return spec
 
 
@@ -120,13 +150,3 @@ def _find_with_the_others(
         if spec is not None:
             return spec  # type: ignore[no-any-return]
     return None
-
-
-_finder: _Finder | None = None
-
-
-def _install_finder() -> None:
-    global _finder
-    if _finder is None:
-        _finder = _Finder()
-        sys.meta_path.insert(0, _finder)

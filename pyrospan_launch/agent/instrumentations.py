@@ -17,11 +17,13 @@ from types import ModuleType
 from typing import Any
 
 from pyrospan_launch.agent import triggers
+from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.common import installed, log
 
 
 def install(
     distro: Any,
+    hooks: ImportHooks,
     *,
     lazy: bool = True,
     plan: list[tuple[EntryPoint, list[str]]] | None = None,
@@ -46,15 +48,15 @@ def install(
         if not lazy or not modules:
             _load(distro, entry_point, "at start-up")
             continue
-        _load_on_import(distro, entry_point, modules)
+        _load_on_import(distro, entry_point, modules, hooks)
     for entry_point in entry_points(group="opentelemetry_post_instrument"):
         entry_point.load()()
     return names
 
 
-def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) -> None:
-    from pyrospan_launch.agent.import_hooks import when_imported
-
+def _load_on_import(
+    distro: Any, entry_point: EntryPoint, modules: list[str], hooks: ImportHooks
+) -> None:
     done = threading.Lock()
     loaded = False
 
@@ -73,7 +75,7 @@ def _load_on_import(distro: Any, entry_point: EntryPoint, modules: list[str]) ->
         load_once(f"on import of {module.__name__}")
 
     for module in modules:
-        when_imported(module, on_import)
+        hooks.when_imported(module, on_import)
     log.debug(f"instrumentation {entry_point.name}: waits for import of {', '.join(modules)}")
 
 

@@ -33,6 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrospan_launch.agent.import_hooks import ImportHooks
+
 COMMAND = "opentelemetry-instrument"
 AUTO_MODULE = "opentelemetry.instrumentation.auto_instrumentation"
 _AUTO_DIR_TAIL = os.path.join("opentelemetry", "instrumentation", "auto_instrumentation")
@@ -63,7 +65,7 @@ def is_wrapper_process() -> bool:
     return bool(sys.argv) and os.path.basename(sys.argv[0]) == COMMAND
 
 
-def take_over(bootstrap_dir: str | None, *, tracing: bool = True) -> bool:
+def take_over(bootstrap_dir: str | None, hooks: ImportHooks, *, tracing: bool = True) -> bool:
     """Make pyrospan-run's start-up the only one; True in the ``opentelemetry-instrument`` process.
 
     Call it in the bootstrap before the next ``sitecustomize`` is chained.  When it
@@ -74,7 +76,7 @@ def take_over(bootstrap_dir: str | None, *, tracing: bool = True) -> bool:
     """
     if is_wrapper_process():
         if bootstrap_dir:
-            _fix_exec(bootstrap_dir, keep_theirs=not tracing)
+            _fix_exec(bootstrap_dir, hooks, keep_theirs=not tracing)
         return True
     if not tracing:
         log.debug("tracing off: opentelemetry-instrument's start-up, if any, runs after ours")
@@ -88,12 +90,11 @@ def take_over(bootstrap_dir: str | None, *, tracing: bool = True) -> bool:
     return False
 
 
-def _fix_exec(bootstrap_dir: str, *, keep_theirs: bool) -> None:
+def _fix_exec(bootstrap_dir: str, hooks: ImportHooks, *, keep_theirs: bool) -> None:
     """Have opentelemetry-instrument exec the app with pyrospan-run's directory first.
 
     Its own directory goes, unless ``keep_theirs`` (pyrospan-run's tracing is off).
     """
-    from pyrospan_launch.agent import import_hooks
 
     def patch(module: ModuleType) -> None:
         original: Callable[..., Any] | None = getattr(module, "execl", None)
@@ -112,4 +113,4 @@ def _fix_exec(bootstrap_dir: str, *, keep_theirs: bool) -> None:
 
         module.execl = execl  # type: ignore[attr-defined]
 
-    import_hooks.when_imported(AUTO_MODULE, patch)
+    hooks.when_imported(AUTO_MODULE, patch)

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
+from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.common import log
 
@@ -57,7 +58,7 @@ def _pick(group: str, variable: str) -> Any:
     return None
 
 
-def select_label_switching_context() -> bool:
+def select_label_switching_context(hooks: ImportHooks) -> bool:
     """Make OpenTelemetry use pyrospan's runtime context when it loads; False if it cannot.
 
     OpenTelemetry reads ``OTEL_PYTHON_CONTEXT`` once, when ``opentelemetry.context``
@@ -78,17 +79,18 @@ def select_label_switching_context() -> bool:
             return False
         return True
     os.environ["OTEL_PYTHON_CONTEXT"] = CONTEXT_ENTRY_POINT
-    from pyrospan_launch.agent.import_hooks import when_imported
 
     def forget(module: object) -> None:
         if os.environ.get("OTEL_PYTHON_CONTEXT") == CONTEXT_ENTRY_POINT:
             del os.environ["OTEL_PYTHON_CONTEXT"]
 
-    when_imported("opentelemetry.context", forget)
+    hooks.when_imported("opentelemetry.context", forget)
     return True
 
 
-def start_on_first_use(start: Callable[[], None], modules: Iterable[str]) -> list[str]:
+def start_on_first_use(
+    start: Callable[[], None], modules: Iterable[str], hooks: ImportHooks
+) -> list[str]:
     """Run ``start`` once, when the app first imports one of ``modules`` or the OpenTelemetry API.
 
     Until then nothing of OpenTelemetry is imported: a program that never uses an
@@ -97,8 +99,6 @@ def start_on_first_use(start: Callable[[], None], modules: Iterable[str]) -> lis
     instrumented library is instrumented before anything uses it.  Returns the modules
     watched (those not imported yet).
     """
-    from pyrospan_launch.agent.import_hooks import when_imported
-
     lock = threading.RLock()
     started = False
 
@@ -123,7 +123,7 @@ def start_on_first_use(start: Callable[[], None], modules: Iterable[str]) -> lis
     api = ["opentelemetry.trace", "opentelemetry._logs", "opentelemetry.metrics"]
     watched = [m for m in dict.fromkeys([*modules, *api]) if m not in sys.modules]
     for module in watched:
-        when_imported(module, on_import)
+        hooks.when_imported(module, on_import)
     return watched
 
 
@@ -161,6 +161,7 @@ def set_defaults() -> None:
 
 def start(
     lifecycle: Lifecycle,
+    hooks: ImportHooks,
     *,
     lazy: bool = True,
     plan: list[tuple[EntryPoint, list[str]]] | None = None,
@@ -190,7 +191,7 @@ def start(
     lifecycle.on_exit("spans", _shutdown_tracer_provider)
     from pyrospan_launch.agent import instrumentations
 
-    return instrumentations.install(distro, lazy=lazy, plan=plan)
+    return instrumentations.install(distro, hooks, lazy=lazy, plan=plan)
 
 
 def sdk_tracer_provider() -> Any:

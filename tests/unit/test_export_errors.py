@@ -32,9 +32,9 @@ ENV = {
 
 @pytest.fixture
 def filters() -> Iterator[tuple[ExportErrorFilter, export_errors.HeaderWarningFilter]]:
-    export_errors.uninstall()
-    yield export_errors.install(environ=ENV)
-    export_errors.uninstall()
+    installed = export_errors.install(environ=ENV)
+    yield installed
+    export_errors.uninstall(installed)
 
 
 def _has_otlp_common() -> bool:

@@ -29,6 +29,8 @@ TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from pyrospan_launch.agent.import_hooks import ImportHooks
+
     T = TypeVar("T")
 
 _current_get = CURRENT.get
@@ -184,12 +186,10 @@ _HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
 }
 
 
-def install(switch: LabelSwitch) -> None:
+def install(switch: LabelSwitch, hooks: ImportHooks) -> None:
     """Patch asyncio, thread pools and anyio as soon as the app imports them."""
-    from pyrospan_launch.agent.import_hooks import when_imported
-
     for module, patch in _HOOKS.items():
-        when_imported(module, _guarded(patch, switch))
+        hooks.when_imported(module, _guarded(patch, switch))
 
 
 def _guarded(
