@@ -23,8 +23,21 @@ install: $(BIN)/pyrospan-run ## Create .venv and install pyrospan-run with the d
 demo: install ## Run the bundled shop in local mode: live page, summary, HTML report, pprof files
 	$(BIN)/pyrospan-run --local python examples/shop.py
 
+# The browser tests drive Debian's Chromium, never a browser downloaded by playwright.
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests if it is missing (needs root)
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make chromium: $(CHROMIUM) is missing; run: sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+	  exit 1; \
+	fi; \
+	echo "make chromium: installing Debian's chromium (apt-get)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 .PHONY: test
-test: install ## Run the whole test suite (unit, CLI, end-to-end, browser)
+test: install chromium ## Run the whole test suite (unit, CLI, end-to-end, browser)
 	@# pytest's status 5 (nothing collected) fails too, with a line that says why.
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
@@ -58,6 +71,32 @@ test-all: ## Run the tests under every Python 3.10-3.13 found by pyenv
 	  $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$v || exit 1; \
 	done
 
+# The oldest and the newest supported OpenTelemetry release sets (constraints/), each in a
+# virtual environment of its own: the unit tests and the end-to-end tests of OTEL_TESTS.
+OTEL ?= newest
+OTEL_VENV := .venv-otel-$(OTEL)
+OTEL_TESTS := tests/unit tests/cli/test_cli.py tests/e2e/test_e2e_coexist.py \
+  tests/e2e/test_e2e_service_names.py tests/e2e/test_otel_bootstrap.py \
+  "tests/e2e/test_e2e_linking.py::test_root_span_linked_to_its_hot_function" \
+  "tests/e2e/test_e2e_linking.py::test_wsgi_server_requests_linked_in_every_worker" \
+  "tests/e2e/test_e2e_attribution.py::test_concurrent_tasks_on_one_loop_each_get_their_own_samples" \
+  "tests/e2e/test_e2e_attribution.py::test_concurrent_fastapi_requests_each_attributed_to_their_span"
+
+$(OTEL_VENV)/bin/pyrospan-run: pyproject.toml constraints/otel-$(OTEL).txt
+	$(PYTHON) -m venv $(OTEL_VENV)
+	$(OTEL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OTEL_VENV)/bin/python -m pip install --quiet -c constraints/otel-$(OTEL).txt -e ".[dev,web]"
+	@touch $@
+
+.PHONY: test-otel
+test-otel: ## Tests against one supported OpenTelemetry set: OTEL=oldest or OTEL=newest
+	@if [ ! -f constraints/otel-$(OTEL).txt ]; then \
+	  echo "make test-otel: OTEL=$(OTEL): expected oldest or newest (constraints/otel-*.txt)" >&2; \
+	  exit 2; \
+	fi
+	@$(MAKE) --no-print-directory $(OTEL_VENV)/bin/pyrospan-run
+	$(OTEL_VENV)/bin/python -m pytest $(PYTEST_ARGS) $(OTEL_TESTS)
+
 .PHONY: clean
 clean: ## Remove the virtual environments and caches
-	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-3.* .venv-otel-* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -33,9 +33,28 @@ def _pyrospan_run_shadowed_sitecustomize(here):
             sys.modules["sitecustomize"] = ours
 
 
+def _pyrospan_import_own_package(here):
+    """Import pyrospan_launch from the copy holding this file, not a folder of that name in the cwd."""
+    if "pyrospan_launch" in sys.modules:
+        return
+    # Installed, this file is <site-packages>/pyrospan_launch/_bootstrap/sitecustomize.py.
+    # Only an interpreter that has that site-packages on its path is ours: another one
+    # (another Python on PATH) must not load a package installed for a different one.
+    root = os.path.dirname(os.path.dirname(here))
+    if root not in [os.path.abspath(p or os.curdir) for p in sys.path]:
+        return
+    sys.path.insert(0, root)
+    try:
+        import pyrospan_launch  # noqa: F401 - its submodules follow its own __path__
+    finally:
+        if sys.path and sys.path[0] == root:
+            del sys.path[0]
+
+
 def _pyrospan_start():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
+        _pyrospan_import_own_package(here)
         from pyrospan_launch.agent.stdlib_imports import only_stdlib
 
         with only_stdlib():

@@ -8,10 +8,13 @@ arguments, so the context finds the agent here.
 
 from __future__ import annotations
 
+import os
+
 from pyrospan_launch.agent.app_tracer_provider import ProviderHandover
 from pyrospan_launch.agent.fork_warnings import ForkWarnings
 from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.service_names import ServiceNames
 from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
@@ -42,7 +45,9 @@ class Agent:
         self.import_hooks = ImportHooks()
         self.fork_warnings = ForkWarnings()
         self.worker_exits = WorkerExits(self.lifecycle)
-        self.provider_handover = ProviderHandover()
+        # One service name for traces and profiles, also when the app names its profiles.
+        self.service_names = ServiceNames(os.environ)
+        self.provider_handover = ProviderHandover(self.service_names)
         # The filters on OpenTelemetry's export loggers, once tracing starts.
         self.export_filters: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
 
@@ -50,6 +55,14 @@ class Agent:
         """Have runtime contexts switch ``labels`` by ``processor``'s roots from now on."""
         self.processor = processor
         self.labels = labels
+
+    def spans_follow(self, application_name: str) -> str:
+        """The app's ``pyroscope.configure()`` named its profiles: the spans follow if they can.
+
+        Returns how the notice about the app's call ends (see ServiceNames.profiles_named).
+        """
+        ours, theirs = self.provider_handover.global_providers()
+        return self.service_names.profiles_named(application_name, ours, theirs)
 
     def watch_lifecycle(self) -> None:
         """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM, worker ends."""

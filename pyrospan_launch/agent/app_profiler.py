@@ -1,4 +1,7 @@
-"""An app that calls ``pyroscope.configure()`` itself: its settings win, span profiles stay linked.
+"""An app that calls ``pyroscope.configure()`` itself: its settings win, its spans stay linked.
+
+The spans' service.name follows the app's application name where it can
+(:mod:`pyrospan_launch.agent.service_names`), so Grafana finds each span's profile.
 
 pyroscope-io 1.4 runs one profiler per process: a second ``configure()`` returns False and
 changes nothing.  Left alone, an app that configures the profiler in its own code would
@@ -46,9 +49,17 @@ class ConfigureHandover:
     tags reach its server unchanged.
     """
 
-    def __init__(self, labels: LabelSwitch, relay: Relay | None = None) -> None:
+    def __init__(
+        self,
+        labels: LabelSwitch,
+        relay: Relay | None = None,
+        spans_follow: Callable[[str], str] | None = None,
+    ) -> None:
         self._labels = labels
         self._relay = relay
+        # Given the app's application name, makes the spans' service.name follow it where
+        # it can and returns how the notice ends (None: no spans of ours to name).
+        self._spans_follow = spans_follow
         self._original: Callable[..., Any] | None = None
         self._app_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
@@ -110,9 +121,12 @@ class ConfigureHandover:
         finished = done.wait(HANDOVER_WAIT)
         name = bound.arguments.get("application_name") or bound.arguments.get("app_name")
         shown = f" (application_name {name!r})" if name else ""
+        ending = ""
+        if isinstance(name, str) and name and self._spans_follow is not None:
+            ending = self._spans_follow(name)
         log.warning(
             f"the app called pyroscope.configure() itself: its settings replace the "
-            f"PYROSCOPE_* ones{shown}; span profiles stay linked"
+            f"PYROSCOPE_* ones{shown}{ending}"
         )
         if not finished:
             log.debug("profiler hand-over still waiting for the old profiler's last upload")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import threading
 
+from pyrospan_launch.agent.service_names import ServiceNames
 from pyrospan_launch.common import log
 
 # The agent builds a ProviderHandover at start-up: typing is for type checkers only
@@ -37,9 +38,31 @@ if TYPE_CHECKING:
 class ProviderHandover:
     """Lets a TracerProvider the app sets replace pyrospan-run's, once per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, service_names: ServiceNames | None = None) -> None:
         self._installed = False
         self._taken_over = False
+        self._ours: Any = None
+        # Checks a taken-over provider's service.name against the profiles' service_name.
+        self._service_names = service_names
+
+    def global_providers(self) -> tuple[Any, Any]:
+        """(pyrospan-run's TracerProvider, the app's): whichever is the global SDK one.
+
+        Both None before OpenTelemetry started, or when the global one is not the SDK's.
+        """
+        import sys
+
+        if "opentelemetry.sdk.trace" not in sys.modules:
+            return None, None
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            return None, None
+        if provider is self._ours:
+            return provider, None
+        return None, provider
 
     def install(self, ours: Any, processor: Any = None) -> None:
         """Let a TracerProvider the app sets replace ``ours``; ``processor`` links its spans.
@@ -53,6 +76,7 @@ class ProviderHandover:
         if self._installed or ours is None:
             return
         self._installed = True
+        self._ours = ours
         original = trace_api.set_tracer_provider
 
         @functools.wraps(original)
@@ -60,7 +84,7 @@ class ProviderHandover:
             if (
                 self._taken_over
                 or tracer_provider is ours
-                or getattr(trace_api, "_TRACER_PROVIDER", None) is not ours
+                or trace_api.get_tracer_provider() is not ours
             ):
                 original(tracer_provider)
                 return
@@ -71,19 +95,23 @@ class ProviderHandover:
     def _take_over(self, trace_api: Any, ours: Any, theirs: Any, processor: Any) -> None:
         from opentelemetry.sdk.trace import TracerProvider
 
+        from pyrospan_launch.agent import otel_compat
+
         self._taken_over = True
+        # The one global provider from now on (what set_tracer_provider would have done).
+        if not otel_compat.make_global(trace_api, theirs):
+            log.warning(
+                "the app set its own TracerProvider, but this OpenTelemetry release does not "
+                "let it replace pyrospan-run's: spans go to the OTEL_* exporter, not the app's"
+            )
+            return
         sdk = isinstance(theirs, TracerProvider)
         if sdk and processor is not None:
             theirs.add_span_processor(processor)
-        # The one global provider from now on (what set_tracer_provider would have done).
-        trace_api._TRACER_PROVIDER = theirs
-        pipeline = getattr(ours, "_active_span_processor", None)
-        replaced: tuple[Any, ...] = ()
-        if pipeline is not None and hasattr(pipeline, "_span_processors"):
-            forward = (theirs._active_span_processor,) if sdk else ()
-            with pipeline._lock:
-                replaced = pipeline._span_processors
-                pipeline._span_processors = forward
+        replaced = otel_compat.redirect_spans(ours, theirs if sdk else None)
+        if replaced is None:
+            log.debug("tracers handed out before the app's provider keep pyrospan-run's exporter")
+            replaced = ()
         leftover = [p for p in replaced if p is not processor]
         if leftover:
             threading.Thread(
@@ -94,7 +122,15 @@ class ProviderHandover:
             ).start()
         kind = type(theirs).__name__
         if sdk:
-            linked = "; its root spans are linked to profiles" if processor is not None else ""
+            linked = ""
+            if processor is not None:
+                names = self._service_names
+                mismatch = names.provider_taken_over(theirs) if names is not None else ""
+                linked = (
+                    f"; its root spans carry profile ids, {mismatch}"
+                    if mismatch
+                    else "; its root spans are linked to profiles"
+                )
             log.warning(
                 f"the app set its own TracerProvider: it replaces pyrospan-run's (the app's "
                 f"exporter and resource are used, not the OTEL_* ones){linked}"

@@ -68,8 +68,10 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
             assert config.profiler is not None
             # Marker frames need span linking: without tracing there is no span to mark.
             method = config.span_labels if config.tracing else "tags"
-            labels = profiler.start(config.profiler, agent.lifecycle, method)
+            follow = agent.spans_follow if config.tracing else None
+            labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
             agent.labels = labels
+            agent.service_names.profile_name = config.profiler.application_name
 
         agent.profiling = _attempt(agent, "profiling", start_profiler, config, swallow)
     else:

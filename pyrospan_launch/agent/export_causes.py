@@ -109,6 +109,32 @@ def _as_status(value: object) -> int | None:
     return None
 
 
+def _before_1_39(template: str, args: tuple[object, ...]) -> tuple[str, str] | None:
+    """The OTLP/HTTP exporters' wording before 1.39, which names the signal in the text.
+
+    ``Failed to export span batch code: %s, reason: %s`` (status, body) and ``Transient
+    error %s encountered while exporting span batch`` (the HTTP reason phrase): both
+    become the cause 1.39 and later give, so one problem stays one line; a retry whose
+    reason phrase is not a standard one is dropped (``("", "")``).
+    """
+    for word in ("span", "metrics", "logs"):
+        if template.startswith(f"Failed to export {word} batch code:") and args:
+            status = _as_status(args[0])
+            if status is not None:
+                return _signal(word), cause_of_status(status)
+        if template.startswith(f"Transient error %s encountered while exporting {word} batch"):
+            from http import HTTPStatus
+
+            phrases = {status.phrase: status.value for status in HTTPStatus}
+            code = phrases.get(str(args[0])) if args else None
+            if code is not None:
+                return _signal(word), cause_of_status(code)
+            # A reason phrase of the server's own (it may echo credentials): the final
+            # "Failed to export" record, if the retries fail, says the status.
+            return "", ""
+    return None
+
+
 def classify(record: logging.LogRecord) -> tuple[str, str] | None:
     """``(signal, cause)`` for a record that reports a failed export; None for any other.
 
@@ -119,6 +145,9 @@ def classify(record: logging.LogRecord) -> tuple[str, str] | None:
     args = record.args if isinstance(record.args, tuple) else ()
     if template.startswith("Shutdown in progress, aborting retry"):
         return "", ""
+    old = _before_1_39(template, args)
+    if old is not None:
+        return old
     if template.startswith("Failed to export %s batch code:") and len(args) >= 3:
         status = _as_status(args[1])
         if status is not None:

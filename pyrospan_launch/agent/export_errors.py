@@ -32,7 +32,8 @@ from pyrospan_launch.common import log, redact
 from pyrospan_launch.settings import registry
 
 # Every logger that reports a failed export or a header it cannot use (OpenTelemetry
-# 1.45 / 0.66b1; tests/test_export_errors.py checks they still exist and still say it).
+# 1.38 to 1.45; otlp.common is new in 0.66b0).  tests/unit/test_export_errors.py checks,
+# at both ends of the range, that they still exist and still say it.
 EXPORT_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",

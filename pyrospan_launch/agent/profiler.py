@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from pyrospan_launch.agent.app_profiler import ConfigureHandover
 from pyrospan_launch.agent.lifecycle import Lifecycle
@@ -68,15 +69,21 @@ def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
     return pyroscope.add_thread_tag, pyroscope.remove_thread_tag
 
 
-def start(config: ProfilerConfig, lifecycle: Lifecycle, span_labels: str = "tags") -> LabelSwitch:
+def start(
+    config: ProfilerConfig,
+    lifecycle: Lifecycle,
+    span_labels: str = "tags",
+    spans_follow: Callable[[str], str] | None = None,
+) -> LabelSwitch:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
     ``span_labels="frames"`` starts this process's relay first and points pyroscope-io
     at it, so that root spans' marker frames become sample labels (tags when it cannot
-    start).  Forked children start their own relay, configure the profiler again (its
-    sampler does not survive fork) and put back the labels of the span that was open on
-    the forking thread, if any.  The last profile window is sent at exit, within the
-    lifecycle's exit deadline.
+    start).  ``spans_follow`` is called with the application name an app's own
+    ``pyroscope.configure()`` gives (see :class:`ConfigureHandover`).  Forked children
+    start their own relay, configure the profiler again (its sampler does not survive
+    fork) and put back the labels of the span that was open on the forking thread, if
+    any.  The last profile window is sent at exit, within the lifecycle's exit deadline.
     """
     import pyroscope
 
@@ -87,7 +94,7 @@ def start(config: ProfilerConfig, lifecycle: Lifecycle, span_labels: str = "tags
     labels = LabelSwitch(*_tag_functions(pyroscope), frames=relay is not None)
     if relay is not None:
         labels.warm_up = relay.warm_up
-    handover = ConfigureHandover(labels, relay)
+    handover = ConfigureHandover(labels, relay, spans_follow)
 
     def restart_in_child() -> None:
         if relay is not None:

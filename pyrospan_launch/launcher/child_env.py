@@ -12,11 +12,19 @@ import sys
 from collections.abc import Mapping, Sequence
 
 import pyrospan_launch
-from pyrospan_launch.settings.config import derive_service_name, service_name_of
+from pyrospan_launch.settings.config import (
+    DERIVED_SERVICE_NAME,
+    derive_service_name,
+    service_name_of,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
+
+
+class BootstrapMissing(RuntimeError):
+    """No installed copy of pyrospan-run holds the bootstrap directory."""
 
 
 def bootstrap_dir() -> str:
@@ -31,9 +39,41 @@ def bootstrap_dir() -> str:
             spec = find_spec("pyrospan_launch._bootstrap", pyrospan_launch.__path__)
             if spec is not None:
                 break
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pyrospan_launch._bootstrap is missing: reinstall pyrospan-run")
-    return os.path.abspath(next(iter(spec.submodule_search_locations)))
+    if spec is not None and spec.submodule_search_locations:
+        return os.path.abspath(next(iter(spec.submodule_search_locations)))
+    # The package was imported from a source tree that shadows the installed copy: a
+    # directory holding a `pyrospan_launch/` folder came first on sys.path (the project's
+    # checkout as the cwd, which opentelemetry-instrument adds to PYTHONPATH).  The
+    # installed copy further down sys.path has the bootstrap; its sitecustomize imports
+    # the package from its own copy in the child.
+    for entry in sys.path:
+        candidate = os.path.join(entry or os.curdir, "pyrospan_launch", "_bootstrap")
+        if os.path.isfile(os.path.join(candidate, "sitecustomize.py")):
+            return os.path.abspath(candidate)
+    raise BootstrapMissing(
+        f"no installed pyrospan-run found ({os.path.dirname(pyrospan_launch.__file__ or '')} "
+        "has no bootstrap): reinstall it with pip install pyrospan-run"
+    )
+
+
+def restore_auto_instrumentation(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ``, with opentelemetry-instrument's directory back on PYTHONPATH if it was taken.
+
+    Releases of opentelemetry-instrument before 0.60b0 take their ``sitecustomize``
+    directory off PYTHONPATH in the process they start, here the launcher, so the app
+    it execs would never see it.  Put back, it reaches the app as with newer releases:
+    the bootstrap then starts OpenTelemetry once (or leaves it to opentelemetry-instrument
+    when pyrospan-run's tracing is off).
+    """
+    module = sys.modules.get("sitecustomize")
+    where = os.path.dirname(os.path.abspath(getattr(module, "__file__", None) or os.curdir))
+    tail = os.path.join("opentelemetry", "instrumentation", "auto_instrumentation")
+    if not where.endswith(tail):
+        return environ
+    entries = (environ.get("PYTHONPATH") or "").split(os.pathsep)
+    if any(_same_dir(entry, where) for entry in entries):
+        return environ
+    return {**environ, "PYTHONPATH": os.pathsep.join(entry for entry in [where, *entries] if entry)}
 
 
 def python_path_with(directory: str, python_path: str | None) -> str:
@@ -71,5 +111,5 @@ def build(
     name, _ = service_name_of(env)
     if name is None:
         # One name for traces and profiles, readable in Grafana instead of unknown_service.
-        env["OTEL_SERVICE_NAME"] = derive_service_name(command)
+        env["OTEL_SERVICE_NAME"] = env[DERIVED_SERVICE_NAME] = derive_service_name(command)
     return env

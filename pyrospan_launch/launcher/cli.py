@@ -160,12 +160,14 @@ def run(
     if serve or render_dir is not None:
         _local_tool(argv, serve, render_dir, port, {**os.environ, **overrides})
         return
-    env = child_env.build(os.environ, argv, overrides, child_env.bootstrap_dir())
+    bootstrap = program.bootstrap_dir()
+    environ = child_env.restore_auto_instrumentation(os.environ)
+    env = child_env.build(environ, argv, overrides, bootstrap)
     if show_info:
         from pyrospan_launch.launcher import info
 
         named, _ = config.service_name_of({**os.environ, **overrides})
-        report = info.render(env, argv, child_env.bootstrap_dir(), derived_name=named is None)
+        report = info.render(env, argv, bootstrap, derived_name=named is None)
         click.echo(report, nl=False)
         return
     if not argv:

@@ -30,7 +30,8 @@ def main(args: Sequence[str] | None = None, prog_name: str = program.PROG) -> No
     """Console-script entry point."""
     args = sys.argv[1:] if args is None else list(args)
     if _plain_run(args):
-        env = child_env.build(os.environ, args, {}, child_env.bootstrap_dir())
+        environ = child_env.restore_auto_instrumentation(os.environ)
+        env = child_env.build(environ, args, {}, program.bootstrap_dir())
         program.execute(args, env, program.check_settings(env))
     from pyrospan_launch.launcher.cli import main as click_main
 

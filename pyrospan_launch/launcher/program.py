@@ -28,6 +28,17 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def bootstrap_dir() -> str:
+    """The installed bootstrap directory; without one, one line and exit status 1."""
+    from pyrospan_launch.launcher import child_env
+
+    try:
+        return child_env.bootstrap_dir()
+    except child_env.BootstrapMissing as exc:
+        say(str(exc))
+        sys.exit(1)
+
+
 def _stop_strict() -> NoReturn:
     say("PYROSPAN_STRICT=true: not starting the program")
     sys.exit(EXIT_STRICT)

@@ -33,6 +33,19 @@ RESOURCE_LABELS = {
 # What OpenTelemetry's SDK calls a service that names none.
 UNKNOWN_SERVICE = "unknown_service"
 
+# The launcher sets OTEL_SERVICE_NAME from the command when the user names no service,
+# and this variable to the same value, so the agent can tell the name is only derived.
+DERIVED_SERVICE_NAME = "_PYROSPAN_DERIVED_SERVICE_NAME"
+
+
+def service_name_derived(environ: Mapping[str, str]) -> bool:
+    """True when OTEL_SERVICE_NAME is the name the launcher derived, not the user's."""
+    try:
+        name = registry.setting("OTEL_SERVICE_NAME").read(environ)
+    except SettingError:
+        return False
+    return bool(name) and environ.get(DERIVED_SERVICE_NAME) == name
+
 
 if TYPE_CHECKING:
 

@@ -70,7 +70,7 @@ def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium package "
-            "(apt-get install chromium; .ci/run does it)"
+            "(`make chromium` installs it; `make test` runs it first)"
         )
     from playwright.sync_api import sync_playwright
 

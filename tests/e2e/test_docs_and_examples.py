@@ -25,11 +25,16 @@ def test_wheel_ships_bootstrap_inside_the_package_only(tmp_path: Path) -> None:
     # Installed as a top-level `sitecustomize`, the bootstrap would instrument every Python
     # process of the environment; it must ship only inside the package.
     build = run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(ROOT)],
         clean_env(),
         timeout=300,
     )
     assert build.returncode == 0, build.stderr
+    # `pip install` is silent: the build backend (whose output -v shows) warns of nothing.
+    backend_warnings = [
+        line for line in (build.stdout + build.stderr).splitlines() if "Warning:" in line
+    ]
+    assert backend_warnings == []
     (wheel,) = tmp_path.glob("pyrospan_run-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "pyrospan_launch/_bootstrap/sitecustomize.py" in names

@@ -39,7 +39,8 @@ def test_apps_own_pyroscope_configure_wins_and_spans_stay_linked() -> None:
         assert result.returncode == 0, result.stderr
         assert result.stderr.splitlines() == [
             "pyrospan: the app called pyroscope.configure() itself: its settings replace the "
-            "PYROSCOPE_* ones (application_name 'own-app'); span profiles stay linked"
+            "PYROSCOPE_* ones (application_name 'own-app'); spans take service.name 'own-app' "
+            "too, so span profiles stay linked"
         ]
         span_id = result.stdout.split()[1]
         assert "configured True" in result.stdout  # the app's call reports success, as it would
@@ -48,6 +49,9 @@ def test_apps_own_pyroscope_configure_wins_and_spans_stay_linked() -> None:
         assert ours.wait_for(lambda r: any(s.span_id == span_id for s in r.spans), timeout=15)
         (span,) = [s for s in ours.spans if s.span_id == span_id]
         assert span.attributes["pyroscope.profile.id"] == span_id
+        # The name pyrospan-run derived gave way to the app's: Grafana looks the span's
+        # profile up under service_name = service.name.
+        assert span.resource["service.name"] == "own-app"
         assert apps.wait_for(lambda r: cpu_ms(r, "own_profiler_work", span_id) >= 300, 15), cpu_ms(
             apps, "own_profiler_work", span_id
         )
@@ -58,16 +62,26 @@ def test_apps_own_pyroscope_configure_wins_and_spans_stay_linked() -> None:
         assert cpu_ms(ours, "own_profiler_work") == 0
 
 
-def test_apps_own_tracer_provider_wins_and_its_spans_are_linked() -> None:
+@pytest.mark.parametrize("profiles", ["derived", "named-like-the-spans"])
+def test_apps_own_tracer_provider_wins_and_its_spans_are_linked(profiles: str) -> None:
     with Receiver() as ours, Receiver() as apps:
-        env = backend_env(ours)
+        # The app's resource names its spans in code; profiles are named after the command
+        # unless PYROSCOPE_APPLICATION_NAME says otherwise.
+        extra = {"PYROSCOPE_APPLICATION_NAME": "own-traces"} if profiles != "derived" else {}
+        env = backend_env(ours, **extra)
         command = [PY, str(PROGRAMS / "own_tracer_provider.py"), apps.url, f"{apps.url}/page"]
         result = run([PYROSPAN_RUN, *command], env)
         assert result.returncode == 0, result.stderr
+        linked = (
+            "its root spans carry profile ids, but spans have service.name 'own-traces' and "
+            "profiles service_name 'own_tracer_provider', so Grafana finds no profile for a "
+            "span: set PYROSCOPE_APPLICATION_NAME=own-traces"
+            if profiles == "derived"
+            else "its root spans are linked to profiles"
+        )
         assert result.stderr.splitlines() == [
             "pyrospan: the app set its own TracerProvider: it replaces pyrospan-run's (the app's "
-            "exporter and resource are used, not the OTEL_* ones); its root spans are linked to "
-            "profiles"
+            f"exporter and resource are used, not the OTEL_* ones); {linked}"
         ]
         assert "global TracerProvider True" in result.stdout  # the app's provider is global
         span_id = result.stdout.split()[1]
@@ -77,6 +91,13 @@ def test_apps_own_tracer_provider_wins_and_its_spans_are_linked() -> None:
         assert span.resource["service.name"] == "own-traces"
         assert span.attributes["pyroscope.profile.id"] == span_id
         assert ours.wait_for(lambda r: cpu_ms(r, "own_provider_work", span_id) >= 300, 15)
+        series = {
+            p.service_name
+            for p in ours.profiles
+            for s in p.samples
+            if s.labels.get("span_id") == span_id
+        }
+        assert series == {"own-traces" if profiles != "derived" else "own_tracer_provider"}
         # One provider: the urllib span, from a tracer handed out before the app's provider
         # existed, went the same way, and nothing went to the OTEL_* endpoint.
         (request,) = [s for s in apps.spans if s.name == "GET"]

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
+from pathlib import Path
 
+import pytest
+
+from pyrospan_launch.launcher import child_env
 from pyrospan_launch.launcher.child_env import build, python_path_with, python_path_without
 
 BOOT = "/opt/pyrospan/_bootstrap"
@@ -47,3 +53,22 @@ def test_build_keeps_user_service_name() -> None:
     assert "OTEL_SERVICE_NAME" not in env
     env = build({"OTEL_SERVICE_NAME": "cart"}, ["python", "x.py"], {}, BOOT)
     assert env["OTEL_SERVICE_NAME"] == "cart"
+
+
+def test_opentelemetry_instruments_directory_goes_back_on_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Older opentelemetry-instrument releases take their directory off PYTHONPATH in the
+    # process they start (the launcher); it goes back so the app still sees it.
+    auto = tmp_path / "opentelemetry" / "instrumentation" / "auto_instrumentation"
+    auto.mkdir(parents=True)
+    module = types.ModuleType("sitecustomize")
+    module.__file__ = str(auto / "sitecustomize.py")
+    monkeypatch.setitem(sys.modules, "sitecustomize", module)
+    restored = child_env.restore_auto_instrumentation({"PYTHONPATH": "/user/a"})
+    assert restored["PYTHONPATH"] == f"{auto}{os.pathsep}/user/a"
+    assert child_env.restore_auto_instrumentation(restored) == restored  # once only
+    monkeypatch.setitem(sys.modules, "sitecustomize", types.ModuleType("sitecustomize"))
+    assert child_env.restore_auto_instrumentation({"PYTHONPATH": "/user/a"}) == {
+        "PYTHONPATH": "/user/a"
+    }

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tag_recorder import TagRecorder
 
+from pyrospan_launch.agent import otel_compat
 from pyrospan_launch.agent.spans import span_context
 from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
@@ -28,12 +29,17 @@ from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 Linked = tuple[trace.Tracer, TagRecorder, InMemorySpanExporter, LabelSwitch]
 
 
-def build(switching: bool, monkeypatch: pytest.MonkeyPatch) -> Linked:
-    """A provider with the processor, with pyrospan's runtime context or without it."""
+def build(switching: bool, monkeypatch: pytest.MonkeyPatch, api: str = "shortcuts") -> Linked:
+    """A provider with the processor, with pyrospan's runtime context or without it.
+
+    ``api`` "public" makes the processor and the runtime context use only the SDK's public
+    API, as they do where otel_compat finds a private field changed: same results.
+    """
     recorder = TagRecorder()
     exporter = InMemorySpanExporter()
     switch = LabelSwitch(recorder.add, recorder.remove)
-    processor = SpanProfileProcessor(switch, context_switching=switching)
+    shortcuts = otel_compat.PUBLIC if api == "public" else otel_compat.detect()
+    processor = SpanProfileProcessor(switch, context_switching=switching, sdk_shortcuts=shortcuts)
     provider = TracerProvider()
     provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -44,16 +50,25 @@ def build(switching: bool, monkeypatch: pytest.MonkeyPatch) -> Linked:
     return provider.get_tracer("test"), recorder, exporter, switch
 
 
-@pytest.fixture(params=["context-switching", "start-end"])
+@pytest.fixture(
+    params=[
+        ("context-switching", "shortcuts"),
+        ("start-end", "shortcuts"),
+        ("context-switching", "public"),
+        ("start-end", "public"),
+    ],
+    ids="-".join,
+)
 def linked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Linked:
     """Both modes: what holds for plain threads whichever runtime context is in use."""
-    return build(request.param == "context-switching", monkeypatch)
+    mode, api = request.param
+    return build(mode == "context-switching", monkeypatch, api)
 
 
-@pytest.fixture
-def switching(monkeypatch: pytest.MonkeyPatch) -> Linked:
+@pytest.fixture(params=["shortcuts", "public"])
+def switching(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Linked:
     """pyrospan's runtime context: labels follow the running context."""
-    return build(True, monkeypatch)
+    return build(True, monkeypatch, request.param)
 
 
 def make(sampler: object | None = None) -> tuple[trace.Tracer, TagRecorder, InMemorySpanExporter]:

@@ -42,6 +42,13 @@ def _span_id_of(span: Any) -> int:
     return int(span.get_span_context().span_id)
 
 
+def _current_span_of(context: Context) -> Any:
+    """The public way to a Context's current span, when the SDK's key is not usable."""
+    from opentelemetry import trace
+
+    return trace.get_current_span(context)
+
+
 def bind_running(agent: the_agent.Agent) -> None:
     """Bind the runtime context OpenTelemetry runs, if it is this one, to ``agent``'s links."""
     import opentelemetry.context as otel_context
@@ -68,7 +75,8 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         super().__init__()
         # What attach and detach use, bound once: they run on every context change of the
         # app, so each saved attribute lookup or call counts (benchmarks/span_cost).
-        self._span_key = ""
+        self._span_key = ""  # "": the public way (otel_compat found no usable key)
+        self._span_fields = False  # otel_compat found the SDK span's ``_context`` right
         self._roots: dict[int, RootLabels] | None = None
         self._show: Callable[[RootLabels | None], None] = _show_nothing
         self._state: Any = None  # the switch's per-thread state: ``.node`` is shown
@@ -78,11 +86,11 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
 
     def bind(self, processor: SpanProfileProcessor, switch: LabelSwitch) -> None:
         """Switch ``switch``'s labels on context changes, by ``processor``'s root map."""
-        # The key under which OpenTelemetry keeps the current span in a Context: reading
-        # it directly is what get_current_span(context) does, without its calls.
-        from opentelemetry.trace.propagation import _SPAN_KEY
-
-        self._span_key = _SPAN_KEY
+        # The key under which OpenTelemetry keeps the current span in a Context, when
+        # otel_compat found it: reading it is what get_current_span(context) does, without
+        # its calls.
+        self._span_key = processor.shortcuts.span_key or ""
+        self._span_fields = processor.shortcuts.span_fields
         self._show = switch.show
         self._state = switch.thread_state
         self._roots = processor.roots
@@ -92,9 +100,12 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         roots = self._roots
         if roots is None:
             return token
-        span: Any = context.get(self._span_key)
+        span_key = self._span_key
+        span: Any = context.get(span_key) if span_key else _current_span_of(context)
         if span is None:
             root = None
+        elif not self._span_fields:
+            root = roots.get(_span_id_of(span))
         else:
             try:
                 # The SDK's span (and the API's NonRecordingSpan) keep their SpanContext

@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import TraceFlags
 
+from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
 from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import make_marker
 
@@ -79,8 +80,14 @@ class SpanProfileProcessor(SpanProcessor):
         span_name_label: bool = True,
         trace_id_label: bool = False,
         context_switching: bool = True,
+        sdk_shortcuts: Shortcuts | None = None,
     ) -> None:
         self._switch = switch
+        # Which private SDK fields the hooks below may read (otel_compat); public for
+        # span_context, which follows the same choice.
+        self.shortcuts = sdk_shortcuts or shortcuts()
+        self._fields = self.shortcuts.span_fields
+        self._fast_attributes = self.shortcuts.attributes
         self._span_name_label = span_name_label
         self._trace_id_label = trace_id_label
         self._context_switching = context_switching
@@ -91,12 +98,13 @@ class SpanProfileProcessor(SpanProcessor):
         self._shown_before: dict[int, RootLabels | None] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        # The SDK's own fields, not its accessors: this processor is only ever added to
-        # the SDK's TracerProvider (pinned in pyproject), and each accessor is a call.
-        context: Any = span._context
+        # The SDK's own fields where otel_compat found them right, not its accessors:
+        # each accessor is a call, and every span of the app pays for them.
+        fields = self._fields
+        context: Any = span._context if fields else span.get_span_context()
         if not context.trace_flags & _SAMPLED:
             return  # an unsampled trace is never exported: a profile link would dangle
-        parent = span._parent
+        parent = span._parent if fields else span.parent
         sid = context.span_id
         roots = self.roots
         if parent is not None and not parent.is_remote:
@@ -105,9 +113,14 @@ class SpanProfileProcessor(SpanProcessor):
                 roots[sid] = root
             return
         span_id = sid.to_bytes(8, "big").hex()
-        _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
+        if self._fast_attributes:
+            _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
+        else:
+            span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id)
+        name = ""
         if self._span_name_label:
-            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, span._name))
+            name = span._name if fields else span.name
+            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, name))
         else:
             labels = ((SPAN_ID_LABEL, span_id),)
         trace_id = ""
@@ -117,7 +130,7 @@ class SpanProfileProcessor(SpanProcessor):
         marker = None
         if self._switch.frames:
             # The span's own marker function: its frame carries the labels (span_markers).
-            marker = make_marker(span_id, span._name if self._span_name_label else "", trace_id)
+            marker = make_marker(span_id, name, trace_id)
         node = RootLabels(labels, sid, marker)
         roots[sid] = node
         if not self._context_switching:
@@ -125,7 +138,7 @@ class SpanProfileProcessor(SpanProcessor):
             self._switch.show(node)
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span._context
+        context = span._context if self._fields else span.context
         if context is None:
             return
         span_id = context.span_id
