@@ -14,6 +14,9 @@ $(BIN)/pyrospan-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,web]"
+	@# pyrospan-run runs without opentelemetry-distro, as in most apps; a venv made before
+	@# it stopped depending on the distro still has it.  Tests of the distro bring their own.
+	$(BIN)/python -m pip uninstall --quiet --yes opentelemetry-distro 2>/dev/null
 	@touch $@
 
 .PHONY: install
@@ -86,6 +89,7 @@ $(OTEL_VENV)/bin/pyrospan-run: pyproject.toml constraints/otel-$(OTEL).txt
 	$(PYTHON) -m venv $(OTEL_VENV)
 	$(OTEL_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(OTEL_VENV)/bin/python -m pip install --quiet -c constraints/otel-$(OTEL).txt -e ".[dev,web]"
+	$(OTEL_VENV)/bin/python -m pip uninstall --quiet --yes opentelemetry-distro 2>/dev/null
 	@touch $@
 
 .PHONY: test-otel
