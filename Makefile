@@ -10,10 +10,12 @@ PYTEST_ARGS ?=
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/pyrospan-run: pyproject.toml
+# The development environment is the newest supported OpenTelemetry set, held by its
+# constraints file: pyproject's ranges alone let pip settle on any set in the range.
+$(BIN)/pyrospan-run: pyproject.toml constraints/otel-newest.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,web]"
+	$(BIN)/python -m pip install --quiet -c constraints/otel-newest.txt -e ".[dev,web]"
 	@# pyrospan-run runs without opentelemetry-distro, as in most apps; a venv made before
 	@# it stopped depending on the distro still has it.  Tests of the distro bring their own.
 	$(BIN)/python -m pip uninstall --quiet --yes opentelemetry-distro 2>/dev/null

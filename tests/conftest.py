@@ -13,8 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 PROGRAMS = Path(__file__).parent / "programs"
 BIN = Path(sys.executable).parent
@@ -89,9 +88,9 @@ def launcher(request: pytest.FixtureRequest) -> list[str]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver() -> Iterator[RecordingReceiver]:
     """A live receiver on 127.0.0.1 standing in for Pyroscope and an OTLP backend."""
-    with Receiver() as live:
+    with RecordingReceiver() as live:
         yield live
 
 
@@ -147,7 +146,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def backend_env(receiver: Receiver, **extra: str) -> dict[str, str]:
+def backend_env(receiver: RecordingReceiver, **extra: str) -> dict[str, str]:
     """Environment pointing both signals at ``receiver``, with short intervals for tests."""
     return clean_env(
         PYROSCOPE_SERVER_ADDRESS=receiver.url,

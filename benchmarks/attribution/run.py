@@ -23,9 +23,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from judge import Score, score  # noqa: E402
-
-from pyrospan_launch.receiver import Receiver  # noqa: E402
+from recording import RecordingReceiver  # noqa: E402
 
 SCENARIOS = [
     "asyncio",
@@ -48,7 +48,7 @@ TARGET = {
 
 
 def one_run(scenario: str, mode: str, spans: int, steps: int) -> Score:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         env = {
             key: value
             for key, value in os.environ.items()

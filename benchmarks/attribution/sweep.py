@@ -29,10 +29,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from judge import Score, score  # noqa: E402
+from recording import RecordingReceiver  # noqa: E402
 from web import receiver_env, run_web  # noqa: E402
-
-from pyrospan_launch.receiver import Receiver  # noqa: E402
 
 METHODS = ("frames", "tags")
 SCENARIOS = ("asyncio", "pool", "web")
@@ -40,7 +40,7 @@ CPU_PER_SPAN_MS = 300.0
 
 
 def workload_run(scenario: str, method: str, spans: int, length_ms: float) -> Score:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         env = receiver_env(
             receiver,
             PYROSCOPE_UPLOAD_INTERVAL="1",

@@ -21,7 +21,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from judge import Score, score  # noqa: E402
+from recording import RecordingReceiver  # noqa: E402
 
 from pyrospan_launch.receiver import ProfileSample, Receiver  # noqa: E402
 
@@ -102,7 +104,7 @@ def run_web(
     request, so that every worker gets some.  ``env`` adds variables
     (``PYROSPAN_SPAN_LABELS=tags``...).
     """
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         child_env = receiver_env(
             receiver,
             PYROSCOPE_UPLOAD_INTERVAL="1",

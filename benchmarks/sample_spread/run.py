@@ -21,18 +21,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pyrospan_launch.receiver import Receiver
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from loadgen import clean_env  # noqa: E402
+from recording import RecordingReceiver  # noqa: E402
 
 TASKS = 8
 
 
 def one_run(workers: int, work_ms: float) -> list[tuple[float, float]]:
     """(thread CPU used, CPU shown) in ms for each span of one run."""
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         env = clean_env(
             PYROSCOPE_SERVER_ADDRESS=receiver.url,
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,

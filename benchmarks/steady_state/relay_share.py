@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--chunk-ms", type=float, default=0.3)
     args = parser.parse_args()
-    with Receiver(keep_in_memory=False) as receiver:
+    with Receiver() as receiver:
         env = receiver_env(
             receiver,
             OTEL_SERVICE_NAME="relay-share",

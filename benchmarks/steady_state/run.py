@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
-    with Receiver(keep_in_memory=False) as receiver:
+    with Receiver() as receiver:
         env = clean_env(
             OTEL_SERVICE_NAME="steady",
             PYROSCOPE_SERVER_ADDRESS=receiver.url,

@@ -179,7 +179,7 @@ def _initialize(agent: Agent, swallow_exceptions: bool, bootstrap_dir: str | Non
     log.set_level(config.log_level)
     log.debug(f"bootstrap in {sys.executable}, argv {sys.argv!r}")
 
-    from pyrospan_launch.launcher.child_env import python_path_with, python_path_without
+    from pyrospan_launch.common.python_path import python_path_with, python_path_without
 
     original = os.environ.get("PYTHONPATH")
     if bootstrap_dir and original is not None:

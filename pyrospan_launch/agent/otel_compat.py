@@ -7,6 +7,8 @@ in the supported range works.  See docs/design.md ("OpenTelemetry's private fiel
 
 from __future__ import annotations
 
+import functools
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -45,15 +47,13 @@ class Shortcuts:
 
 
 PUBLIC = Shortcuts(span_fields=False, attributes=False, span_key=None)
-_detected: Shortcuts | None = None
 
 
+# A fact of the installed SDK, the same for every agent of the process: memoised, not state.
+@functools.cache
 def shortcuts() -> Shortcuts:
     """The shortcuts this process's SDK allows, detected once."""
-    global _detected
-    if _detected is None:
-        _detected = detect()
-    return _detected
+    return detect()
 
 
 def detect() -> Shortcuts:

@@ -102,7 +102,7 @@ def _fix_exec(bootstrap_dir: str, hooks: ImportHooks, *, keep_theirs: bool) -> N
             return
 
         def execl(path: str, *args: str) -> Any:
-            from pyrospan_launch.launcher.child_env import python_path_with
+            from pyrospan_launch.common.python_path import python_path_with
 
             current = os.environ.get("PYTHONPATH", "")
             if not keep_theirs:

@@ -47,7 +47,12 @@ def conflict(entry_point: EntryPoint) -> str | None:
     conflict = get_dist_dependency_conflicts(dist)
     if conflict is None:
         return None
-    return str(conflict._format_message(entry_point.name))
+    # Newer releases word the conflict with the instrumentation's name; older ones only
+    # have the plain text.
+    format_message = getattr(conflict, "_format_message", None)
+    if callable(format_message):
+        return str(format_message(entry_point.name))
+    return str(conflict)
 
 
 def survey(environ: Mapping[str, str] | None = None) -> list[Instrumentation]:

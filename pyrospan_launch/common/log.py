@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-LEVELS = ("debug", "info", "warning", "error")
+from pyrospan_launch.settings.parsers import LOG_LEVELS as LEVELS
 
 _level_index = LEVELS.index("warning")
 

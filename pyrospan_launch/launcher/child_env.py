@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 import pyrospan_launch
+from pyrospan_launch.common.python_path import python_path_with, same_dir
 from pyrospan_launch.settings.config import (
     DERIVED_SERVICE_NAME,
     derive_service_name,
@@ -71,31 +72,9 @@ def restore_auto_instrumentation(environ: Mapping[str, str]) -> Mapping[str, str
     if not where.endswith(tail):
         return environ
     entries = (environ.get("PYTHONPATH") or "").split(os.pathsep)
-    if any(_same_dir(entry, where) for entry in entries):
+    if any(same_dir(entry, where) for entry in entries):
         return environ
     return {**environ, "PYTHONPATH": os.pathsep.join(entry for entry in [where, *entries] if entry)}
-
-
-def python_path_with(directory: str, python_path: str | None) -> str:
-    """PYTHONPATH with ``directory`` first, exactly once, the user's entries kept in order.
-
-    An unset or empty PYTHONPATH gives just ``directory``: a trailing separator would
-    put the current directory on the child's path, which plain python does not do.
-    """
-    entries = python_path.split(os.pathsep) if python_path else []
-    kept = [entry for entry in entries if not _same_dir(entry, directory)]
-    return os.pathsep.join([directory, *kept])
-
-
-def python_path_without(directory: str, python_path: str | None) -> str:
-    """PYTHONPATH with every occurrence of ``directory`` removed."""
-    entries = python_path.split(os.pathsep) if python_path else []
-    return os.pathsep.join(entry for entry in entries if not _same_dir(entry, directory))
-
-
-def _same_dir(entry: str, directory: str) -> bool:
-    # An empty entry means "the current directory" to Python: keep it, it is the user's.
-    return bool(entry) and os.path.abspath(entry) == os.path.abspath(directory)
 
 
 def build(

@@ -70,7 +70,6 @@ def _start_receiver(store: Store, port: int, report_dir: Path) -> Receiver | Non
         port=port,
         on_profiles=[store.add_profiles],
         on_spans=[store.add_spans],
-        keep_in_memory=False,
         pages=live,
     )
     try:

@@ -1,16 +1,17 @@
 """A small in-process receiver for Pyroscope profiles and OTLP/HTTP traces.
 
-It stands in for a Pyroscope server and an OpenTelemetry collector, so the launcher's
-tests (and later a local storage layer) can see exactly what a profiled, traced program
-sent::
+It stands in for a Pyroscope server and an OpenTelemetry collector and hands what a
+profiled, traced program sent to its subscribers (local mode's store)::
 
     from pyrospan_launch.receiver import Receiver
 
-    with Receiver() as r:
+    with Receiver(on_profiles=[store.add_profiles], on_spans=[store.add_spans]) as r:
         # pyroscope.configure(server_address=r.url, ...)
         # OTLPSpanExporter(endpoint=r.traces_endpoint)
         ...
-        r.wait_for(lambda r: bool(r.samples_with_label("span_id", sid)), timeout=10)
+
+It keeps nothing itself; the tests' ``RecordingReceiver`` (``tests/recording_receiver.py``)
+is a subclass that keeps everything and answers queries about it.
 
 Modules:
 
@@ -44,6 +45,7 @@ from pyrospan_launch.receiver.server import (
     PageHandler,
     ProfilesCallback,
     Receiver,
+    RequestsCallback,
     SpansCallback,
 )
 from pyrospan_launch.receiver.traces import decode_otlp_traces, flatten_any_value
@@ -64,6 +66,7 @@ __all__ = [
     "ReceivedSpan",
     "Receiver",
     "RequestInfo",
+    "RequestsCallback",
     "SpansCallback",
     "decode_otlp_traces",
     "decode_pprof",

@@ -230,7 +230,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if close:
             error = error or "error"
             payload, content_type = (error + "\n").encode(), "text/plain; charset=utf-8"
-        # Record first, so a client holding its answer always finds its request recorded.
+        # Hand the request on first, so a client holding its answer finds it recorded.
         receiver.record_request(
             self._info(seq, method, path, status, started, content_length, error)
         )

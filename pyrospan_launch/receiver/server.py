@@ -11,10 +11,11 @@ accepts:
 * ``GET`` / ``HEAD`` of any other path - answered by the optional ``pages`` handler (the
   local mode's live page), 404 without one.
 
-Decoded data is handed to the ``on_profiles`` / ``on_spans`` callbacks, so a storage
-layer can subscribe (local mode's, with ``keep_in_memory=False``), and kept in memory
-for the queries of :mod:`~pyrospan_launch.receiver.recorded` otherwise.  HTTP itself is
-:mod:`~pyrospan_launch.receiver.handler`'s.
+The receiver keeps nothing it decodes: it hands profiles and spans to the
+``on_profiles`` / ``on_spans`` callbacks (local mode's store subscribes there) and each
+handled request to ``on_requests``, and counts accepted requests per path.  The tests'
+``RecordingReceiver`` (``tests/recording_receiver.py``) subscribes callbacks that keep
+everything in memory.  HTTP itself is :mod:`~pyrospan_launch.receiver.handler`'s.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from pyrospan_launch.receiver.handler import (
     Server,
 )
 from pyrospan_launch.receiver.profiles import decode_push
-from pyrospan_launch.receiver.recorded import RecordedData
 from pyrospan_launch.receiver.records import (
     DecodeError,
     ProfileSeries,
@@ -60,33 +60,32 @@ __all__ = [
     "PageHandler",
     "ProfilesCallback",
     "Receiver",
+    "RequestsCallback",
     "SpansCallback",
 ]
 
 
 _T = TypeVar("_T")
+_ReceiverT = TypeVar("_ReceiverT", bound="Receiver")
 
 ProfilesCallback = Callable[[list[ProfileSeries]], None]
 SpansCallback = Callable[[list[ReceivedSpan]], None]
+RequestsCallback = Callable[[RequestInfo], None]
 
 
-class Receiver(RecordedData):
-    """In-memory receiver for Pyroscope pushes and OTLP/HTTP exports, for tests and tools.
+class Receiver:
+    """Receiver for Pyroscope pushes and OTLP/HTTP exports that hands what it decodes on.
 
     Use as a context manager::
 
-        with Receiver() as r:
+        with Receiver(on_spans=[store.add_spans]) as r:
             run_program(pyroscope_server=r.url, otlp_endpoint=r.url)
-            assert r.wait_for(lambda r: r.samples_with_label("span_id", sid), timeout=10)
 
-    All public attributes that return lists return snapshots; they are safe to read from
-    any thread.  Callbacks in ``on_profiles`` / ``on_spans`` run on the request's handler
-    thread after the data is stored; an exception in one is recorded in ``.errors`` and
-    does not change the HTTP answer.
-
-    ``keep_in_memory=False`` keeps nothing in memory (``.profiles``, ``.spans`` and
-    ``.requests`` stay empty; counts are kept), for a long-running receiver whose callbacks
-    store the data elsewhere.  ``pages`` answers GET requests of other paths.
+    Callbacks run on the request's handler thread: ``on_profiles`` / ``on_spans`` with the
+    decoded data, then ``on_requests`` with the request's :class:`RequestInfo`, before
+    the answer is sent (so a client holding its answer finds its request handed on).  An
+    exception in a callback is kept in ``.errors`` and does not change the HTTP answer.
+    ``pages`` answers GET requests of other paths.
     """
 
     def __init__(
@@ -99,7 +98,7 @@ class Receiver(RecordedData):
         request_timeout: float = 10.0,
         on_profiles: Iterable[ProfilesCallback] = (),
         on_spans: Iterable[SpansCallback] = (),
-        keep_in_memory: bool = True,
+        on_requests: Iterable[RequestsCallback] = (),
         pages: PageHandler | None = None,
     ) -> None:
         self.host = host
@@ -109,12 +108,9 @@ class Receiver(RecordedData):
         self.request_timeout = request_timeout
         self.on_profiles: list[ProfilesCallback] = list(on_profiles)
         self.on_spans: list[SpansCallback] = list(on_spans)
-        self.keep_in_memory = keep_in_memory
+        self.on_requests: list[RequestsCallback] = list(on_requests)
         self.pages = pages
-        self._cond = threading.Condition()  # RLock inside: predicates may re-enter
-        self._profiles: list[ProfileSeries] = []
-        self._spans: list[ReceivedSpan] = []
-        self._requests: list[RequestInfo] = []
+        self._lock = threading.Lock()
         self._errors: list[str] = []
         self._counts: dict[str, int] = {}
         self._seq = 0
@@ -124,9 +120,9 @@ class Receiver(RecordedData):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> Receiver:
+    def start(self: _ReceiverT) -> _ReceiverT:
         """Bind and serve in a daemon thread; returns ``self``."""
-        with self._cond:
+        with self._lock:
             if self._server is not None or self._stopped:
                 raise RuntimeError("Receiver can only be started once")
             self._server = Server((self.host, self.requested_port), self)
@@ -142,7 +138,7 @@ class Receiver(RecordedData):
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop serving and close the socket; waits at most about ``timeout`` seconds."""
-        with self._cond:
+        with self._lock:
             server, thread = self._server, self._thread
             if self._stopped or server is None:
                 self._stopped = True
@@ -156,10 +152,8 @@ class Receiver(RecordedData):
         server.server_close()
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
-        with self._cond:
-            self._cond.notify_all()
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self: _ReceiverT) -> _ReceiverT:
         return self.start()
 
     def __exit__(
@@ -197,26 +191,41 @@ class Receiver(RecordedData):
         """``url + "/push.v1.PusherService/Push"``."""
         return self.url + PUSH_PATH
 
+    # ------------------------------------------------------------------ what it saw
+
+    @property
+    def errors(self) -> list[str]:
+        """Internal errors and callback failures (not client errors), oldest first."""
+        with self._lock:
+            return list(self._errors)
+
+    def count(self, path: str) -> int:
+        """Number of successfully handled requests to ``path`` (e.g. ``"/v1/metrics"``)."""
+        with self._lock:
+            return self._counts.get(path, 0)
+
     # ------------------------------------------------------------------ internals
 
     def note_error(self, message: str) -> None:
         """Keep an internal error or a callback failure (not a client error)."""
-        with self._cond:
+        with self._lock:
             self._errors.append(message[:500])
-            self._cond.notify_all()
 
     def next_seq(self) -> int:
         """The number of the next request."""
-        with self._cond:
+        with self._lock:
             self._seq += 1
             return self._seq
 
     def record_request(self, info: RequestInfo) -> None:
-        """Keep one handled request (when keeping in memory) and wake the waiters."""
-        with self._cond:
-            if self.keep_in_memory:
-                self._requests.append(info)
-            self._cond.notify_all()
+        """Hand one handled request to the ``on_requests`` callbacks."""
+        with self._lock:
+            callbacks: list[RequestsCallback] = list(self.on_requests)
+        for callback in callbacks:
+            try:
+                callback(info)
+            except Exception as exc:
+                self._note_callback_error(callback, exc)
 
     def dispatch(
         self,
@@ -226,7 +235,7 @@ class Receiver(RecordedData):
         content_encoding: str | None,
         info: RequestInfo,
     ) -> tuple[int, bytes, str]:
-        """Decode and store one request body; returns (status, body, content type)."""
+        """Decode one request body and hand it on; returns (status, body, content type)."""
         if path == PUSH_PATH:
             if is_json_content_type(content_type):
                 raise DecodeError("only application/proto pushes are supported", 415)
@@ -234,9 +243,7 @@ class Receiver(RecordedData):
                 body, content_encoding, max_decompressed_bytes=self.max_decompressed_bytes
             )
             series = [dataclasses.replace(s, request=info) for s in series]
-            with self._cond:
-                if self.keep_in_memory:
-                    self._profiles.extend(series)
+            with self._lock:
                 self._counts[path] = self._counts.get(path, 0) + 1
                 callbacks: list[ProfilesCallback] = list(self.on_profiles)
             self._run_callbacks(callbacks, series)
@@ -250,15 +257,13 @@ class Receiver(RecordedData):
                 content_encoding,
                 max_decompressed_bytes=self.max_decompressed_bytes,
             )
-            with self._cond:
-                if self.keep_in_memory:
-                    self._spans.extend(spans)
+            with self._lock:
                 self._counts[path] = self._counts.get(path, 0) + 1
                 span_callbacks: list[SpansCallback] = list(self.on_spans)
             self._run_callbacks(span_callbacks, spans)
             empty = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
         else:
-            with self._cond:
+            with self._lock:
                 self._counts[path] = self._counts.get(path, 0) + 1
             if path == METRICS_PATH:
                 empty = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
@@ -273,10 +278,12 @@ class Receiver(RecordedData):
         callbacks: list[Callable[[list[_T]], None]],
         items: list[_T],
     ) -> None:
+        # Each callback gets its own list, so one that keeps or changes it harms no other.
         for callback in callbacks:
             try:
                 callback(list(items))
             except Exception as exc:
-                self.note_error(f"callback {getattr(callback, '__name__', callback)!r}: {exc!r}")
-        with self._cond:
-            self._cond.notify_all()
+                self._note_callback_error(callback, exc)
+
+    def _note_callback_error(self, callback: object, exc: Exception) -> None:
+        self.note_error(f"callback {getattr(callback, '__name__', callback)!r}: {exc!r}")

@@ -9,8 +9,6 @@ start-up imports).
 
 from __future__ import annotations
 
-from pyrospan_launch.common import log
-
 
 class Invalid(ValueError):
     """Raised by a parser for text it does not accept."""
@@ -139,10 +137,14 @@ def parse_name(raw: str) -> str:
     return raw
 
 
+#: The bootstrap's log levels, quietest last (the log line module shows these).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def parse_log_level(raw: str) -> str:
     """One of ``debug``, ``info``, ``warning``, ``error``."""
     value = raw.lower()
-    if value not in log.LEVELS:
+    if value not in LOG_LEVELS:
         raise Invalid(raw)
     return value
 

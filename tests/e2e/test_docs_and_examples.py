@@ -41,6 +41,14 @@ def test_wheel_ships_bootstrap_inside_the_package_only(tmp_path: Path) -> None:
     # Local mode's page inlines these: they must ship, or --local fails after pip install.
     for asset in ("page.html", "app.js", "app.css"):
         assert f"pyrospan_launch/local/assets/{asset}" in names
+    # Every module of the source tree ships: a sub-package missing from pyproject's list
+    # installs a copy that fails at its first import of it.
+    source = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "pyrospan_launch").rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert source - set(names) == set()
     top_level = {name.split("/")[0] for name in names}
     assert top_level == {"pyrospan_launch", wheel.name.split("-")[0] + "-0.1.0.dist-info"}
 

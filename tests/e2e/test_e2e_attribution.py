@@ -27,8 +27,7 @@ from conftest import (
     stop,
     wait_for_http,
 )
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = ROOT / "benchmarks" / "attribution" / "workload.py"
@@ -38,7 +37,7 @@ from judge import Score, score  # noqa: E402
 pytestmark = pytest.mark.e2e
 
 
-def run_workload(receiver: Receiver, scenario: str, *extra: str, **env: str) -> Score:
+def run_workload(receiver: RecordingReceiver, scenario: str, *extra: str, **env: str) -> Score:
     result = run(
         [PYROSPAN_RUN, sys.executable, str(WORKLOAD), scenario, *extra],
         backend_env(receiver, OTEL_SERVICE_NAME="workload", **env),
@@ -57,7 +56,7 @@ def run_workload(receiver: Receiver, scenario: str, *extra: str, **env: str) -> 
 
 @pytest.mark.parametrize("scenario", ["asyncio", "uvloop"])
 def test_concurrent_tasks_on_one_loop_each_get_their_own_samples(
-    receiver: Receiver, scenario: str
+    receiver: RecordingReceiver, scenario: str
 ) -> None:
     result = run_workload(receiver, scenario, "--spans", "4", "--steps", "30")
     assert result.conflicts == 0
@@ -67,7 +66,7 @@ def test_concurrent_tasks_on_one_loop_each_get_their_own_samples(
 
 @pytest.mark.parametrize("scenario", ["threadpool", "to_thread", "run_in_executor"])
 def test_work_handed_to_a_thread_pool_is_labelled_with_its_root_span(
-    receiver: Receiver, scenario: str
+    receiver: RecordingReceiver, scenario: str
 ) -> None:
     result = run_workload(receiver, scenario, "--spans", "3", "--steps", "24")
     assert result.conflicts == 0
@@ -75,20 +74,20 @@ def test_work_handed_to_a_thread_pool_is_labelled_with_its_root_span(
     assert result.recall >= 0.85, result
 
 
-def test_plain_threads_stay_right(receiver: Receiver) -> None:
+def test_plain_threads_stay_right(receiver: RecordingReceiver) -> None:
     result = run_workload(receiver, "threads", "--spans", "3", "--steps", "30")
     assert result.conflicts == 0
     assert result.precision >= 0.98, result
     assert result.recall >= 0.95, result
 
 
-def test_span_ended_on_another_thread_leaves_no_stale_labels(receiver: Receiver) -> None:
+def test_span_ended_on_another_thread_leaves_no_stale_labels(receiver: RecordingReceiver) -> None:
     result = run_workload(receiver, "cross_thread", "--spans", "1", "--steps", "40")
     assert result.recall >= 0.9, result
     assert result.unrelated_labelled == 0, result
 
 
-def test_span_name_label_off_and_trace_id_label_on(receiver: Receiver) -> None:
+def test_span_name_label_off_and_trace_id_label_on(receiver: RecordingReceiver) -> None:
     run_workload(
         receiver,
         "threads",
@@ -114,7 +113,7 @@ def test_span_name_label_off_and_trace_id_label_on(receiver: Receiver) -> None:
     ],
 )
 def test_concurrent_fastapi_requests_each_attributed_to_their_span(
-    receiver: Receiver, paths: tuple[str, str], functions: tuple[str, str]
+    receiver: RecordingReceiver, paths: tuple[str, str], functions: tuple[str, str]
 ) -> None:
     port = free_port()
     env = backend_env(receiver, OTEL_SERVICE_NAME="api")

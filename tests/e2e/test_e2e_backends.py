@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, clean_env, start_server
 from fake_backends import KINDS, backend
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +94,7 @@ def run_service(url: str) -> ServiceRun:
 
 @pytest.fixture(scope="module")
 def healthy() -> Iterator[ServiceRun]:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         result = run_service(receiver.url)
         assert receiver.wait_for(lambda r: any("/work" in s.name for s in r.spans), timeout=10)
         yield result

@@ -15,8 +15,7 @@ import sys
 
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +23,7 @@ PY = sys.executable
 OPENTELEMETRY_INSTRUMENT = os.path.join(os.path.dirname(PY), "opentelemetry-instrument")
 
 
-def cpu_ms(receiver: Receiver, function: str, span_id: str | None = None) -> float:
+def cpu_ms(receiver: RecordingReceiver, function: str, span_id: str | None = None) -> float:
     """CPU ms of ``function`` at ``receiver`` (only samples labelled with ``span_id`` if given)."""
     samples = (
         receiver.samples() if span_id is None else receiver.samples_with_label("span_id", span_id)
@@ -33,7 +32,7 @@ def cpu_ms(receiver: Receiver, function: str, span_id: str | None = None) -> flo
 
 
 def test_apps_own_pyroscope_configure_wins_and_spans_stay_linked() -> None:
-    with Receiver() as ours, Receiver() as apps:
+    with RecordingReceiver() as ours, RecordingReceiver() as apps:
         env = backend_env(ours)
         result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "own_profiler.py"), apps.url], env)
         assert result.returncode == 0, result.stderr
@@ -64,7 +63,7 @@ def test_apps_own_pyroscope_configure_wins_and_spans_stay_linked() -> None:
 
 @pytest.mark.parametrize("profiles", ["derived", "named-like-the-spans"])
 def test_apps_own_tracer_provider_wins_and_its_spans_are_linked(profiles: str) -> None:
-    with Receiver() as ours, Receiver() as apps:
+    with RecordingReceiver() as ours, RecordingReceiver() as apps:
         # The app's resource names its spans in code; profiles are named after the command
         # unless PYROSCOPE_APPLICATION_NAME says otherwise.
         extra = {"PYROSCOPE_APPLICATION_NAME": "own-traces"} if profiles != "derived" else {}
@@ -107,7 +106,7 @@ def test_apps_own_tracer_provider_wins_and_its_spans_are_linked(profiles: str) -
 
 @pytest.mark.parametrize("order", ["pyrospan-run-first", "opentelemetry-instrument-first"])
 def test_with_opentelemetry_instrument_one_start_up_links_spans(order: str) -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         # opentelemetry-instrument's own default protocol is gRPC, whose exporter is not
         # installed here: a user of it sets http/protobuf, as this does.
         env = backend_env(
@@ -139,7 +138,7 @@ def test_with_opentelemetry_instrument_one_start_up_links_spans(order: str) -> N
 def test_with_tracing_off_opentelemetry_instrument_keeps_its_job(
     order: str, distro_dir: str
 ) -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         # opentelemetry-instrument configures the SDK only with a configurator installed:
         # an app that uses it has the distro.
         env = backend_env(

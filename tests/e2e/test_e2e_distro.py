@@ -13,8 +13,8 @@ import sys
 
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import Receiver
 from pyrospan_launch.receiver.records import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
@@ -30,14 +30,14 @@ PER_PROCESS = {
 }
 
 
-def cpu_ms(receiver: Receiver, span_id: str) -> float:
+def cpu_ms(receiver: RecordingReceiver, span_id: str) -> float:
     samples = receiver.samples_with_label("span_id", span_id)
     return sum(s.values[0] for s in samples if "burn_cpu_in_span" in s.stack) / 1e6
 
 
 def traced(**extra: str) -> tuple[ReceivedSpan, float, str]:
     """The span of hot_span.py under pyrospan-run, its linked CPU ms, and the --info report."""
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         env = backend_env(receiver, **extra)
         command = [PY, str(PROGRAMS / "hot_span.py"), "0.5"]
         result = run([PYROSPAN_RUN, *command], env)
@@ -82,7 +82,7 @@ def test_with_and_without_the_distro_the_spans_agree(distro_dir: str) -> None:
 
 @pytest.mark.parametrize("distro", [False, True], ids=["without-distro", "with-distro"])
 def test_traces_exporter_none_sends_no_spans_either_way(distro: bool, distro_dir: str) -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         extra = {"PYTHONPATH": distro_dir} if distro else {}
         env = backend_env(receiver, OTEL_TRACES_EXPORTER="none", **extra)
         result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "hot_span.py"), "0.3"], env)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 from conftest import PYROSPAN_RUN, backend_env, clean_env, run
+from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.agent.spans.span_markers import PREFIX
-from pyrospan_launch.receiver import ProfileSample, Receiver, decode_push
+from pyrospan_launch.receiver import ProfileSample, decode_push
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = ROOT / "benchmarks" / "attribution" / "workload.py"
@@ -43,7 +44,9 @@ def no_marker_frames(samples: list[ProfileSample]) -> None:
     assert all(not f.startswith(PREFIX) for f in files)
 
 
-def workload(receiver: Receiver, scenario: str, *extra: str, **env: str) -> tuple[Score, str]:
+def workload(
+    receiver: RecordingReceiver, scenario: str, *extra: str, **env: str
+) -> tuple[Score, str]:
     result = run(
         [PYROSPAN_RUN, sys.executable, str(WORKLOAD), scenario, *extra],
         backend_env(receiver, OTEL_SERVICE_NAME="workload", **env),
@@ -61,7 +64,9 @@ SUB_MS = ("--spans", "6", "--steps", "600", "--slice-ms", STEP_MS)
 
 
 @pytest.mark.parametrize("scenario", ["asyncio", "uvloop", "pool_items"])
-def test_sub_millisecond_steps_carry_their_own_span(receiver: Receiver, scenario: str) -> None:
+def test_sub_millisecond_steps_carry_their_own_span(
+    receiver: RecordingReceiver, scenario: str
+) -> None:
     result, stderr = workload(receiver, scenario, *SUB_MS)
     assert stderr == ""
     assert result.conflicts == 0
@@ -70,7 +75,9 @@ def test_sub_millisecond_steps_carry_their_own_span(receiver: Receiver, scenario
 
 
 @pytest.mark.parametrize("scenario", ["to_thread", "run_in_executor"])
-def test_sub_millisecond_hand_offs_carry_their_own_span(receiver: Receiver, scenario: str) -> None:
+def test_sub_millisecond_hand_offs_carry_their_own_span(
+    receiver: RecordingReceiver, scenario: str
+) -> None:
     # Items of 4 slices (1.2 ms) each, handed from asyncio tasks to the default executor.
     result, _ = workload(
         receiver, scenario, "--spans", "6", "--steps", "400", "--slice-ms", STEP_MS
@@ -80,14 +87,14 @@ def test_sub_millisecond_hand_offs_carry_their_own_span(receiver: Receiver, scen
     assert result.recall >= 0.9, result
 
 
-def test_wall_clock_mode_is_exact_too(receiver: Receiver) -> None:
+def test_wall_clock_mode_is_exact_too(receiver: RecordingReceiver) -> None:
     result, _ = workload(receiver, "asyncio", *SUB_MS, PYROSCOPE_ONCPU="false")
     assert result.conflicts == 0
     assert result.precision >= 0.95, result
     assert result.recall >= 0.9, result
 
 
-def test_tags_method_is_still_there_for_comparison(receiver: Receiver) -> None:
+def test_tags_method_is_still_there_for_comparison(receiver: RecordingReceiver) -> None:
     result, stderr = workload(
         receiver, "threads", "--spans", "3", "--steps", "30", PYROSPAN_SPAN_LABELS="tags"
     )
@@ -97,7 +104,7 @@ def test_tags_method_is_still_there_for_comparison(receiver: Receiver) -> None:
 
 
 def test_relay_that_cannot_start_falls_back_to_thread_tags_with_one_line(
-    receiver: Receiver,
+    receiver: RecordingReceiver,
 ) -> None:
     # The relay binds to loopback only: pointed elsewhere, it refuses to start.
     result, stderr = workload(
@@ -113,7 +120,7 @@ def test_relay_that_cannot_start_falls_back_to_thread_tags_with_one_line(
 
 
 def test_an_app_that_configures_pyroscope_itself_gets_exact_span_profiles_there() -> None:
-    with Receiver() as ours, Receiver() as apps:
+    with RecordingReceiver() as ours, RecordingReceiver() as apps:
         run_own = run(
             [
                 PYROSPAN_RUN,
@@ -177,7 +184,7 @@ def recording_backend() -> Iterator[tuple[str, _Recorded]]:
 
 
 def test_auth_tenant_headers_and_series_labels_reach_the_server_unchanged(
-    recording_backend: tuple[str, _Recorded], receiver: Receiver
+    recording_backend: tuple[str, _Recorded], receiver: RecordingReceiver
 ) -> None:
     url, recorded = recording_backend
     env = backend_env(receiver)

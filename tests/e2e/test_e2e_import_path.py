@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import PYROSPAN_RUN, backend_env, clean_env, run
+from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
-from pyrospan_launch.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ PYTHONPATHS = {
 @pytest.mark.parametrize("pythonpath", sorted(PYTHONPATHS))
 @pytest.mark.parametrize("invocation", sorted(INVOCATIONS))
 def test_sys_path_is_plain_pythons(
-    receiver: Receiver, app_dir: Path, invocation: str, pythonpath: str
+    receiver: RecordingReceiver, app_dir: Path, invocation: str, pythonpath: str
 ) -> None:
     args = INVOCATIONS[invocation](app_dir)
     user = PYTHONPATHS[pythonpath]
@@ -108,7 +108,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_planted_modules_imported_only_when_plain_python_imports_them(
-    receiver: Receiver, planted: Path, tmp_path: Path, case: str
+    receiver: RecordingReceiver, planted: Path, tmp_path: Path, case: str
 ) -> None:
     script = tmp_path / "elsewhere" / "app.py"
     script.parent.mkdir()
@@ -136,7 +136,7 @@ def test_planted_modules_imported_only_when_plain_python_imports_them(
         assert "sitecustomize" in seen["plain"]
 
 
-def test_the_launcher_puts_only_its_bootstrap_directory_ahead(receiver: Receiver) -> None:
+def test_the_launcher_puts_only_its_bootstrap_directory_ahead(receiver: RecordingReceiver) -> None:
     code = "import os, json; print(json.dumps(os.environ.get('PYTHONPATH')))"
     env = backend_env(receiver, PYTHONPATH="/user/a::/user/b", PYROSPAN_CHILDREN="true")
     result = run([PYROSPAN_RUN, PY, "-c", code], env)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
+from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
-from pyrospan_launch.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def probe(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
     ],
 )
 def test_program_sees_what_plain_python_shows(
-    launcher: list[str], invocation: list[str], receiver: Receiver
+    launcher: list[str], invocation: list[str], receiver: RecordingReceiver
 ) -> None:
     env = backend_env(receiver)
     plain = run([PY, *invocation], clean_env(), cwd=PROGRAMS)
@@ -65,7 +65,7 @@ def test_exit_code_and_app_traceback_are_the_apps(launcher: list[str], tmp_path:
     assert launched.returncode == 1
 
 
-def test_console_script_entry_point_runs_instrumented(receiver: Receiver) -> None:
+def test_console_script_entry_point_runs_instrumented(receiver: RecordingReceiver) -> None:
     # `flask` is a console script of the app's environment, found on PATH.
     env = backend_env(receiver, PATH=f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}")
     env["FLASK_APP"] = str(PROGRAMS / "flask_app.py")
@@ -139,7 +139,7 @@ def test_python_dash_s_runs_untouched(launcher: list[str]) -> None:
     assert result.stdout == "False\n" and result.stderr == ""
 
 
-def test_bootstrap_works_without_the_launcher(receiver: Receiver) -> None:
+def test_bootstrap_works_without_the_launcher(receiver: RecordingReceiver) -> None:
     # A Dockerfile may set PYTHONPATH to the bootstrap directory itself.
     env = backend_env(receiver, PYTHONPATH=bootstrap_dir(), OTEL_SERVICE_NAME="manual")
     result = run([PY, str(PROGRAMS / "hot_span.py"), "0.3"], env)
@@ -163,7 +163,9 @@ def test_interpreter_without_pyrospan_runs_silently(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
-def test_bad_value_reported_once_and_app_runs_with_profiling_off(receiver: Receiver) -> None:
+def test_bad_value_reported_once_and_app_runs_with_profiling_off(
+    receiver: RecordingReceiver,
+) -> None:
     env = backend_env(receiver, PYROSCOPE_SAMPLE_RATE="abc")
     result = run(
         [PYROSPAN_RUN, PY, str(PROGRAMS / "hot_span.py"), "0.2"],
@@ -223,7 +225,7 @@ def test_failing_part_gives_one_line_and_app_still_runs() -> None:
     assert len(lines) == 1 and lines[0].startswith("pyrospan: tracing disabled: ")
 
 
-def test_secrets_never_appear_in_any_output(receiver: Receiver) -> None:
+def test_secrets_never_appear_in_any_output(receiver: RecordingReceiver) -> None:
     secret = "Zq-PLANTED-s3cr3t-91"
     env = backend_env(
         receiver,

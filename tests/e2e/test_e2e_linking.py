@@ -23,15 +23,16 @@ from conftest import (
     stop,
     wait_for_http,
 )
+from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import ReceivedSpan, Receiver
+from pyrospan_launch.receiver import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 
 PY = sys.executable
 
 
-def cpu_ms_of(receiver: Receiver, span_id: str, function: str) -> float:
+def cpu_ms_of(receiver: RecordingReceiver, span_id: str, function: str) -> float:
     """CPU milliseconds of samples labelled ``span_id`` with ``function`` on their stack."""
     nanoseconds = sum(
         s.values[0] for s in receiver.samples_with_label("span_id", span_id) if function in s.stack
@@ -40,7 +41,7 @@ def cpu_ms_of(receiver: Receiver, span_id: str, function: str) -> float:
 
 
 def assert_linked(
-    receiver: Receiver, span: ReceivedSpan, function: str, min_ms: float = 100
+    receiver: RecordingReceiver, span: ReceivedSpan, function: str, min_ms: float = 100
 ) -> None:
     """The span carries its profile id and its samples show ``function`` for ``min_ms``."""
     assert span.attributes.get("pyroscope.profile.id") == span.span_id
@@ -54,7 +55,7 @@ def assert_linked(
     assert {s.labels.get("span_name") for s in labelled} == {span.name}
 
 
-def test_root_span_linked_to_its_hot_function(receiver: Receiver) -> None:
+def test_root_span_linked_to_its_hot_function(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver)
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "hot_span.py"), "1.2"], env)
     assert result.returncode == 0, result.stderr
@@ -73,7 +74,7 @@ def test_root_span_linked_to_its_hot_function(receiver: Receiver) -> None:
     assert {p.name for p in series} == {"process_cpu"}
 
 
-def test_resource_identity_becomes_profile_labels(receiver: Receiver) -> None:
+def test_resource_identity_becomes_profile_labels(receiver: RecordingReceiver) -> None:
     env = backend_env(
         receiver,
         OTEL_RESOURCE_ATTRIBUTES="service.name=cart,service.namespace=shop,service.version=2.1",
@@ -89,7 +90,7 @@ def test_resource_identity_becomes_profile_labels(receiver: Receiver) -> None:
     assert labels["team"] == "payments"
 
 
-def test_unsampled_trace_gets_no_profile_link(receiver: Receiver) -> None:
+def test_unsampled_trace_gets_no_profile_link(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver, OTEL_TRACES_SAMPLER="always_off")
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "hot_span.py"), "0.6"], env)
     assert result.returncode == 0, result.stderr
@@ -104,7 +105,7 @@ def get_json(url: str) -> dict[str, object]:
         return data
 
 
-def server_spans(receiver: Receiver, route_part: str) -> list[ReceivedSpan]:
+def server_spans(receiver: RecordingReceiver, route_part: str) -> list[ReceivedSpan]:
     name = route_part.strip("/")
     return [s for s in receiver.root_spans() if name in s.name and s.kind == 2]
 
@@ -129,7 +130,7 @@ def server_spans(receiver: Receiver, route_part: str) -> list[ReceivedSpan]:
     ],
 )
 def test_wsgi_server_requests_linked_in_every_worker(
-    receiver: Receiver, server_args: list[str], app: str, path: str, function: str
+    receiver: RecordingReceiver, server_args: list[str], app: str, path: str, function: str
 ) -> None:
     port = free_port()
     env = backend_env(receiver, OTEL_SERVICE_NAME="web")
@@ -156,7 +157,7 @@ def test_wsgi_server_requests_linked_in_every_worker(
     assert "Traceback" not in err
 
 
-def test_flask_run_threaded_dev_server(receiver: Receiver) -> None:
+def test_flask_run_threaded_dev_server(receiver: RecordingReceiver) -> None:
     port = free_port()
     env = backend_env(
         receiver, OTEL_SERVICE_NAME="devserver", FLASK_APP=str(PROGRAMS / "flask_app.py")

@@ -34,9 +34,10 @@ from conftest import (
     stop,
     wait_for_http,
 )
+from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
-from pyrospan_launch.receiver import ReceivedSpan, Receiver
+from pyrospan_launch.receiver import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ SEND_ONLY_AT_EXIT = {"PYROSCOPE_UPLOAD_INTERVAL": "60", "OTEL_BSP_SCHEDULE_DELAY
 WORKER_MIN_LINKED_MS = 60
 
 
-def linked_cpu_ms(receiver: Receiver, span: ReceivedSpan, function: str) -> float:
+def linked_cpu_ms(receiver: RecordingReceiver, span: ReceivedSpan, function: str) -> float:
     """CPU ms of samples labelled with the span's id and its process's pid, in ``function``."""
     pid = str(span.resource.get("process.pid"))
     return (
@@ -69,7 +70,11 @@ def linked_cpu_ms(receiver: Receiver, span: ReceivedSpan, function: str) -> floa
 
 
 def assert_linked_in_own_process(
-    receiver: Receiver, spans: list[ReceivedSpan], function: str, min_ms: float, timeout: float
+    receiver: RecordingReceiver,
+    spans: list[ReceivedSpan],
+    function: str,
+    min_ms: float,
+    timeout: float,
 ) -> None:
     """Each span has its profile id, and CPU samples of ``function`` from its own process."""
     for span in spans:
@@ -106,7 +111,7 @@ def reach_every_worker(url: str, workers: int) -> set[int]:
     return pids
 
 
-def work_spans(receiver: Receiver) -> list[ReceivedSpan]:
+def work_spans(receiver: RecordingReceiver) -> list[ReceivedSpan]:
     return [s for s in receiver.root_spans() if "/work" in s.name and s.kind == 2]
 
 
@@ -162,7 +167,7 @@ def server_command(server: list[str], app: str, port: int) -> list[str]:
 
 @pytest.mark.parametrize(("server", "app", "workers"), SERVERS)
 def test_every_worker_traced_and_linked_with_its_own_pid(
-    receiver: Receiver, server: list[str], app: str, workers: int
+    receiver: RecordingReceiver, server: list[str], app: str, workers: int
 ) -> None:
     port = free_port()
     env = backend_env(receiver, OTEL_SERVICE_NAME="web")
@@ -185,7 +190,7 @@ def test_every_worker_traced_and_linked_with_its_own_pid(
 
 
 def test_prefork_server_stopped_by_sigterm_sends_every_workers_last_data(
-    receiver: Receiver,
+    receiver: RecordingReceiver,
 ) -> None:
     # docker stop: SIGTERM to gunicorn, which stops its workers; each sends what it holds.
     port = free_port()
@@ -209,7 +214,9 @@ def test_prefork_server_stopped_by_sigterm_sends_every_workers_last_data(
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
 
 
-def test_multiprocessing_pool_workers_traced_linked_and_flushed(receiver: Receiver) -> None:
+def test_multiprocessing_pool_workers_traced_linked_and_flushed(
+    receiver: RecordingReceiver,
+) -> None:
     # Pool workers leave through os._exit (close) or die of SIGTERM (terminate); data is
     # sent only at their end here, so each path must flush.
     env = backend_env(receiver)
@@ -235,7 +242,7 @@ def test_multiprocessing_pool_workers_traced_linked_and_flushed(receiver: Receiv
 
 
 def test_celery_prefork_workers_traced_linked_and_flushed(
-    receiver: Receiver, tmp_path: Path
+    receiver: RecordingReceiver, tmp_path: Path
 ) -> None:
     # Celery's pool processes end through os._exit without atexit; data is sent only at
     # their end here (warm shutdown on SIGTERM), so that path must flush.
@@ -277,7 +284,7 @@ def test_celery_prefork_workers_traced_linked_and_flushed(
     ],
 )
 def test_signal_sends_last_span_batch_and_profile_window(
-    receiver: Receiver, mode: str, sent: signal.Signals, status: int
+    receiver: RecordingReceiver, mode: str, sent: signal.Signals, status: int
 ) -> None:
     env = backend_env(receiver)
     env.update(SEND_ONLY_AT_EXIT)
@@ -325,7 +332,9 @@ def test_unreachable_backend_holds_exit_less_than_one_second(
     assert ended - app_done < 1.0
 
 
-def test_spawned_python_child_instrumented_with_its_own_identity(receiver: Receiver) -> None:
+def test_spawned_python_child_instrumented_with_its_own_identity(
+    receiver: RecordingReceiver,
+) -> None:
     env = backend_env(receiver)
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "starts_child.py")], env)
     assert result.returncode == 0, result.stderr
@@ -338,7 +347,7 @@ def test_spawned_python_child_instrumented_with_its_own_identity(receiver: Recei
     assert_linked_in_own_process(receiver, [span], "child_work", 100, timeout=20)
 
 
-def test_children_off_runs_spawned_python_untouched(receiver: Receiver) -> None:
+def test_children_off_runs_spawned_python_untouched(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver, PYROSPAN_CHILDREN="false", PYTHONPATH="/opt/user-lib")
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "starts_child.py")], env)
     assert result.returncode == 0, result.stderr
@@ -352,7 +361,7 @@ def test_children_off_runs_spawned_python_untouched(receiver: Receiver) -> None:
     assert receiver.wait_for(lambda r: any(s.span_id == parent_span_id for s in r.spans), 20)
 
 
-def test_children_off_with_no_user_pythonpath_unsets_it(receiver: Receiver) -> None:
+def test_children_off_with_no_user_pythonpath_unsets_it(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver, PYROSPAN_CHILDREN="false")
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "starts_child.py")], env)
     assert result.returncode == 0, result.stderr
@@ -366,7 +375,7 @@ FORK_WARNING = "use of fork() may lead to deadlocks"
 
 @pytest.mark.parametrize("log_level", ["warning", "debug"])
 def test_profiler_threads_make_no_fork_warning_unless_debugging(
-    receiver: Receiver, log_level: str
+    receiver: RecordingReceiver, log_level: str
 ) -> None:
     env = backend_env(receiver, PYROSPAN_LOG_LEVEL=log_level)
     command = [
@@ -386,7 +395,7 @@ def test_profiler_threads_make_no_fork_warning_unless_debugging(
         assert result.stderr.count("is multi-threaded, " + FORK_WARNING) == expected
 
 
-def test_fork_warning_about_the_apps_own_thread_still_shows(receiver: Receiver) -> None:
+def test_fork_warning_about_the_apps_own_thread_still_shows(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver)
     command = [
         PYROSPAN_RUN,
@@ -405,7 +414,7 @@ def test_fork_warning_about_the_apps_own_thread_still_shows(receiver: Receiver) 
     assert "is running Pyroscope" not in result.stderr
 
 
-def test_exit_code_and_output_unchanged_by_forked_children(receiver: Receiver) -> None:
+def test_exit_code_and_output_unchanged_by_forked_children(receiver: RecordingReceiver) -> None:
     # Exit handling in the parent and the forked child leaves both statuses and the output alone.
     env = backend_env(receiver)
     code = (

@@ -16,8 +16,7 @@ import time
 
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run, start_server
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +32,7 @@ def outcome(
     return result.returncode, out, err
 
 
-def assert_traced(receiver: Receiver) -> None:
+def assert_traced(receiver: RecordingReceiver) -> None:
     """The launched run really had the SDK and the profiler on: its span arrived, linked."""
     assert receiver.wait_for(lambda r: any(s.name == "behaves" for s in r.spans), timeout=15)
     (span,) = [s for s in receiver.spans if s.name == "behaves"]
@@ -50,7 +49,7 @@ def assert_traced(receiver: Receiver) -> None:
         pytest.param(["thread-error"], id="thread-dies"),
     ],
 )
-def test_output_and_exit_status_are_the_apps(receiver: Receiver, args: list[str]) -> None:
+def test_output_and_exit_status_are_the_apps(receiver: RecordingReceiver, args: list[str]) -> None:
     plain = run([PY, PROGRAM, *args], clean_env())
     launched = run([PYROSPAN_RUN, PY, PROGRAM, *args], backend_env(receiver))
     assert outcome(launched, launched.stdout, launched.stderr) == outcome(
@@ -93,7 +92,7 @@ def signalled(command: list[str], env: dict[str, str], sent: signal.Signals) -> 
     ],
 )
 def test_signals_end_the_app_as_they_would_without_us(
-    receiver: Receiver, mode: str, sent: signal.Signals
+    receiver: RecordingReceiver, mode: str, sent: signal.Signals
 ) -> None:
     plain = signalled([PY, PROGRAM, mode], clean_env(), sent)
     launched = signalled([PYROSPAN_RUN, PY, PROGRAM, mode], backend_env(receiver), sent)

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
 from fake_backends import backend
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +71,7 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
-def test_info_normal_run_bad_values_and_strict_mode(receiver: Receiver) -> None:
+def test_info_normal_run_bad_values_and_strict_mode(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver, **SECRETS)
     info = run([PYROSPAN_RUN, "--info", *HOT_SPAN], env)
     assert info.returncode == 0, info.stderr

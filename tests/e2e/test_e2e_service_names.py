@@ -25,8 +25,7 @@ from conftest import (
     stop,
     wait_for_http,
 )
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +40,7 @@ TAKEN_OVER = (
 )
 
 
-def series_of(receiver: Receiver, span_id: str) -> set[str]:
+def series_of(receiver: RecordingReceiver, span_id: str) -> set[str]:
     """The service_name of every profile series holding a sample labelled ``span_id``."""
     return {
         series.service_name
@@ -51,7 +50,9 @@ def series_of(receiver: Receiver, span_id: str) -> set[str]:
     }
 
 
-def span_and_series(receiver: Receiver, span_id: str, function: str) -> tuple[str, set[str]]:
+def span_and_series(
+    receiver: RecordingReceiver, span_id: str, function: str
+) -> tuple[str, set[str]]:
     """The span's service.name and the service_names of the series with its samples."""
     assert receiver.wait_for(lambda r: any(s.span_id == span_id for s in r.spans), 15)
     (span,) = [s for s in receiver.spans if s.span_id == span_id]
@@ -68,7 +69,7 @@ def span_and_series(receiver: Receiver, span_id: str, function: str) -> tuple[st
 
 
 def test_flask_app_with_its_own_provider_configured_after_the_profiler() -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         program = [PY, str(PROGRAMS / "named_flask_app.py"), "profiler-first"]
         result = run([PYROSPAN_RUN, *program], backend_env(receiver))
         assert result.returncode == 0, result.stderr
@@ -84,7 +85,7 @@ def test_flask_app_with_its_own_provider_configured_after_the_profiler() -> None
 
 
 def test_flask_app_whose_provider_came_first_is_told_what_to_set() -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         program = [PY, str(PROGRAMS / "named_flask_app.py"), "provider-first"]
         result = run([PYROSPAN_RUN, *program], backend_env(receiver))
         assert result.returncode == 0, result.stderr
@@ -115,7 +116,7 @@ def test_flask_app_whose_provider_came_first_is_told_what_to_set() -> None:
 
 
 def test_fastapi_app_under_uvicorn_gets_spans_named_like_its_profiles() -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         port = free_port()
         server = start_server(
             [

@@ -14,9 +14,9 @@ import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from recording_receiver import RecordingReceiver
 from setting_values import _json, _numbers, _pairs, _urls, _words
 
-from pyrospan_launch.receiver import Receiver
 from pyrospan_launch.settings import registry
 
 PY = sys.executable
@@ -47,8 +47,8 @@ _ENV_VALUES = st.one_of(_ENV_TEXT, _words, _numbers, _urls, _pairs, _json).filte
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as live:
+def receiver() -> Iterator[RecordingReceiver]:
+    with RecordingReceiver() as live:
         yield live
 
 
@@ -80,7 +80,9 @@ def assert_only_launcher_lines(stderr: str, environ: dict[str, str]) -> None:
 @example(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
 @example(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": " "})
 @example(environ={"OTEL_EXPORTER_OTLP_HEADERS": "Authorization: Bearer abc"})
-def test_a_program_runs_whatever_the_values(receiver: Receiver, environ: dict[str, str]) -> None:
+def test_a_program_runs_whatever_the_values(
+    receiver: RecordingReceiver, environ: dict[str, str]
+) -> None:
     env = backend_env(receiver)
     env.update(environ)
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "hot_span.py"), "0.05"], env, timeout=60)

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import backend_env, clean_env, run
-
-from pyrospan_launch.receiver import Receiver
+from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +68,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_opentelemetry_instrument_from_the_checkout_runs_the_installed_copy(
     installed: Path,
 ) -> None:
-    with Receiver() as receiver:
+    with RecordingReceiver() as receiver:
         env = backend_env(
             receiver,
             OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",

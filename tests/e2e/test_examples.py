@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from conftest import BIN, PYROSPAN_RUN, backend_env, clean_env, free_port, run, stop, wait_for_http
+from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan, Receiver
+from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan
 from pyrospan_launch.settings import registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -457,12 +458,14 @@ def get(url: str) -> None:
         response.read()
 
 
-def server_spans(receiver: Receiver, name: str) -> list[ReceivedSpan]:
+def server_spans(receiver: RecordingReceiver, name: str) -> list[ReceivedSpan]:
     return [s for s in receiver.root_spans() if s.name == name and s.kind == 2]
 
 
 @pytest.mark.e2e
-def test_compose_app_sends_the_labels_and_profile_type_grafana_queries(receiver: Receiver) -> None:
+def test_compose_app_sends_the_labels_and_profile_type_grafana_queries(
+    receiver: RecordingReceiver,
+) -> None:
     app_env = dict(compose()["services"]["app"]["environment"])
     # Only the two backend addresses change: the receiver stands in for Tempo and Pyroscope.
     del app_env["OTEL_EXPORTER_OTLP_ENDPOINT"], app_env["PYROSCOPE_SERVER_ADDRESS"]
@@ -481,7 +484,7 @@ def test_compose_app_sends_the_labels_and_profile_type_grafana_queries(receiver:
         for _ in range(2):
             get(f"http://127.0.0.1:{port}/invoice")
 
-        def cpu_ms(r: Receiver, span: ReceivedSpan) -> float:
+        def cpu_ms(r: RecordingReceiver, span: ReceivedSpan) -> float:
             samples = r.samples_with_label("span_id", span.span_id)
             return sum(s.values[0] for s in samples if "compute_invoice_totals" in s.stack) / 1e6
 
@@ -517,7 +520,9 @@ def test_compose_app_sends_the_labels_and_profile_type_grafana_queries(receiver:
 
 
 @pytest.mark.e2e
-def test_oncpu_false_shows_waiting_in_the_io_endpoints_span_profile(receiver: Receiver) -> None:
+def test_oncpu_false_shows_waiting_in_the_io_endpoints_span_profile(
+    receiver: RecordingReceiver,
+) -> None:
     env = backend_env(
         receiver,
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -26,13 +26,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
+from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.receiver import (
     PUSH_PATH,
+    TRACES_PATH,
     DecodeError,
     ProfileSeries,
     ReceivedSpan,
     Receiver,
+    RequestInfo,
     decode_otlp_traces,
     decode_pprof,
     decode_push,
@@ -108,7 +111,7 @@ def otlp_json_body(**span_overrides: Any) -> dict[str, Any]:
     }
 
 
-def post_valid_trace(r: Receiver) -> None:
+def post_valid_trace(r: RecordingReceiver) -> None:
     """The receiver still answers a good request (used after every malformed one)."""
     before = len(r.spans)
     status, body, _ = post(
@@ -122,8 +125,8 @@ def post_valid_trace(r: Receiver) -> None:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
+def receiver() -> Iterator[RecordingReceiver]:
+    with RecordingReceiver() as r:
         yield r
     assert not r.errors, r.errors
 
@@ -170,7 +173,7 @@ PYROSCOPE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_real_pyroscope_io_push(receiver: Receiver) -> None:
+def test_real_pyroscope_io_push(receiver: RecordingReceiver) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "OTEL_"))}
     proc = subprocess.run(
         [sys.executable, "-c", PYROSCOPE_SCRIPT, receiver.url],
@@ -182,7 +185,7 @@ def test_real_pyroscope_io_push(receiver: Receiver) -> None:
     )
     assert proc.returncode == 0, proc.stderr
 
-    def tagged_burn(r: Receiver) -> bool:
+    def tagged_burn(r: RecordingReceiver) -> bool:
         return any("burn_cpu_here" in s.stack for s in r.samples_with_label("span_id", SPAN_ID_TAG))
 
     assert receiver.wait_for(tagged_burn, timeout=5), receiver.requests
@@ -223,7 +226,7 @@ def test_real_pyroscope_io_push(receiver: Receiver) -> None:
 @pytest.mark.parametrize(
     "compression", [Compression.NoCompression, Compression.Gzip, Compression.Deflate]
 )
-def test_real_otel_sdk_spans(receiver: Receiver, compression: Compression) -> None:
+def test_real_otel_sdk_spans(receiver: RecordingReceiver, compression: Compression) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "recv-otel"}))
     exporter = OTLPSpanExporter(
         endpoint=receiver.traces_endpoint, compression=compression, timeout=5
@@ -267,7 +270,7 @@ def test_span_callback_and_failing_callback() -> None:
     def boom(_spans: list[ReceivedSpan]) -> None:
         raise RuntimeError("storage down")
 
-    with Receiver(on_spans=[seen.extend, boom]) as r:
+    with RecordingReceiver(on_spans=[seen.extend, boom]) as r:
         post_valid_trace(r)
         assert [s.span_id for s in seen] == [SPAN_ID_HEX]
         assert len(r.errors) == 1
@@ -277,7 +280,7 @@ def test_span_callback_and_failing_callback() -> None:
 # --------------------------------------------------------------------------- OTLP JSON
 
 
-def test_otlp_json_traces(receiver: Receiver) -> None:
+def test_otlp_json_traces(receiver: RecordingReceiver) -> None:
     doc = otlp_json_body(parentSpanId=PARENT_ID_HEX)
     status, body, ctype = post(
         receiver.traces_endpoint, json.dumps(doc).encode(), {"Content-Type": "application/json"}
@@ -312,7 +315,7 @@ def test_otlp_json_traces(receiver: Receiver) -> None:
     assert receiver.root_spans() == [second]
 
 
-def test_otlp_protobuf_response_and_metrics_logs(receiver: Receiver) -> None:
+def test_otlp_protobuf_response_and_metrics_logs(receiver: RecordingReceiver) -> None:
     req = trace_service_pb2.ExportTraceServiceRequest()
     status, body, ctype = post(
         receiver.traces_endpoint,
@@ -362,7 +365,9 @@ def _push_with_raw_profile(raw: bytes) -> bytes:
         ("wrong-method", 405),
     ],
 )
-def test_malformed_requests(receiver: Receiver, gzip_bomb: bytes, case: str, expected: int) -> None:
+def test_malformed_requests(
+    receiver: RecordingReceiver, gzip_bomb: bytes, case: str, expected: int
+) -> None:
     push, traces = receiver.push_endpoint, receiver.traces_endpoint
     proto = {"Content-Type": "application/proto"}
     gz = {"Content-Type": "application/proto", "Content-Encoding": "gzip"}
@@ -396,7 +401,7 @@ def test_malformed_requests(receiver: Receiver, gzip_bomb: bytes, case: str, exp
     post_valid_trace(receiver)
 
 
-def test_length_limits(receiver: Receiver) -> None:
+def test_length_limits(receiver: RecordingReceiver) -> None:
     port = receiver.port
     huge = [
         f"POST {PUSH_PATH} HTTP/1.1",
@@ -415,7 +420,7 @@ def test_length_limits(receiver: Receiver) -> None:
 
 
 def test_small_body_limit_and_expect_continue() -> None:
-    with Receiver(max_body_bytes=10) as r:
+    with RecordingReceiver(max_body_bytes=10) as r:
         status, _, _ = post(r.traces_endpoint, b"x" * 11, {"Content-Type": "application/json"})
         assert status == 413
         conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
@@ -430,7 +435,7 @@ def test_small_body_limit_and_expect_continue() -> None:
 
 
 def test_stop_is_bounded_with_stalled_client() -> None:
-    r = Receiver(request_timeout=30).start()
+    r = RecordingReceiver(request_timeout=30).start()
     stalled = socket.create_connection(("127.0.0.1", r.port), timeout=5)
     try:
         stalled.sendall(b"POST /v1/traces HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial")
@@ -445,7 +450,7 @@ def test_stop_is_bounded_with_stalled_client() -> None:
         r.start()
 
 
-def test_wait_for_times_out(receiver: Receiver) -> None:
+def test_wait_for_times_out(receiver: RecordingReceiver) -> None:
     started = time.monotonic()
     assert not receiver.wait_for(lambda r: bool(r.spans), timeout=0.3)
     assert 0.25 < time.monotonic() - started < 2
@@ -525,3 +530,49 @@ def test_decompress_body_limits() -> None:
     with pytest.raises(DecodeError) as info:
         decode_otlp_traces(b"", "application/xml", None)
     assert info.value.http_status == 415
+
+
+# --------------------------------------------------------------------------- the plain sink
+
+
+def test_requests_are_handed_on_before_the_answer() -> None:
+    handed: list[RequestInfo] = []
+
+    def slow_keeper(info: RequestInfo) -> None:
+        # Slow on purpose: were requests handed on after the answer, the client would
+        # hold its answer while the list is still empty.
+        time.sleep(0.3)
+        handed.append(info)
+
+    def boom(_info: RequestInfo) -> None:
+        raise RuntimeError("request log down")
+
+    with Receiver(on_requests=[slow_keeper, boom]) as r:
+        status, _, _ = post(r.traces_endpoint, b"not a protobuf", {"Content-Type": "x/y"})
+        assert status == 415
+        assert [(q.path, q.status) for q in handed] == [(TRACES_PATH, 415)]
+        status, _, _ = post(
+            r.traces_endpoint,
+            json.dumps(otlp_json_body()).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200  # a failing callback does not change the answer
+        assert [(q.path, q.status) for q in handed][1:] == [(TRACES_PATH, 200)]
+        assert r.count(TRACES_PATH) == 1
+        assert len(r.errors) == 2 and all("request log down" in e for e in r.errors)
+
+
+def test_the_package_receiver_keeps_nothing_it_decodes() -> None:
+    with Receiver() as r:
+        status, _, _ = post(
+            r.traces_endpoint,
+            json.dumps(otlp_json_body()).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200 and r.count(TRACES_PATH) == 1
+        kept = [
+            name
+            for name, value in vars(r).items()
+            if isinstance(value, list) and value and not name.startswith("on_")
+        ]
+        assert kept == [], kept

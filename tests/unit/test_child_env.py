@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pyrospan_launch.common.python_path import python_path_with, python_path_without
 from pyrospan_launch.launcher import child_env
-from pyrospan_launch.launcher.child_env import build, python_path_with, python_path_without
+from pyrospan_launch.launcher.child_env import build
 
 BOOT = "/opt/pyrospan/_bootstrap"
 

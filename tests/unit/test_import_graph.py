@@ -127,6 +127,31 @@ def test_settings_and_common_import_neither_side() -> None:
     assert crossing == set()
 
 
+def _imports_between(
+    graph: dict[str, set[str]], sources: str, targets: str
+) -> set[tuple[str, str]]:
+    return {
+        (module, target)
+        for module, imported in graph.items()
+        if module.startswith(sources)
+        for target in imported
+        if target.startswith(targets)
+    }
+
+
+def test_the_agent_never_imports_the_launcher() -> None:
+    # What both sides need (PYTHONPATH edits, the log line) lives in common/ or settings/.
+    assert (
+        _imports_between(import_graph(), "pyrospan_launch.agent", "pyrospan_launch.launcher")
+        == set()
+    )
+
+
+def test_settings_is_the_bottom_layer() -> None:
+    graph = import_graph()
+    assert _imports_between(graph, "pyrospan_launch.settings", "pyrospan_launch.common") == set()
+
+
 if __name__ == "__main__":
     shown = import_graph()
     for module in sorted(shown):

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import functools
 from types import ModuleType
+from typing import Any
 
 from pyrospan_launch.agent.spans.labels import CURRENT
 from pyrospan_launch.agent.spans.span_markers import async_marker_of
 from pyrospan_launch.common import log
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 _PATCHED = "__pyrospan_patched__"
 _current_get = CURRENT.get
