@@ -94,6 +94,46 @@ def receiver() -> Iterator[RecordingReceiver]:
         yield live
 
 
+@pytest.fixture(scope="session")
+def distro_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A directory holding the real opentelemetry-distro, for the PYTHONPATH of zero-code apps.
+
+    pyrospan-run does not depend on the distro and the test environments have none, as
+    most apps; an app set up for ``opentelemetry-instrument`` has it.  The distro of the
+    installed instrumentation's release is installed here once per session (no deps: the
+    rest is this environment's).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("opentelemetry-distro")
+    except PackageNotFoundError:
+        installed = None
+    assert installed is None, (
+        f"opentelemetry-distro {installed} is installed here; the test environments have "
+        "none (make install removes it)"
+    )
+    target = tmp_path_factory.mktemp("distro")
+    wanted = f"opentelemetry-distro=={version('opentelemetry-instrumentation')}"
+    done = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            wanted,
+        ],
+        clean_env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return str(target)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any pyrospan, Pyroscope or OTel setting."""
     env = {

@@ -1,12 +1,14 @@
 """Start OpenTelemetry the way zero-code instrumentation does: distro, configurator, instrumentors.
 
-The distro and configurator are the ones installed (``opentelemetry-distro`` by default, or
-those named by ``OTEL_PYTHON_DISTRO`` / ``OTEL_PYTHON_CONFIGURATOR``), so every standard
-``OTEL_*`` variable keeps its documented meaning.  pyrospan-run only changes defaults the
-user has not set: OTLP over http/protobuf (the distro would pick gRPC, which is not
-installed), no metrics or logs exporters (Tempo and Pyroscope take neither, and an
-exporter with nowhere to send would complain every minute), and the ``process`` resource
-detector, so that the spans of each process (each worker) carry its ``process.pid``.
+The distro and configurator are the ones installed (an app's zero-code set-up, or those
+named by ``OTEL_PYTHON_DISTRO`` / ``OTEL_PYTHON_CONFIGURATOR``); without any, pyrospan-run
+does what ``opentelemetry-distro`` would (:mod:`pyrospan_launch.common.otel_setup`), so
+every standard ``OTEL_*`` variable keeps its documented meaning.  pyrospan-run only
+changes defaults the user has not set: OTLP over http/protobuf (the distro would pick
+gRPC, which is not installed), no metrics or logs exporters (Tempo and Pyroscope take
+neither, and an exporter with nowhere to send would complain every minute), and the
+``process`` resource detector, so that the spans of each process (each worker) carry its
+``process.pid``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from types import ModuleType
 
 from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
-from pyrospan_launch.common import log
+from pyrospan_launch.common import log, otel_setup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,18 +46,9 @@ DEFAULTS = {
 
 
 def _pick(group: str, variable: str) -> Any:
-    """The entry point of ``group`` named by ``variable``, or the first one when unset."""
-    from importlib.metadata import entry_points
-
-    wanted = os.environ.get(variable) or None
-    found = list(entry_points(group=group))
-    for entry_point in found:
-        if wanted is None or entry_point.name == wanted:
-            return entry_point.load()
-    if wanted is not None:
-        installed = ", ".join(sorted(ep.name for ep in found)) or "none"
-        raise LookupError(f"{variable}={wanted!r} is not installed (installed: {installed})")
-    return None
+    """The class of the entry point of ``group`` named by ``variable``, or the first; or None."""
+    entry_point = otel_setup.find(group, variable, os.environ)
+    return None if entry_point is None else entry_point.load()
 
 
 def select_label_switching_context(hooks: ImportHooks) -> bool:
@@ -165,27 +158,29 @@ def start(
     *,
     lazy: bool = True,
     plan: list[tuple[EntryPoint, list[str]]] | None = None,
+    own: otel_setup.OwnConfigurator = otel_setup.OWN,
 ) -> list[str]:
     """Configure the SDK and arrange instrumentation; returns the instrumentations enabled."""
     set_defaults()
 
-    distro_class = _pick("opentelemetry_distro", "OTEL_PYTHON_DISTRO")
+    distro_class = _pick(otel_setup.DISTRO_GROUP, otel_setup.DISTRO_VARIABLE)
     if distro_class is None:
         from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]
 
+        otel_setup.set_distro_defaults(os.environ)
         distro_class = DefaultDistro
     distro = distro_class()
     distro.configure()
     log.debug(f"distro {type(distro).__name__} configured")
 
-    configurator_class = _pick("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR")
-    if configurator_class is not None:
-        from opentelemetry.instrumentation.version import __version__
+    configurator_class = _pick(otel_setup.CONFIGURATOR_GROUP, otel_setup.CONFIGURATOR_VARIABLE)
+    if configurator_class is None:
+        # Raises SDKConfiguratorMissing, one line, before anything is instrumented.
+        configurator_class = own.configurator()
+    from opentelemetry.instrumentation.version import __version__
 
-        configurator_class().configure(auto_instrumentation_version=__version__)
-        log.debug(f"configurator {configurator_class.__name__} set up the SDK")
-    else:
-        log.debug("no OpenTelemetry configurator installed; the app must set up the SDK")
+    configurator_class().configure(auto_instrumentation_version=__version__)
+    log.debug(f"configurator {configurator_class.__name__} set up the SDK")
 
     # Sends the last span batch; the SDK's own exit handler waits up to 30 s for it.
     lifecycle.on_exit("spans", _shutdown_tracer_provider)

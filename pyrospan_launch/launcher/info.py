@@ -83,6 +83,11 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
         sampler = _value("OTEL_TRACES_SAMPLER", environ)
         note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
         lines.append(f"  tracing        on: spans to {where}, sampler {sampler}{note}")
+        from pyrospan_launch.common import otel_setup
+
+        distro, configurator = otel_setup.describe(environ)
+        lines.append(f"  distro         {distro}")
+        lines.append(f"  configurator   {configurator}")
     else:
         lines.append(f"  tracing        off: {config.off_reasons.get('tracing', '')}")
     linked = config.profiling and config.tracing

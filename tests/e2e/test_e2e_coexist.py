@@ -135,10 +135,15 @@ def test_with_opentelemetry_instrument_one_start_up_links_spans(order: str) -> N
 
 
 @pytest.mark.parametrize("order", ["pyrospan-run-first", "opentelemetry-instrument-first"])
-def test_with_tracing_off_opentelemetry_instrument_keeps_its_job(order: str) -> None:
+def test_with_tracing_off_opentelemetry_instrument_keeps_its_job(
+    order: str, distro_dir: str
+) -> None:
     with RecordingReceiver() as receiver:
+        # opentelemetry-instrument configures the SDK only with a configurator installed:
+        # an app that uses it has the distro.
         env = backend_env(
             receiver,
+            PYTHONPATH=distro_dir,
             PYROSPAN_TRACING="false",
             OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
             PATH=f"{os.path.dirname(PY)}{os.pathsep}{os.environ['PATH']}",

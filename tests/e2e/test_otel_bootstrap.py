@@ -1,10 +1,12 @@
 """End to end: pyrospan-run and the instrumentations install next to the set in use.
 
-pyrospan-run goes into the app's environment: with the app's OpenTelemetry packages
-held (the README's `-c`), pip must resolve it, web extra included, changing none of
-them.  The README's one-line install of the app's instrumentations pipes
-`opentelemetry-bootstrap -a requirements` into pip: every line must resolve next to the
-installed set too.  `make test-otel` runs these at both ends of the supported range.
+pyrospan-run goes into the app's environment.  A plain `pip install pyrospan-run` into
+an app that has the SDK, the OTLP/HTTP exporter and an instrumentation must change none
+of its OpenTelemetry packages; with the app's packages held (the README's `-c`) pip must
+resolve it, web extra included, changing none of them.  The README's one-line install of
+the app's instrumentations pipes `opentelemetry-bootstrap -a requirements` into pip:
+every line must resolve next to the installed set too.  `make test-otel` runs these at
+both ends of the supported range.
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def installed_opentelemetry() -> dict[str, str]:
     }
 
 
+def pip_would_install(tmp_path: Path, *arguments: str) -> dict[str, str]:
+    """Name -> version of what ``pip install --dry-run <arguments>`` would install here."""
+    report = tmp_path / "report.json"
+    resolved = run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--dry-run", "--quiet"),
+            *("--report", str(report), *arguments),
+        ],
+        clean_env(),
+        timeout=300,
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    return {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+
+
 def test_bootstrap_requirements_install_next_to_the_set_in_use(tmp_path: Path) -> None:
     listed = run([str(BIN / "opentelemetry-bootstrap"), "-a", "requirements"], clean_env())
     assert listed.returncode == 0, listed.stderr
@@ -50,28 +70,7 @@ def test_bootstrap_requirements_install_next_to_the_set_in_use(tmp_path: Path) -
 
     before = installed_opentelemetry()
     (tmp_path / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    report = tmp_path / "report.json"
-    resolved = run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--dry-run",
-            "--quiet",
-            "--report",
-            str(report),
-            "-r",
-            str(tmp_path / "requirements.txt"),
-        ],
-        clean_env(),
-        timeout=300,
-    )
-    assert resolved.returncode == 0, resolved.stderr
-    chosen = {
-        item["metadata"]["name"].lower(): item["metadata"]["version"]
-        for item in json.loads(report.read_text())["install"]
-    }
+    chosen = pip_would_install(tmp_path, "-r", str(tmp_path / "requirements.txt"))
     # Only instrumentations are added; no OpenTelemetry package already there changes.
     changed = {name: version for name, version in chosen.items() if name in before}
     assert changed == {}
@@ -84,23 +83,21 @@ def test_pyrospan_run_resolves_next_to_the_apps_set_unchanged(tmp_path: Path) ->
     before = installed_opentelemetry()
     held = tmp_path / "otel-constraints.txt"
     held.write_text("".join(f"{name}=={version}\n" for name, version in before.items()))
-    report = tmp_path / "report.json"
-    resolved = run(
-        [
-            *(sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed"),
-            *("--report", str(report), "-c", str(held), f"{ROOT}[web]"),
-        ],
-        clean_env(),
-        timeout=300,
-    )
-    assert resolved.returncode == 0, resolved.stderr
-    chosen = {
-        item["metadata"]["name"].lower(): item["metadata"]["version"]
-        for item in json.loads(report.read_text())["install"]
-    }
+    chosen = pip_would_install(tmp_path, "--ignore-installed", "-c", str(held), f"{ROOT}[web]")
     otel = {name: version for name, version in chosen.items() if name.startswith("opentelemetry")}
     # --ignore-installed makes pip choose every package again: the held set is what it chose.
     assert otel == {name: version for name, version in before.items() if name in otel}
-    assert {"opentelemetry-sdk", "opentelemetry-distro", "opentelemetry-instrumentation"} <= set(
-        otel
-    )
+    assert {"opentelemetry-sdk", "opentelemetry-instrumentation"} <= set(otel)
+    assert "opentelemetry-distro" not in otel
+
+
+def test_plain_pip_install_changes_none_of_the_apps_opentelemetry(tmp_path: Path) -> None:
+    # This environment is an app with the SDK, the OTLP/HTTP exporter and instrumentations
+    # of one release and no distro (make install removes it).  A plain `pip install
+    # pyrospan-run`, no -c, keeps what is installed when it satisfies the ranges; a
+    # dependency the app lacks would come at its newest release and pull the rest up.
+    before = installed_opentelemetry()
+    assert "opentelemetry-distro" not in before
+    chosen = pip_would_install(tmp_path, str(ROOT))
+    assert "pyrospan-run" in chosen  # it was resolved, not found installed and skipped
+    assert {name: v for name, v in chosen.items() if name.startswith("opentelemetry")} == {}
