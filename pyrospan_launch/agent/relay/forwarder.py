@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyrospan_launch.agent.relay.server import Stats
+    from pyrospan_launch.agent.relay.stats import Stats
 
 # (url, headers, body, timeout) -> the HTTP status of the answer.
 Send = Callable[[str, list[tuple[str, str]], bytes, float], int]

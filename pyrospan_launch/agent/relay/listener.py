@@ -1,10 +1,11 @@
 """The relay's receiving side: a threading TCP server on the loopback interface.
 
 ``socketserver`` accepts the connections, one thread each, at most ``max_connections`` at
-once; :mod:`pyrospan_launch.agent.relay.handler` (``http.server``) reads and answers their
-requests.  That module, and with it ``http.server``, loads when span linking starts
-(:meth:`Relay.warm_up <pyrospan_launch.agent.relay.server.Relay.warm_up>`) or with the
-first connection, never with the profiler: the relay starts before the app and
+once; the handler it is given (:mod:`pyrospan_launch.agent.relay.handler`, on
+``http.server``) reads and answers their requests.  That module, and with it
+``http.server``, loads when span linking starts (:meth:`Relay.warm_up
+<pyrospan_launch.agent.relay.server.Relay.warm_up>`) or with the first connection, never
+with the profiler: the relay starts before the app and
 ``http.server`` costs milliseconds (docs/design.md, "Start-up and exit discipline").
 
 ``socketserver.TCPServer``, not ``http.server.HTTPServer``: the latter looks up the
@@ -23,9 +24,18 @@ from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, Protocol
 
-    from pyrospan_launch.agent.relay.server import Relay
+    from pyrospan_launch.agent.relay.stats import Stats
+
+    class Receiver(Protocol):
+        """What the handler hands requests to (the Relay)."""
+
+        stats: Stats
+
+        def accept(self, method: str, target: str, headers: Any, body: Any) -> int: ...
+
 
 # Seconds between the serving thread's checks that the relay was closed; closing also
 # wakes it at once (the listening socket is shut down).
@@ -34,12 +44,6 @@ _POLL_INTERVAL = 5.0
 
 class _Stopped(Exception):
     """Raised on the serving thread once the relay is closed, to leave ``serve_forever``."""
-
-
-def _push_handler(request: Any, client_address: Any, server: Listener) -> Any:
-    from pyrospan_launch.agent.relay.handler import PushHandler
-
-    return PushHandler(request, client_address, server)
 
 
 class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -52,7 +56,8 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def __init__(
         self,
         host: str,
-        relay: Relay,
+        relay: Receiver,
+        handler: Callable[[Any, Any, Listener], Any],
         *,
         max_connections: int,
         read_timeout: float,
@@ -64,7 +69,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.idle_timeout = idle_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
         self._stopping = False
-        super().__init__((host, 0), _push_handler)  # binds and listens, or closes and raises
+        super().__init__((host, 0), handler)  # binds and listens, or closes and raises
 
     def serve(self) -> None:
         """Accept connections on a daemon thread of their own."""
@@ -84,9 +89,11 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def close_inherited(self) -> None:
         """In a forked child: close the parent's listening socket, which is the parent's to use.
 
-        Only closed: shutting it down would stop the parent's relay too, and the thread that
-        served it does not exist in the child.
+        Only closed: shutting it down would stop the parent's relay too.  The thread that
+        served it does not exist in the child; were it there, it would stop (a closed
+        socket is always "ready", and serving it again and again would spin).
         """
+        self._stopping = True
         self.server_close()
 
     def service_actions(self) -> None:

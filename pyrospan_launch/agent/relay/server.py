@@ -21,6 +21,7 @@ import os
 
 from pyrospan_launch.agent.relay.forwarder import Forwarder, Push, Send, post
 from pyrospan_launch.agent.relay.listener import Listener
+from pyrospan_launch.agent.relay.stats import Stats
 from pyrospan_launch.common import log
 
 # Nothing costly at start-up: http.server, http.client and protobuf load when linking
@@ -30,6 +31,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections import deque
     from typing import Any
+
+__all__ = ["PUSH_PATH", "TOKEN_HEADER", "Relay", "Stats", "forwarded_headers"]
 
 TOKEN_HEADER = "X-Pyrospan-Relay"
 PUSH_PATH = "/push.v1.PusherService/Push"
@@ -56,26 +59,6 @@ MAX_CONNECTIONS = 8
 _HOP_HEADERS = frozenset(
     ("host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade")
 )
-
-
-class Stats:
-    """What the relay did, for debug lines, --info and tests."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.rejected = 0
-        self.forwarded = 0
-        self.failed = 0
-        self.dropped = 0  # oldest pushes dropped while the backend was slow or down
-        self.cpu_seconds = 0.0  # thread CPU spent reading, rewriting and forwarding pushes
-
-    def summary(self) -> str:
-        """One line for debug output."""
-        return (
-            f"{self.received} pushes received, {self.forwarded} forwarded, {self.failed} "
-            f"failed, {self.dropped} dropped, {self.rejected} requests refused; "
-            f"{self.cpu_seconds * 1000:.1f} ms of CPU"
-        )
 
 
 class Relay:
@@ -126,6 +109,7 @@ class Relay:
         self._listener = Listener(
             self.host,
             self,
+            _push_handler,
             max_connections=MAX_CONNECTIONS,
             read_timeout=READ_TIMEOUT,
             idle_timeout=IDLE_TIMEOUT,
@@ -243,6 +227,13 @@ def _preload() -> None:
         from pyrospan_launch.agent.relay.rewrite import rewrite_push  # noqa: F401
     except Exception as exc:
         log.debug(f"relay: could not load its rewrite: {type(exc).__name__}: {exc}")
+
+
+def _push_handler(request: Any, client_address: Any, server: Listener) -> Any:
+    """The HTTP handler of one connection; http.server loads with the first, if not before."""
+    from pyrospan_launch.agent.relay.handler import PushHandler
+
+    return PushHandler(request, client_address, server)
 
 
 def _new_token() -> str:
