@@ -121,14 +121,13 @@ def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
     from pyrospan_launch.agent.profiler import _tag_functions
     from pyrospan_launch.agent.spans.handoff import LabelledCoroutine
     from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
-    from pyrospan_launch.agent.spans.span_markers import make_marker
 
     pyroscope.configure(
         application_name="bench", server_address="http://127.0.0.1:9", upload_interval=3600
     )
     labels = (("span_id", "0123456789abcdef"), ("span_name", "GET /bench"))
     tags_root = RootLabels(labels)
-    frames_root = RootLabels(labels, marker=make_marker("0123456789abcdef", "GET /bench"))
+    frames_root = RootLabels(labels, marker_parts=("0123456789abcdef", "GET /bench", ""))
 
     async def stepper(root: RootLabels | None) -> None:
         if root is not None:

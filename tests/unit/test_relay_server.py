@@ -249,3 +249,73 @@ def test_a_restarted_relay_has_a_new_token_and_none_of_the_old_pushes(
             assert len(upstream[1].requests) == 1
         finally:
             parent.close()
+
+
+def raw_exchange(relay: Relay, request: bytes) -> tuple[bytes, bool]:
+    """The relay's answer to ``request`` sent on a fresh connection, and whether it then closed."""
+    import socket
+
+    host, port = relay.address.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        connection.settimeout(0.5)
+        try:
+            closed = connection.recv(1) == b""
+        except TimeoutError:
+            closed = False
+    return answer, closed
+
+
+@pytest.mark.parametrize(
+    ("request_text", "status"),
+    [
+        ("garbage\r\n\r\n", 400),
+        (f"GET {PUSH_PATH} HTTP/1.1\r\nHost: relay\r\n\r\n", 405),
+        (f"BREW {PUSH_PATH} HTTP/1.1\r\nHost: relay\r\n\r\n", 405),
+        ("POST /ingest HTTP/1.1\r\nHost: relay\r\n\r\n", 404),
+        (f"POST {PUSH_PATH} HTTP/1.1\r\n{TOKEN_HEADER}: TOKEN\r\n\r\n", 411),
+        (
+            f"POST {PUSH_PATH} HTTP/1.1\r\n{TOKEN_HEADER}: TOKEN\r\n"
+            "Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\nx",
+            411,
+        ),
+    ],
+)
+def test_a_refused_request_is_answered_empty_and_its_connection_closed(
+    relay: Relay, request_text: str, status: int
+) -> None:
+    answer, closed = raw_exchange(relay, request_text.replace("TOKEN", relay.token).encode())
+    head = answer.decode("latin-1").split("\r\n")
+    assert head[0].startswith(f"HTTP/1.1 {status} ")
+    assert "Content-Length: 0" in head
+    assert closed
+    assert relay.stats.rejected == 1
+
+
+def test_pyroscope_ios_connection_is_kept_alive_between_pushes(
+    relay: Relay, upstream: tuple[str, Captured]
+) -> None:
+    host, port = relay.address.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    headers = {TOKEN_HEADER: relay.token, "Content-Encoding": "gzip"}
+    try:
+        for _ in range(3):
+            connection.request("POST", PUSH_PATH, body=push_body(), headers=headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert response.getheader("Connection") is None
+        first_socket = connection.sock
+        connection.request("POST", PUSH_PATH, body=push_body(), headers=headers)
+        connection.getresponse().read()
+        assert connection.sock is first_socket  # still the one connection
+    finally:
+        connection.close()
+    assert relay.drain(5)
+    assert len(upstream[1].requests) == 4

@@ -148,6 +148,25 @@ def test_tags_mode_makes_no_marker() -> None:
     with provider.get_tracer("t").start_as_current_span("x") as span:
         node = processor.roots[span.get_span_context().span_id]
         assert node.marker is None
+        assert run_as(node, switch, markers_on_stack)() == []
+        assert node.marker is None and node.async_marker is None
+
+
+def test_a_root_span_on_a_plain_thread_makes_no_marker_until_its_work_runs_in_one() -> None:
+    switch = LabelSwitch(lambda k, v: None, lambda k, v: None, frames=True)
+    processor = SpanProfileProcessor(switch)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("GET /thread") as span:
+        node = processor.roots[span.get_span_context().span_id]
+        assert node.marker is None  # served on this thread: no marker made
+        assert node.marker_parts == (hex_id(span), "GET /thread", "")
+        inside = run_as(node, switch, markers_on_stack)
+        assert inside() == [(hex_id(span), "GET /thread", "")]
+        made = node.marker
+        assert made is not None
+        inside()
+        assert node.marker is made  # made once, then kept
 
 
 def test_fastapi_endpoints_are_awaited_inside_the_marker_too(framed: Linked) -> None:

@@ -38,7 +38,7 @@ def framed_app(app: Any) -> Any:
 
     async def app_in_root_span(scope: Any, receive: Any, send: Any) -> Any:
         node = _current_get()
-        if node is not None and node.marker is not None and node.active:
+        if node is not None and node.active:
             marker = async_marker_of(node)
             if marker is not None:
                 return await marker(app, scope, receive, send)
@@ -73,7 +73,7 @@ def patch_fastapi_endpoints(routing: ModuleType) -> None:
     @functools.wraps(original)
     async def run_endpoint_in_root_span(**kwargs: Any) -> Any:
         node = _current_get()
-        if node is not None and node.marker is not None and node.active:
+        if node is not None and node.active:
             marker = async_marker_of(node)
             if marker is not None:
                 return await marker(original, **kwargs)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Generator
 from types import ModuleType
 
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.span_markers import marker_of
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
@@ -50,6 +51,8 @@ def run_as(node: RootLabels, switch: LabelSwitch, func: Callable[..., T]) -> Cal
     def labelled(*args: Any, **kwargs: Any) -> T:
         token = CURRENT.set(node)
         marker = node.marker
+        if marker is None and node.active:
+            marker = marker_of(node)  # None in tags mode
         if marker is None or not node.active:
             before = switch.shown()
             switch.show(node)
@@ -93,12 +96,17 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         state = self._state
         before = state.node
         node = _current_get()
-        if node is not None and node.marker is not None and node.active:
+        marker = None
+        if node is not None and node.active:
+            marker = node.marker
+            if marker is None and node.marker_parts is not None:
+                marker = marker_of(node)  # the span's first step in a marker
+        if marker is not None:
             # The step runs inside the span's marker frame: no thread tag to set.
             framed, tagged = state.framed, state.tagged
             state.node = state.framed = node
             try:
-                return node.marker(self._coro.send, value)
+                return marker(self._coro.send, value)
             finally:
                 state.framed = framed
                 if state.node is not node or state.tagged is not tagged:
@@ -119,12 +127,13 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         switch = self._switch
         args = (typ,) if val is None and tb is None else (typ, val, tb)
         node = CURRENT.get()
-        if node is not None and node.marker is not None and node.active:
+        marker = marker_of(node) if node is not None and node.active else None
+        if marker is not None:
             state = self._state
             before, framed, tagged = state.node, state.framed, state.tagged
             state.node = state.framed = node
             try:
-                return node.marker(self._coro.throw, *args)
+                return marker(self._coro.throw, *args)
             finally:
                 state.framed = framed
                 if state.node is not node or state.tagged is not tagged:

@@ -20,14 +20,23 @@ Marker = Callable[..., object]
 class RootLabels:
     """The profiler labels of one local root span, shared by its whole span tree."""
 
-    __slots__ = ("active", "async_marker", "labels", "marker", "span_id")
+    __slots__ = ("active", "async_marker", "labels", "marker", "marker_parts", "span_id")
 
-    def __init__(self, labels: Labels, span_id: int = 0, marker: Marker | None = None) -> None:
+    def __init__(
+        self,
+        labels: Labels,
+        span_id: int = 0,
+        marker_parts: tuple[str, str, str] | None = None,
+    ) -> None:
         self.labels = labels
         self.span_id = span_id  # the root span's own id, to tell it from its children
         self.active = True
-        # The span's marker function (span_markers), None when labels are thread tags.
-        self.marker = marker
+        # What the span's marker frame names, (span id, span name, trace id) in hex, or
+        # None when labels are thread tags.  The marker functions themselves are made on
+        # first use (span_markers.marker_of): a root span served on a plain thread never
+        # runs inside one, and making one costs more than the rest of on_start.
+        self.marker_parts = marker_parts
+        self.marker: Marker | None = None
         self.async_marker: Marker | None = None
 
 

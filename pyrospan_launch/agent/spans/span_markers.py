@@ -89,11 +89,19 @@ def parse(name: str, filename: str) -> tuple[str, str, str] | None:
     return span_id, filename, trace_id
 
 
+def marker_of(node: Any) -> Marker | None:
+    """The marker of a root span's labels, made on first use (None in tags mode)."""
+    marker: Marker | None = node.marker
+    if marker is None and node.marker_parts is not None:
+        marker = make_marker(*node.marker_parts)
+        node.marker = marker
+    return marker
+
+
 def async_marker_of(node: Any) -> Marker | None:
     """The async marker of a root span's labels, made on first use (None in tags mode)."""
     marker: Marker | None = node.async_marker
-    if marker is None and node.marker is not None:
-        code = node.marker.__code__
-        marker = _function(_AWAIT_CODE, code.co_name, code.co_filename)
+    if marker is None and node.marker_parts is not None:
+        marker = make_async_marker(*node.marker_parts)
         node.async_marker = marker
     return marker

@@ -25,7 +25,6 @@ from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
 from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
-from pyrospan_launch.agent.spans.span_markers import make_marker
 
 PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
 SPAN_ID_LABEL = "span_id"
@@ -127,11 +126,11 @@ class SpanProfileProcessor(SpanProcessor):
         if self._trace_id_label:
             trace_id = context.trace_id.to_bytes(16, "big").hex()
             labels += ((TRACE_ID_LABEL, trace_id),)
-        marker = None
+        parts = None
         if self._switch.frames:
-            # The span's own marker function: its frame carries the labels (span_markers).
-            marker = make_marker(span_id, name, trace_id)
-        node = RootLabels(labels, sid, marker)
+            # What the span's own marker frame will carry, made on first use (span_markers).
+            parts = (span_id, name, trace_id)
+        node = RootLabels(labels, sid, parts)
         roots[sid] = node
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()
