@@ -10,6 +10,7 @@ import os
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -149,6 +150,37 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def opentelemetry_instrument_env() -> dict[str, str]:
+    """What ``opentelemetry-instrument`` needs to set up the SDK: the distro on PYTHONPATH.
+
+    Without a distro (or another configurator) opentelemetry-instrument configures no
+    SDK at all, its spans record nothing, and it would be a cheaper reference than the
+    zero-code set-ups it stands for.  The development environment has no distro (neither
+    does pyrospan-run need one), so the distro of the installed instrumentation's release
+    is installed once under benchmarks/.venvs, without dependencies.
+    """
+    from importlib.metadata import version
+
+    release = version("opentelemetry-instrumentation")
+    target = Path(__file__).resolve().parent / ".venvs" / f"distro-{release}"
+    if not (target / "opentelemetry" / "distro").is_dir():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                f"opentelemetry-distro=={release}",
+            ],
+            check=True,
+        )
+    return {"PYTHONPATH": str(target)}
 
 
 def median(values: Sequence[float]) -> float:

@@ -27,9 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 VENVS = ROOT / "benchmarks" / ".venvs"
 OTEL_SET = "0.66b1"
 
+# Each with the distro, as zero-code set-ups have it: without one, opentelemetry-instrument
+# sets up no SDK at all (pyrospan-run needs none; it configures the SDK itself).
 ENVIRONMENTS = {
-    "one": ["requests", f"opentelemetry-instrumentation-requests=={OTEL_SET}"],
-    "flask": ["flask"],
+    "one": [
+        "requests",
+        f"opentelemetry-instrumentation-requests=={OTEL_SET}",
+        f"opentelemetry-distro=={OTEL_SET}",
+    ],
+    "flask": ["flask", f"opentelemetry-distro=={OTEL_SET}"],
 }
 
 PROGRAMS = {

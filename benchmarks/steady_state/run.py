@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
-from loadgen import LoadResult, clean_env, run_server  # noqa: E402
+from loadgen import LoadResult, clean_env, opentelemetry_instrument_env, run_server  # noqa: E402
 
 from pyrospan_launch.receiver import Receiver  # noqa: E402
 
@@ -84,7 +84,7 @@ def main() -> None:
                 "uninstrumented": (command, {}),
                 "opentelemetry-instrument": (
                     [str(BIN / "opentelemetry-instrument"), *command],
-                    {},
+                    opentelemetry_instrument_env(),
                 ),
                 "pyrospan-run": (pyrospan, {}),
                 # Span labels from thread tags: no relay, four tag calls per task step.
