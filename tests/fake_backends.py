@@ -88,3 +88,46 @@ def backend(kind: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Recorded:
+    """What a recording backend received: each request's target, headers and body."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.event = threading.Event()  # set at every request
+
+    def lowercase_headers(self) -> list[tuple[str, dict[str, str], bytes]]:
+        """The requests, with header names lowercased (HTTP names are case-insensitive)."""
+        return [
+            (target, {name.lower(): value for name, value in headers.items()}, body)
+            for target, headers, body in self.requests
+        ]
+
+
+@contextmanager
+def recording_backend(prefix: str = "") -> Iterator[tuple[str, Recorded]]:
+    """A healthy backend that keeps every POST and answers 200: ``(base URL + prefix, record)``."""
+    recorded = Recorded()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            recorded.requests.append((self.path, dict(self.headers.items()), body))
+            recorded.event.set()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}", recorded
+    finally:
+        server.shutdown()
+        server.server_close()

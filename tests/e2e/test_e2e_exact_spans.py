@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import PYROSPAN_RUN, backend_env, clean_env, run
+from fake_backends import Recorded, recording_backend
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.agent.spans.span_markers import PREFIX
@@ -149,44 +148,17 @@ def test_an_app_that_configures_pyroscope_itself_gets_exact_span_profiles_there(
         }
 
 
-class _Recorded:
-    def __init__(self) -> None:
-        self.pushes: list[tuple[str, dict[str, str], bytes]] = []
-
-
 @pytest.fixture
-def recording_backend() -> Iterator[tuple[str, _Recorded]]:
+def pyroscope_stand_in() -> Iterator[tuple[str, Recorded]]:
     """A Pyroscope stand-in that keeps every push's target, headers and body."""
-    recorded = _Recorded()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            recorded.pushes.append(
-                (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", recorded
-    finally:
-        server.shutdown()
-        server.server_close()
+    with recording_backend() as recorder:
+        yield recorder
 
 
 def test_auth_tenant_headers_and_series_labels_reach_the_server_unchanged(
-    recording_backend: tuple[str, _Recorded], receiver: RecordingReceiver
+    pyroscope_stand_in: tuple[str, Recorded], receiver: RecordingReceiver
 ) -> None:
-    url, recorded = recording_backend
+    url, recorded = pyroscope_stand_in
     env = backend_env(receiver)
     env.update(
         OTEL_SERVICE_NAME="shop",
@@ -205,8 +177,8 @@ def test_auth_tenant_headers_and_series_labels_reach_the_server_unchanged(
     )
     assert result.returncode == 0, result.stderr
     assert "s3cret" not in result.stderr + result.stdout
-    assert recorded.pushes
-    for target, headers, body in recorded.pushes:
+    assert recorded.lowercase_headers()
+    for target, headers, body in recorded.lowercase_headers():
         assert target == "/push.v1.PusherService/Push"
         assert headers["authorization"] == "Basic " + base64.b64encode(b"user:s3cret-pw").decode()
         assert headers["x-scope-orgid"] == "tenant-7"
@@ -223,7 +195,7 @@ def test_auth_tenant_headers_and_series_labels_reach_the_server_unchanged(
     spans = {s.span_id for s in receiver.spans}
     labelled = [
         s
-        for _, headers, body in recorded.pushes
+        for _, headers, body in recorded.lowercase_headers()
         for p in decode_push(body, headers.get("content-encoding"))
         for s in p.samples
         if "span_id" in s.labels

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from fake_backends import backend
+from fake_backends import Recorded, backend, recording_backend
 from test_relay_rewrite import MAIN, SPAN_A, WORK, ProfileBuilder, marker
 
 from pyrospan_launch.agent import relay as relays
@@ -19,38 +17,11 @@ from pyrospan_launch.agent.relay.server import PUSH_PATH, TOKEN_HEADER, Relay
 from pyrospan_launch.receiver import decode_push, schemas
 
 
-class Captured:
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.event = threading.Event()
-
-
 @pytest.fixture
-def upstream() -> Iterator[tuple[str, Captured]]:
+def upstream() -> Iterator[tuple[str, Recorded]]:
     """A backend that records every request's target, headers and body, and answers 200."""
-    captured = Captured()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            captured.requests.append((self.path, dict(self.headers.items()), body))
-            captured.event.set()
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/prefix", captured
-    finally:
-        server.shutdown()
-        server.server_close()
+    with recording_backend("/prefix") as recorder:
+        yield recorder
 
 
 def push_body() -> bytes:
@@ -76,7 +47,7 @@ def post(relay: Relay, body: bytes, headers: dict[str, str], target: str = PUSH_
 
 
 @pytest.fixture
-def relay(upstream: tuple[str, Captured]) -> Iterator[Relay]:
+def relay(upstream: tuple[str, Recorded]) -> Iterator[Relay]:
     live = Relay(upstream[0])
     live.start()
     live.warm_up()
@@ -87,9 +58,9 @@ def relay(upstream: tuple[str, Captured]) -> Iterator[Relay]:
 
 
 def test_push_is_rewritten_and_forwarded_with_its_headers_path_and_query(
-    relay: Relay, upstream: tuple[str, Captured]
+    relay: Relay, upstream: tuple[str, Recorded]
 ) -> None:
-    _, captured = upstream
+    _, recorded = upstream
     headers = {
         TOKEN_HEADER: relay.token,
         "Authorization": "Basic dXNlcjpzM2NyZXQ=",
@@ -101,7 +72,7 @@ def test_push_is_rewritten_and_forwarded_with_its_headers_path_and_query(
     }
     assert post(relay, push_body(), headers, PUSH_PATH + "?x=1") == 200
     assert relay.drain(5)
-    (target, raw_headers, body) = captured.requests[0]
+    (target, raw_headers, body) = recorded.requests[0]
     got = {name.lower(): value for name, value in raw_headers.items()}  # case-insensitive
     assert target == "/prefix" + PUSH_PATH + "?x=1"
     for name in ("Authorization", "X-Scope-OrgID", "X-Custom", "Content-Type", "User-Agent"):
@@ -125,7 +96,7 @@ def test_push_is_rewritten_and_forwarded_with_its_headers_path_and_query(
     ],
 )
 def test_anything_but_its_own_processs_push_is_refused(
-    relay: Relay, upstream: tuple[str, Captured], headers: dict[str, str], target: str, status: int
+    relay: Relay, upstream: tuple[str, Recorded], headers: dict[str, str], target: str, status: int
 ) -> None:
     headers = {k: relay.token if v == "TOKEN" else v for k, v in headers.items()}
     assert post(relay, push_body(), headers, target) == status
@@ -134,7 +105,7 @@ def test_anything_but_its_own_processs_push_is_refused(
     assert relay.stats.rejected == 1
 
 
-def test_pushes_are_bounded_in_size(upstream: tuple[str, Captured]) -> None:
+def test_pushes_are_bounded_in_size(upstream: tuple[str, Recorded]) -> None:
     small = Relay(upstream[0], max_body=100)
     small.start()
     try:
@@ -145,7 +116,7 @@ def test_pushes_are_bounded_in_size(upstream: tuple[str, Captured]) -> None:
 
 
 def test_a_client_that_never_sends_its_body_does_not_hold_the_relay(
-    relay: Relay, upstream: tuple[str, Captured]
+    relay: Relay, upstream: tuple[str, Recorded]
 ) -> None:
     import socket
 
@@ -226,7 +197,7 @@ def test_the_relay_binds_to_loopback_only(
 
 
 def test_a_restarted_relay_has_a_new_token_and_none_of_the_old_pushes(
-    upstream: tuple[str, Captured],
+    upstream: tuple[str, Recorded],
 ) -> None:
     with backend("blackhole") as url:
         parent = Relay(url, forward_timeout=30)
@@ -299,7 +270,7 @@ def test_a_refused_request_is_answered_empty_and_its_connection_closed(
 
 
 def test_pyroscope_ios_connection_is_kept_alive_between_pushes(
-    relay: Relay, upstream: tuple[str, Captured]
+    relay: Relay, upstream: tuple[str, Recorded]
 ) -> None:
     host, port = relay.address.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)
