@@ -42,11 +42,13 @@ def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | Non
         return str(exc)
     try:
         done = subprocess.run(
-            [path, "-S", "-c", "import pyrospan_launch"],
+            # With its site-packages (where pip installs pyrospan-run) and the user's own
+            # PYTHONPATH, as the program will start; not yet with the bootstrap directory.
+            [path, "-c", "import pyrospan_launch"],
             capture_output=True,
             timeout=20,
             check=False,
-            env={**os.environ, "PYTHONPATH": ""},
+            env=dict(environ),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{path} could not be checked: {exc}"

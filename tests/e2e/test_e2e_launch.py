@@ -249,3 +249,31 @@ def test_secrets_never_appear_in_any_output(receiver: RecordingReceiver) -> None
         assert secret not in output
     # The secret did reach the backend, as a header the receiver never stores.
     assert receiver.wait_for(lambda r: any(q.has_authorization for q in r.requests), timeout=15)
+
+
+@pytest.mark.parametrize("where", ["app directory", "checkout"])
+def test_info_finds_the_bootstrap_of_an_installed_python_wherever_it_runs(
+    tmp_path: Path, where: str
+) -> None:
+    # The app's own directory holds no pyrospan_launch: the interpreter must import it from
+    # its site-packages, as the real run does.
+    cwd = tmp_path if where == "app directory" else Path(__file__).resolve().parents[2]
+    result = run([PYROSPAN_RUN, "--info", PY, "-c", "pass"], clean_env(), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "cannot import pyrospan_launch" not in result.stdout + result.stderr
+    # The real run agrees: the bootstrap loads in that interpreter from that directory.
+    probe = "import sys; print('pyrospan_launch.agent.agent' in sys.modules)"
+    ran = run([PYROSPAN_RUN, PY, "-c", probe], clean_env(PYROSPAN_PROFILING="false"), cwd=cwd)
+    assert ran.stdout.strip() == "True", ran.stderr
+
+
+def test_info_warns_of_a_python_that_cannot_load_the_bootstrap(tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([PY, "-m", "venv", "--without-pip", str(bare)], check=True)
+    result = run(
+        [PYROSPAN_RUN, "--info", str(bare / "bin" / "python"), "-c", "pass"],
+        clean_env(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{bare / 'bin' / 'python'} cannot import pyrospan_launch" in result.stdout
