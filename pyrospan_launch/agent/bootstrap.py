@@ -109,9 +109,18 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
 
         if agent.export_filters is None:
             agent.export_filters = export_errors.install(agent.lifecycle)
-        agent.instrumentations = tracing.start(
-            agent.lifecycle, agent.import_hooks, lazy=not config.eager_instrumentation
-        )
+        from pyrospan_launch.common.skipped import SkippedRecord
+
+        # Under the interpreter's start-up warning filters, as opentelemetry-instrument
+        # sets up before the app runs; the app's filters are back afterwards.
+        with agent.startup_warnings.applied():
+            agent.instrumentations = tracing.start(
+                agent.lifecycle,
+                agent.import_hooks,
+                lazy=not config.eager_instrumentation,
+                filters=agent.startup_warnings,
+                skipped=SkippedRecord(),
+            )
 
     def start_linking() -> None:
         from pyrospan_launch.agent.spans import span_context

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
+from types import TracebackType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 PREFIX = "pyrospan.span:"
 
@@ -36,17 +39,68 @@ MAX_NAME_CHARS = 1000
 Marker = Callable[..., "Any"]
 
 
+def hide(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without the entries of marker frames and of our own wrappers' frames.
+
+    Every entry from the head on is relinked past such frames (``tb_next`` is writable);
+    the first entry that is not ours is returned.  A function of ours that catches an
+    exception sets ``exc.__traceback__`` to the result and re-raises with a bare
+    ``raise``, which adds no entry: the exception leaves it as if it had never passed
+    through (Python 3.11+).  Python 3.10 re-raises the traceback it caught, whose head is
+    the catching frame itself: that one entry stays, the rest are relinked past.
+    """
+    head = tb
+    while head is not None and _is_own(head.tb_frame.f_code):
+        head = head.tb_next
+    entry = tb
+    while entry is not None:
+        after = entry.tb_next
+        while after is not None and _is_own(after.tb_frame.f_code):
+            after = after.tb_next
+        if entry.tb_next is not after:
+            entry.tb_next = after
+        entry = after
+    return head
+
+
+_OWN_CODES: set[types.CodeType] = set()
+
+
+def _is_own(code: types.CodeType) -> bool:
+    return code in _OWN_CODES or code.co_name.startswith(PREFIX)
+
+
+def hidden(function: F) -> F:
+    """Register ``function`` (returned as it is) as ours: :func:`hide` leaves its frames out.
+
+    Only for functions that re-raise whatever passes through them, through :func:`hide`.
+    """
+    _OWN_CODES.add(function.__code__)
+    return function
+
+
+# The templates of every marker: whatever passes through one leaves it without the
+# marker's entry (see hide).  ``exc`` is deleted on the way out, as every ``except ... as``
+# does, so the frame holds no exception: no reference cycle through the traceback.
 def _call_in_span(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    return function(*args, **kwargs)
+    try:
+        return function(*args, **kwargs)
+    except BaseException as exc:
+        exc.__traceback__ = hide(exc.__traceback__)
+        raise
 
 
 async def _await_in_span(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    return await function(*args, **kwargs)
+    try:
+        return await function(*args, **kwargs)
+    except BaseException as exc:
+        exc.__traceback__ = hide(exc.__traceback__)
+        raise
 
 
 _CALL_CODE = _call_in_span.__code__
 _AWAIT_CODE = _await_in_span.__code__
-_GLOBALS: dict[str, Any] = {"__name__": __name__}
+_GLOBALS: dict[str, Any] = {"__name__": __name__, "hide": hide}
 _HAS_QUALNAME = hasattr(_CALL_CODE, "co_qualname")
 
 
