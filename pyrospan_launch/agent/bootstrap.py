@@ -94,9 +94,12 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
         handoff.install(labels, agent.import_hooks)
 
     def start_otel() -> None:
-        agent.tracing = _attempt(agent, "tracing", start_tracing, config, swallow)
-        if agent.tracing and labels is not None:
-            agent.linking = _attempt(agent, "span profiles", start_linking, config, swallow)
+        # Under the interpreter's start-up warning filters, as opentelemetry-instrument
+        # sets up before the app runs; the app's filters are back afterwards.
+        with agent.startup_warnings.applied():
+            agent.tracing = _attempt(agent, "tracing", start_tracing, config, swallow)
+            if agent.tracing and labels is not None:
+                agent.linking = _attempt(agent, "span profiles", start_linking, config, swallow)
         if agent.tracing and not agent.linking:
             agent.provider_handover.install(tracing.sdk_tracer_provider())
         log.debug(
@@ -111,16 +114,13 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
             agent.export_filters = export_errors.install(agent.lifecycle)
         from pyrospan_launch.common.skipped import SkippedRecord
 
-        # Under the interpreter's start-up warning filters, as opentelemetry-instrument
-        # sets up before the app runs; the app's filters are back afterwards.
-        with agent.startup_warnings.applied():
-            agent.instrumentations = tracing.start(
-                agent.lifecycle,
-                agent.import_hooks,
-                lazy=not config.eager_instrumentation,
-                filters=agent.startup_warnings,
-                skipped=SkippedRecord(),
-            )
+        agent.instrumentations = tracing.start(
+            agent.lifecycle,
+            agent.import_hooks,
+            lazy=not config.eager_instrumentation,
+            filters=agent.startup_warnings,
+            skipped=SkippedRecord(),
+        )
 
     def start_linking() -> None:
         from pyrospan_launch.agent.spans import span_context

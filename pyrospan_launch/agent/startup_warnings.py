@@ -23,19 +23,37 @@ class StartupWarnings:
     """The filters at the bootstrap, before any app code; :meth:`applied` loads under them."""
 
     def __init__(self, filters: list[Any] | None = None) -> None:
-        self._filters = list(warnings.filters if filters is None else filters)
+        self._startup = list(warnings.filters if filters is None else filters)
+        # Filters that code loaded under them added (the SDK ignores its own deprecations
+        # at import): opentelemetry-instrument has them among the start-up filters.
+        self._kept: list[Any] = []
 
     def applied(self) -> _Applied:
         """A context manager: within, the start-up filters; after, the app's, as they were.
 
+        Filters the loaded code added are kept, where ``opentelemetry-instrument`` has
+        them: among the start-up filters, behind those the app put in front of them.
         The filters are process-wide: another thread that warns meanwhile meets the
         start-up filters too, for the few milliseconds an instrumentation takes to load.
         """
-        return _Applied(self._filters)
+        return _Applied(self)
+
+    def _ours(self) -> list[Any]:
+        return self._kept + self._startup
+
+    def _keep(self, added: list[Any]) -> None:
+        self._kept[:0] = added
+        app: Any = warnings.filters  # a list, typed as a Sequence
+        ours = self._ours()
+        boundary = next((at for at, entry in enumerate(app) if entry in ours), len(app))
+        app[boundary:boundary] = [entry for entry in added if entry not in app]
+        mutated = getattr(warnings, "_filters_mutated", None)  # drops stale registries
+        if callable(mutated):
+            mutated()
 
 
 class _Applied:
-    def __init__(self, filters: list[Any]) -> None:
+    def __init__(self, filters: StartupWarnings) -> None:
         self._filters = filters
         self._saved = warnings.catch_warnings()
 
@@ -45,7 +63,11 @@ class _Applied:
         # between it and the refill.
         warnings.resetwarnings()
         filters: Any = warnings.filters  # a list, typed as a Sequence
-        filters.extend(self._filters)
+        filters.extend(self._filters._ours())
 
     def __exit__(self, *exc_info: Any) -> None:
+        ours = self._filters._ours()
+        added = [entry for entry in warnings.filters if entry not in ours]
         self._saved.__exit__(*exc_info)
+        if added:
+            self._filters._keep(added)

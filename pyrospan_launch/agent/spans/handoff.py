@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator
 from types import ModuleType
 
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
-from pyrospan_launch.agent.spans.span_markers import hidden, hide, marker_of
+from pyrospan_launch.agent.spans.span_markers import hidden, hide, marker_of, step_marker_of
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
@@ -121,9 +121,9 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         node = _current_get()
         marker = None
         if node is not None and node.active:
-            marker = node.marker
+            marker = node.step_marker
             if marker is None and node.marker_parts is not None:
-                marker = marker_of(node)  # the span's first step in a marker
+                marker = step_marker_of(node)  # the span's first step in a marker
         try:
             if marker is not None:
                 # The step runs inside the span's marker frame: no thread tag to set.
@@ -152,41 +152,38 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             raise
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        try:
-            return self._throw(typ, val, tb)
-        except BaseException as exc:
-            exc.__traceback__ = hide(exc.__traceback__)
-            # On Python 3.10 this frame stays at the head of the traceback: it must not
-            # hold the exception thrown in, or the two would make a reference cycle.
-            typ = val = tb = None
-            raise
-
-    def _throw(self, typ: Any, val: Any, tb: Any) -> Any:
         switch = self._switch
-        node = CURRENT.get()
-        marker = marker_of(node) if node is not None and node.active else None
-        if marker is not None:
-            state = self._state
-            before, framed, tagged = state.node, state.framed, state.tagged
-            state.node = state.framed = node
+        node = _current_get()
+        try:
+            marker = step_marker_of(node) if node is not None and node.active else None
+            if marker is not None:
+                state = self._state
+                before, framed, tagged = state.node, state.framed, state.tagged
+                state.node = state.framed = node
+                try:
+                    if val is None and tb is None:
+                        return marker(self._coro.throw, typ)
+                    return marker(functools.partial(self._coro.throw, typ, val), tb)
+                finally:
+                    state.framed = framed
+                    if state.node is not node or state.tagged is not tagged:
+                        switch.restore(before)
+                    else:
+                        state.node = before
+            before = switch.shown()
+            switch.show(node)
             try:
                 if val is None and tb is None:
-                    return marker(self._coro.throw, typ)
-                return marker(self._coro.throw, typ, val, tb)
+                    return self._coro.throw(typ)
+                return self._coro.throw(typ, val, tb)
             finally:
-                state.framed = framed
-                if state.node is not node or state.tagged is not tagged:
-                    switch.restore(before)
-                else:
-                    state.node = before
-        before = switch.shown()
-        switch.show(node)
-        try:
-            if val is None and tb is None:
-                return self._coro.throw(typ)
-            return self._coro.throw(typ, val, tb)
-        finally:
-            switch.show(before)
+                switch.show(before)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            # The coroutine's frame in the traceback keeps this one (its f_back), which
+            # must not keep the exception thrown in: no reference cycle.
+            typ = val = tb = None
+            raise
 
     def close(self) -> None:
         self._coro.close()
@@ -204,7 +201,6 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
 
 hidden(LabelledCoroutine.send)
 hidden(LabelledCoroutine.throw)
-hidden(LabelledCoroutine._throw)
 
 
 def _patch_asyncio(asyncio: ModuleType, task_switch: LabelSwitch) -> None:

@@ -80,13 +80,28 @@ def hidden(function: F) -> F:
 
 
 # The templates of every marker: whatever passes through one leaves it without the
-# marker's entry (see hide).  ``exc`` is deleted on the way out, as every ``except ... as``
-# does, so the frame holds no exception: no reference cycle through the traceback.
+# marker's entry (see hide).  The frame also lets go of its arguments, which hold the
+# exception when one is thrown into a coroutine: a frame object of the traceback keeps
+# its caller's frame object (``f_back``), so a marker frame that held the exception would
+# keep it in a reference cycle.  ``exc`` itself is deleted on the way out.
 def _call_in_span(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     except BaseException as exc:
         exc.__traceback__ = hide(exc.__traceback__)
+        function = args = kwargs = None  # type: ignore[assignment]
+        raise
+
+
+def _step_in_span(function: Callable[[Any], Any], value: Any, /) -> Any:
+    # A task step: ``coro.send(value)`` or ``coro.throw(exc)``.  Two plain parameters, no
+    # ``*args`` tuple: a tuple holding an exception thrown into a task would be one more
+    # object referring to it for as long as the step runs (gc.get_referrers shows it).
+    try:
+        return function(value)
+    except BaseException as exc:
+        exc.__traceback__ = hide(exc.__traceback__)
+        function = value = None  # type: ignore[assignment]
         raise
 
 
@@ -95,11 +110,13 @@ async def _await_in_span(function: Callable[..., Any], /, *args: Any, **kwargs: 
         return await function(*args, **kwargs)
     except BaseException as exc:
         exc.__traceback__ = hide(exc.__traceback__)
+        function = args = kwargs = None  # type: ignore[assignment]
         raise
 
 
 _CALL_CODE = _call_in_span.__code__
 _AWAIT_CODE = _await_in_span.__code__
+_STEP_CODE = _step_in_span.__code__
 _GLOBALS: dict[str, Any] = {"__name__": __name__, "hide": hide}
 _HAS_QUALNAME = hasattr(_CALL_CODE, "co_qualname")
 
@@ -120,6 +137,11 @@ def _function(template: types.CodeType, name: str, span_name: str) -> Marker:
 def make_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
     """``marker(f, *args, **kwargs)`` calls ``f`` inside a frame named after the root span."""
     return _function(_CALL_CODE, marker_name(span_id, trace_id), span_name[:MAX_NAME_CHARS])
+
+
+def make_step_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
+    """``marker(f, value)`` calls ``f(value)`` inside a frame named after the root span."""
+    return _function(_STEP_CODE, marker_name(span_id, trace_id), span_name[:MAX_NAME_CHARS])
 
 
 def make_async_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
@@ -158,4 +180,13 @@ def async_marker_of(node: Any) -> Marker | None:
     if marker is None and node.marker_parts is not None:
         marker = make_async_marker(*node.marker_parts)
         node.async_marker = marker
+    return marker
+
+
+def step_marker_of(node: Any) -> Marker | None:
+    """The task-step marker of a root span's labels, made on first use (None in tags mode)."""
+    marker: Marker | None = node.step_marker
+    if marker is None and node.marker_parts is not None:
+        marker = make_step_marker(*node.marker_parts)
+        node.step_marker = marker
     return marker
