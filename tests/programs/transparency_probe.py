@@ -221,7 +221,7 @@ async def referrers_of_thrown() -> list[str]:
         await task
     except ConnectionError as exc:
         caught = exc
-    del task, future
+    task = future = None  # type: ignore[assignment]
     gc.collect()
     kinds = sorted(type(r).__name__ for r in gc.get_referrers(caught) if r is not SAME)
     SAME["thrown into a task: traceback"] = frames(caught.__traceback__)

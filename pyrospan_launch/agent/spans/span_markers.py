@@ -15,6 +15,10 @@ frame into the ``span_id``/``span_name`` sample labels and takes it out of the s
 Everything the relay needs is in the frame itself, so a push that arrives after the span
 ended (or in a forked child) needs no table of past spans.  See ``docs/design.md``.
 
+No marker, and no wrapper of ours that calls one, shows in a traceback the app sees: an
+exception leaves each of them through :func:`hide` (the templates below do it for every
+marker; a wrapper registers itself with :func:`hidden` and does the same).
+
 This module imports nothing of OpenTelemetry: the relay parses marker names with it.
 """
 
