@@ -120,8 +120,8 @@ TRANSPARENCY_DEPS := "pytest>=8,<10" "pytest-timeout>=2.3,<3" "fastapi>=0.110,<1
 .PHONY: test-transparency
 test-transparency: ## The app sees what it sees under opentelemetry-instrument: each pyenv Python 3.10-3.13
 	@ran=0; for v in $(TRANSPARENCY_PYTHONS); do \
-	  py=$$(pyenv prefix $$(pyenv versions --bare 2>/dev/null | grep "^$$v\." | tail -1) 2>/dev/null)/bin/python; \
-	  if [ ! -x "$$py" ]; then echo "make test-transparency: python $$v not found by pyenv, skipped"; continue; fi; \
+	  py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.* 2>/dev/null | sort -V | tail -1)/bin/python; \
+	  if [ ! -x "$$py" ]; then echo "make test-transparency: python $$v not found in pyenv's versions, skipped"; continue; fi; \
 	  venv=.venv-transparency-$$v; \
 	  if [ ! -x $$venv/bin/pyrospan-run ] || [ pyproject.toml -nt $$venv/bin/pyrospan-run ]; then \
 	    $$py -m venv $$venv && $$venv/bin/python -m pip install --quiet --upgrade pip && \
