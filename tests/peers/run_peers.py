@@ -13,8 +13,8 @@ anyio by default) this script:
    that accepts both signals, and prints, per peer, the counts and every test whose
    outcome differs from the plain run, for each tool.
 
-It is not part of ``make test`` (minutes per peer, network to PyPI).  Run it after any
-change to the task handoff, the marker frames or the bootstrap::
+It is not part of ``make test`` (minutes per peer, network to PyPI; Python 3.11+).  Run
+it after any change to the task handoff, the marker frames or the bootstrap::
 
     python tests/peers/run_peers.py                       # starlette, fastapi, anyio
     python tests/peers/run_peers.py --peer anyio==4.12.0 -- -k happy_eyeballs
@@ -110,11 +110,7 @@ def environment(name: str, source: Path, work: Path) -> Path:
         for f in sorted(source.glob("requirements*.txt"))
         if "test" in f.name or f.name == "requirements.txt"
     ]
-    extras = "[test]" if "test" in (source / "pyproject.toml").read_text(encoding="utf-8") else ""
-    try:
-        sh([*pip, f"{source}{extras}"])
-    except subprocess.CalledProcessError:
-        sh([*pip, str(source)])
+    sh([*pip, str(source), *test_requirements(source)])
     for requirements in requirement_files:
         # Requirement files name the project itself as "-e .": install them from its dir.
         subprocess.run([*pip, "-r", requirements.name], cwd=source, check=False, text=True)
@@ -128,6 +124,23 @@ def environment(name: str, source: Path, work: Path) -> Path:
     ).stdout.strip()
     sh([*pip, "--no-deps", f"opentelemetry-distro=={version}"])
     return venv
+
+
+def test_requirements(source: Path) -> list[str]:
+    """The test extra's and the test dependency group's requirements in pyproject.toml."""
+    import tomllib
+
+    pyproject = source / "pyproject.toml"
+    if not pyproject.exists():
+        return []
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    extras = data.get("project", {}).get("optional-dependencies", {})
+    groups = data.get("dependency-groups", {})
+    found: list[str] = []
+    for table in (extras, groups):
+        for name in ("test", "tests", "testing"):
+            found += [item for item in table.get(name, []) if isinstance(item, str)]
+    return found
 
 
 def run_suite(
@@ -161,6 +174,8 @@ def run_suite(
     ours = [line for line in done.stderr.splitlines() if line.startswith("pyrospan")]
     for line in sorted(set(ours))[:10]:
         print(f"    stderr: {line}")
+    if not outcomes:
+        raise SystemExit(f"{mode}: the suite ran no test; its output ends:\n{done.stdout[-2000:]}")
     return outcomes
 
 
