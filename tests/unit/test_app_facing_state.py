@@ -90,7 +90,7 @@ def sigterm() -> Iterator[None]:
     functions = signal.signal, signal.getsignal
     handler = signal.getsignal(signal.SIGTERM)
     yield
-    signal.signal, signal.getsignal = functions  # type: ignore[misc]
+    signal.signal, signal.getsignal = functions
     signal.signal(signal.SIGTERM, handler)
 
 

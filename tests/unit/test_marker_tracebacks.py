@@ -190,7 +190,7 @@ def test_the_asgi_wrapper_and_its_async_marker_leave_no_entry() -> None:
     plain = asyncio.run(call(app))
     framed = asyncio.run(call(framed_app(app)))
     assert without_ours(no_marker(names(framed))) == names(plain)
-    assert framed_app(app).__wrapped__ is app  # type: ignore[attr-defined]
+    assert framed_app(app).__wrapped__ is app
 
 
 def test_an_async_marker_alone_leaves_no_entry() -> None:
