@@ -138,7 +138,8 @@ def test_requirements(source: Path) -> list[str]:
     groups = data.get("dependency-groups", {})
     found: list[str] = []
     for table in (extras, groups):
-        for name in ("test", "tests", "testing"):
+        # The test extra or group; projects on uv keep theirs in the "dev" group.
+        for name in ("test", "tests", "testing", "dev"):
             found += [item for item in table.get(name, []) if isinstance(item, str)]
     return found
 
@@ -168,6 +169,9 @@ def run_suite(
     started = time.monotonic()
     done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, check=False)
     took = time.monotonic() - started
+    (venv.parent / f"{venv.name.removeprefix('venv-')}-{mode}.txt").write_text(
+        done.stdout + done.stderr, encoding="utf-8"
+    )
     outcomes = {test: outcome for outcome, test in OUTCOME.findall(done.stdout)}
     tail = [line for line in done.stdout.splitlines() if line.strip()][-1:] or [done.stderr[-300:]]
     print(f"  {mode:<26} {len(outcomes):>5} tests in {took:5.0f} s: {tail[0]}", flush=True)
