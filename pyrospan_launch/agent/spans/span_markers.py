@@ -169,28 +169,25 @@ def parse(name: str, filename: str) -> tuple[str, str, str] | None:
     return span_id, filename, trace_id
 
 
+def _made(node: Any, slot: str, make: Callable[..., Marker]) -> Marker | None:
+    """The marker in ``node``'s ``slot``, made on first use (None in tags mode)."""
+    marker: Marker | None = getattr(node, slot)
+    if marker is None and node.marker_parts is not None:
+        marker = make(*node.marker_parts)
+        setattr(node, slot, marker)
+    return marker
+
+
 def marker_of(node: Any) -> Marker | None:
     """The marker of a root span's labels, made on first use (None in tags mode)."""
-    marker: Marker | None = node.marker
-    if marker is None and node.marker_parts is not None:
-        marker = make_marker(*node.marker_parts)
-        node.marker = marker
-    return marker
+    return _made(node, "marker", make_marker)
 
 
 def async_marker_of(node: Any) -> Marker | None:
     """The async marker of a root span's labels, made on first use (None in tags mode)."""
-    marker: Marker | None = node.async_marker
-    if marker is None and node.marker_parts is not None:
-        marker = make_async_marker(*node.marker_parts)
-        node.async_marker = marker
-    return marker
+    return _made(node, "async_marker", make_async_marker)
 
 
 def step_marker_of(node: Any) -> Marker | None:
     """The task-step marker of a root span's labels, made on first use (None in tags mode)."""
-    marker: Marker | None = node.step_marker
-    if marker is None and node.marker_parts is not None:
-        marker = make_step_marker(*node.marker_parts)
-        node.step_marker = marker
-    return marker
+    return _made(node, "step_marker", make_step_marker)
