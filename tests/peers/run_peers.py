@@ -164,6 +164,10 @@ def run_suite(
         "-q",
         "-rA",
         "--tb=no",
+        # opentelemetry-instrument imports libraries (anyio...) before pytest starts,
+        # which pytest warns it cannot rewrite: suites with filterwarnings=error stop.
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         *extra,
     ]
     started = time.monotonic()
