@@ -17,15 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyrospan_launch.receiver import (
-    LOGS_PATH,
-    METRICS_PATH,
-    ProfileSample,
-    ProfileSeries,
-    ReceivedSpan,
-    Receiver,
-    RequestInfo,
-)
+from pyrospan_launch.receiver.records import ProfileSample, ProfileSeries, ReceivedSpan, RequestInfo
+from pyrospan_launch.receiver.server import LOGS_PATH, METRICS_PATH, Receiver
 
 
 class RecordingReceiver(Receiver):

@@ -27,7 +27,7 @@ from typing import Final
 
 from pyrospan_launch.local import environment, html, page, pprof, summary, supervisor, views
 from pyrospan_launch.local.store import Store, StoreError, open_existing
-from pyrospan_launch.receiver import Receiver
+from pyrospan_launch.receiver.server import Receiver
 
 PROG: Final = "pyrospan-run"
 DB_FILE: Final = "pyrospan.sqlite"

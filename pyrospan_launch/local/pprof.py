@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Final
 
 from pyrospan_launch.local.store import Frame, Scope, SpanRecord, Store
-from pyrospan_launch.receiver import schemas
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.names import SPAN_ID, SPAN_NAME
 
 PPROF_DIR: Final = "pprof"
 PROCESS_FILE: Final = "process.pb.gz"
@@ -123,7 +124,7 @@ def write_all(store: Store, report_dir: Path, *, limit: int = MAX_SPAN_FILES) ->
             period=period,
             time_ns=span.start_ns,
             duration_ns=span.duration_ns,
-            labels={"span_id": span.span_id, "span_name": span.name},
+            labels={SPAN_ID: span.span_id, SPAN_NAME: span.name},
         )
         (directory / span_file_name(span)).write_bytes(data)
     return PprofFiles(directory, min(len(spans), limit), max(0, len(spans) - limit))

@@ -23,10 +23,10 @@ from typing import Final
 
 from pyrospan_launch.local.records import Frame, Scope, SpanRecord, StoreError
 from pyrospan_launch.local.store_reads import StoreReads
-from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan
+from pyrospan_launch.receiver.records import ProfileSeries, ReceivedSpan
+from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID
 
 __all__ = [
-    "PROFILE_ID_ATTRIBUTE",
     "SCHEMA_VERSION",
     "Frame",
     "Scope",
@@ -43,7 +43,6 @@ MAX_TEXT: Final = 1000
 MAX_LABEL: Final = 200
 MAX_STACK_DEPTH: Final = 1000
 MAX_ATTRIBUTES: Final = 64
-PROFILE_ID_ATTRIBUTE: Final = "pyroscope.profile.id"
 
 
 _SCHEMA: Final = """
@@ -266,7 +265,7 @@ class Store(StoreReads):
                     self._stack_id(_frames_of(frames)),
                     value,
                     round(value / period) if period else 1,
-                    sample_labels.get("span_id", ""),
+                    sample_labels.get(SPAN_ID, ""),
                     json.dumps(sample_labels, ensure_ascii=False),
                 )
             )

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol, cast
 
-from pyrospan_launch.receiver.records import DecodeError, RequestInfo
+from pyrospan_launch.receiver.records import RequestInfo
+from pyrospan_launch.wire.errors import DecodeError
 
 _log = logging.getLogger("pyrospan_launch.receiver.server")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,

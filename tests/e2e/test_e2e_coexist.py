@@ -14,7 +14,7 @@ import os
 import sys
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.receiver.records import ReceivedSpan

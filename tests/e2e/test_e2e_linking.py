@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,
@@ -25,7 +25,7 @@ from conftest import (
 )
 from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import ReceivedSpan
+from pyrospan_launch.receiver.records import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 

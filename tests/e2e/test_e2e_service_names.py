@@ -15,7 +15,7 @@ import sys
 from urllib.request import urlopen
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,

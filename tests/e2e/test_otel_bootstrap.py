@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run
+from helpers import clean_env, run
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import clean_env
+from helpers import clean_env
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
 from pyrospan_launch.settings import config, registry

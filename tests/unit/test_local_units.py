@@ -21,15 +21,9 @@ import pytest
 from pyrospan_launch.local import environment, html, pprof, summary, supervisor, views
 from pyrospan_launch.local.aggregate import flame_graph, percentile, top_functions
 from pyrospan_launch.local.store import MAX_STACK_DEPTH, MAX_TEXT, Scope, Store, StoreError
-from pyrospan_launch.receiver import (
-    TRACES_PATH,
-    Frame,
-    ProfileSample,
-    ProfileSeries,
-    ReceivedSpan,
-    Receiver,
-    decode_pprof,
-)
+from pyrospan_launch.receiver.profiles import decode_pprof
+from pyrospan_launch.receiver.records import Frame, ProfileSample, ProfileSeries, ReceivedSpan
+from pyrospan_launch.receiver.server import TRACES_PATH, Receiver
 
 HOSTILE = ["</script><script>alert(1)</script>", "<!--", "a\u2028b\u2029c", "&amp;", "{{JS}}"]
 
