@@ -82,7 +82,7 @@ def test_console_script_entry_point_runs_instrumented(receiver: RecordingReceive
     assert "instrumentation flask: loaded" in result.stderr
     # OpenTelemetry started with the app's first import of flask, linking included.
     assert "OpenTelemetry starts: first import of flask" in result.stderr
-    assert "OpenTelemetry ready: tracing=True linking=True" in result.stderr
+    assert "OpenTelemetry ready: tracing=on linking=on" in result.stderr
 
 
 def test_user_sitecustomize_runs_exactly_once(launcher: list[str], tmp_path: Path) -> None:
