@@ -47,10 +47,6 @@ def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | Non
     return None
 
 
-def _onoff(flag: bool) -> str:
-    return "on" if flag else "off"
-
-
 def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
     lines = ["", "What will run:"]
     if config.profiling and config.profiler is not None:

@@ -112,15 +112,15 @@ def write_all(store: Store, report_dir: Path, *, limit: int = MAX_SPAN_FILES) ->
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("*.pb.gz"):
         old.unlink()
-    period = store.period()
-    process = store.stack_values(Scope("process"))
+    period = store.queries.period()
+    process = store.queries.stack_values(Scope("process"))
     (directory / PROCESS_FILE).write_bytes(build_profile(process, period=period))
-    cpu = store.cpu_by_span()
-    spans = [span for span in store.root_spans() if cpu.get(span.span_id, (0, 0))[0] > 0]
+    cpu = store.queries.cpu_by_span()
+    spans = [span for span in store.queries.root_spans() if cpu.get(span.span_id, (0, 0))[0] > 0]
     spans.sort(key=lambda span: (-cpu[span.span_id][0], span.span_id))
     for span in spans[:limit]:
         data = build_profile(
-            store.stack_values(Scope("span", span.span_id)),
+            store.queries.stack_values(Scope("span", span.span_id)),
             period=period,
             time_ns=span.start_ns,
             duration_ns=span.duration_ns,

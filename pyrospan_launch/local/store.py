@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from pyrospan_launch.local.queries import Queries
 from pyrospan_launch.local.records import Frame, Scope, SpanRecord, StoreError
-from pyrospan_launch.local.store_reads import StoreReads
 from pyrospan_launch.receiver.records import ProfileSeries, ReceivedSpan
 from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID
 
@@ -119,7 +119,7 @@ def _attributes_json(attributes: dict[str, object]) -> str:
     return json.dumps(kept, ensure_ascii=False)
 
 
-class Store(StoreReads):
+class Store:
     """The SQLite file of one report directory; every method is safe from any thread."""
 
     def __init__(self, path: Path, *, fresh: bool = False) -> None:
@@ -153,7 +153,8 @@ class Store(StoreReads):
             }
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a pyrospan-run data file: {exc}") from None
-        self._frames_cache: dict[int, tuple[Frame, ...]] = {}
+        #: What the page, the summary and the pprof files read.
+        self.queries = Queries(self._db, self._lock)
 
     def close(self) -> None:
         """Close the file (a WAL checkpoint leaves one self-contained file behind)."""

@@ -182,11 +182,6 @@ class Receiver:
         """``url + "/v1/traces"``, for ``OTLPSpanExporter(endpoint=...)``."""
         return self.url + TRACES_PATH
 
-    @property
-    def push_endpoint(self) -> str:
-        """``url + "/push.v1.PusherService/Push"``."""
-        return self.url + PUSH_PATH
-
     # ------------------------------------------------------------------ what it saw
 
     @property
