@@ -27,6 +27,13 @@ def _restore_process_state() -> Iterator[None]:
 IN_PROCESS_LAYERS = ("unit", "cli")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The whole unit layer is cheap and touches OpenTelemetry's API: it runs on every set."""
+    for item in items:
+        if item.path.parent.name == "unit":
+            item.add_marker(pytest.mark.otel)
+
+
 def _native_threads() -> int:
     """OS threads of this process that Python did not start (pyroscope-io's sampler)."""
     try:

@@ -17,7 +17,7 @@ from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.receiver.records import ReceivedSpan
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 PY = sys.executable
 # Differ from one process to the next whatever starts OpenTelemetry.

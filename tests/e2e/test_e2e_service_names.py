@@ -27,7 +27,7 @@ from helpers import (
 )
 from recording_receiver import RecordingReceiver
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 PY = sys.executable
 CONFIGURED = (
