@@ -1,7 +1,7 @@
 """Write span profiles as gzip-compressed pprof files (``go tool pprof``, Pyroscope, Speedscope).
 
 Each file is a ``perftools.profiles.Profile`` built with the runtime protobuf classes of
-:mod:`pyrospan_launch.receiver.schemas`: one ``cpu``/``nanoseconds`` sample type, like the
+:mod:`pyrospan_launch.wire.schemas`: one ``cpu``/``nanoseconds`` sample type, like the
 profiles pyroscope-io sends, and the ``span_id`` and ``span_name`` labels on every
 sample, so a span's file carries the same identity as its samples in Pyroscope.
 """

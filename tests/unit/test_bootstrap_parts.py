@@ -6,6 +6,8 @@ start them raise or do nothing); the subprocess tests in ``tests/e2e`` run the r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import opentelemetry.context  # noqa: F401 - loaded, so the bootstrap picks no context
 import pytest
 from tag_recorder import TagRecorder
@@ -58,8 +60,25 @@ class FakeParts(Bootstrap):
         super()._hand_on()
 
 
+_made: list[FakeParts] = []
+
+
+@pytest.fixture(autouse=True)
+def _forget_import_hooks() -> Iterator[None]:
+    """Armed tracing watches imports: no later test may start a bootstrap made here."""
+    yield
+    while _made:
+        _made.pop().agent.import_hooks.uninstall()
+
+
+def _parts(broken: str = "", **settings: str) -> FakeParts:
+    made = FakeParts(broken, **settings)
+    _made.append(made)
+    return made
+
+
 def _eager(broken: str = "", **settings: str) -> FakeParts:
-    return FakeParts(broken, PYROSPAN_EAGER_INSTRUMENTATION="true", **settings)
+    return _parts(broken, PYROSPAN_EAGER_INSTRUMENTATION="true", **settings)
 
 
 def _states(agent: Agent) -> dict[str, str]:
@@ -136,7 +155,7 @@ def test_strict_mode_exits_with_status_3_on_a_failure(capsys: pytest.CaptureFixt
 
 
 def test_tracing_and_linking_are_armed_until_the_first_use() -> None:
-    bootstrap = FakeParts("")
+    bootstrap = _parts()
     bootstrap.run()
     agent = bootstrap.agent
     assert (agent.profiling, agent.tracing, agent.linking) == (ON, ARMED, ARMED)
@@ -147,7 +166,7 @@ def test_tracing_and_linking_are_armed_until_the_first_use() -> None:
 
 
 def test_an_armed_link_is_off_when_tracing_then_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    bootstrap = FakeParts("_start_tracing")
+    bootstrap = _parts("_start_tracing")
     bootstrap.run()
     bootstrap.start_opentelemetry()
     assert (bootstrap.agent.tracing, bootstrap.agent.linking) == (FAILED, OFF)
@@ -157,7 +176,7 @@ def test_an_armed_link_is_off_when_tracing_then_fails(capsys: pytest.CaptureFixt
 
 
 def test_parts_not_asked_for_stay_off() -> None:
-    bootstrap = FakeParts(
+    bootstrap = _parts(
         "", PYROSPAN_PROFILING="false", PYROSPAN_TRACING="false", PYROSPAN_CHILDREN="false"
     )
     bootstrap.run()
