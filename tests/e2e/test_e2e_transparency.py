@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from recording_receiver import RecordingReceiver
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 PY = sys.executable
 PROBE = str(PROGRAMS / "transparency_probe.py")
