@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,24 +63,6 @@ def test_a_skipped_instrumentation_is_recorded_for_info(tmp_path: Path) -> None:
     assert last.pid == str(os.getpid())
     assert last.skipped == [("aiohttp-server", "RuntimeError: cannot patch")]
     assert skipped.read(str(tmp_path / "none.txt")) is None
-
-
-def test_info_lists_what_the_last_run_skipped(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    code = (
-        "from pyrospan_launch.common.skipped import SkippedRecord;"
-        "SkippedRecord().add('aiohttp-server', 'DeprecationWarning: discouraged')"
-    )
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    info = subprocess.run(
-        [sys.executable, "-m", "pyrospan_launch", "--info", "python"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "Skipped while the app ran, last time any was (pid " in info
-    assert "  aiohttp-server   DeprecationWarning: discouraged\n" in info
 
 
 @pytest.fixture
