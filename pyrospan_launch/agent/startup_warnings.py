@@ -47,9 +47,10 @@ class StartupWarnings:
         ours = self._ours()
         boundary = next((at for at, entry in enumerate(app) if entry in ours), len(app))
         app[boundary:boundary] = [entry for entry in added if entry not in app]
-        mutated = getattr(warnings, "_filters_mutated", None)  # drops stale registries
-        if callable(mutated):
-            mutated()
+        # Tells the warning registries the filters changed, by the public way: entering and
+        # leaving catch_warnings does it (and puts back the list just edited).
+        with warnings.catch_warnings():
+            pass
 
 
 class _Applied:
