@@ -127,20 +127,38 @@ def environment(name: str, source: Path, work: Path) -> Path:
 
 
 def test_requirements(source: Path) -> list[str]:
-    """The test extra's and the test dependency group's requirements in pyproject.toml."""
+    """What pyproject.toml says the tests need: the test group or extra, and the "all" extra.
+
+    The first of the groups ``test``, ``tests``, ``testing`` (``dev`` when none: projects
+    on uv keep their test tools there), with ``include-group`` entries followed.
+    """
     import tomllib
 
     pyproject = source / "pyproject.toml"
     if not pyproject.exists():
         return []
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    extras = data.get("project", {}).get("optional-dependencies", {})
+    project = data.get("project", {})
+    extras = project.get("optional-dependencies", {})
     groups = data.get("dependency-groups", {})
-    found: list[str] = []
-    for table in (extras, groups):
-        # The test extra or group; projects on uv keep theirs in the "dev" group.
-        for name in ("test", "tests", "testing", "dev"):
-            found += [item for item in table.get(name, []) if isinstance(item, str)]
+
+    def group(name: str) -> list[str]:
+        found: list[str] = []
+        for item in groups.get(name, []):
+            if isinstance(item, str):
+                found.append(item)
+            elif isinstance(item, dict) and "include-group" in item:
+                found += group(item["include-group"])
+        return found
+
+    for name in ("test", "tests", "testing", "dev"):
+        if name in groups or name in extras:
+            found = group(name) + list(extras.get(name, []))
+            break
+    else:
+        found = []
+    if "all" in extras:
+        found.append(f"{project.get('name', source.name)}[all]")
     return found
 
 
