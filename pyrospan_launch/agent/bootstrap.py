@@ -51,7 +51,8 @@ def _attempt(
 
 def _report_config_errors(agent: Agent, config: Config, swallow: bool) -> None:
     def stop() -> None:
-        _fail(agent, "configuration", config.errors[0], config, swallow)
+        first = config.errors[0] if config.errors else ValueError(config.notices[0])
+        _fail(agent, "configuration", first, config, swallow)
 
     report_bad_settings(config, os.environ, log.warning, stop)
 

@@ -25,6 +25,7 @@ from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
 from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
+from pyrospan_launch.settings.label_limits import MAX_VALUE_BYTES, fit_value
 
 PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
 SPAN_ID_LABEL = "span_id"
@@ -119,6 +120,10 @@ class SpanProfileProcessor(SpanProcessor):
         name = ""
         if self._span_name_label:
             name = span._name if fields else span.name
+            if type(name) is not str or len(name) > MAX_VALUE_BYTES or not name.isascii():
+                # The one cut of every span_name label, thread tag and marker frame alike,
+                # so a long name costs no upload window (docs/design.md, label limits).
+                name = fit_value(str(name))
             labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, name))
         else:
             labels = ((SPAN_ID_LABEL, span_id),)
