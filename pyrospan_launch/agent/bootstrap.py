@@ -72,6 +72,9 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
             follow = agent.spans_follow if config.tracing else None
             labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
             agent.labels = labels
+            from pyrospan_launch.agent import app_tags
+
+            agent.app_tags = app_tags.install(config)
             agent.service_names.profile_name = config.profiler.application_name
 
         agent.profiling = _attempt(agent, "profiling", start_profiler, config, swallow)
