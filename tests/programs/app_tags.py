@@ -1,4 +1,4 @@
-"""The app tags its own samples: ``pyroscope.tag_wrapper`` with a 3,000-character value, and 40 tags.
+"""The app tags its own samples: ``tag_wrapper`` with a 3,000-character value, and with 40 tags.
 
 Prints ``done`` when both tagged stretches of CPU are over.
 """
