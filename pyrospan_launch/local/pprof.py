@@ -61,10 +61,10 @@ def build_profile(
     functions: dict[tuple[str, str], int] = {}
     locations: dict[tuple[int, int], int] = {}
     label_ids = []
-    for key, text in (labels or {}).items():
-        label = fit_name(key)
-        if label is not None:
-            label_ids.append((strings(label), strings(fit_value(text))))
+    for label_name, label_value in (labels or {}).items():
+        fitted = fit_name(label_name)
+        if fitted is not None:
+            label_ids.append((strings(fitted), strings(fit_value(label_value))))
     for frames, value in stacks:
         location_ids: list[int] = []
         for name, file, line in frames:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
+from fake_backends import recording_backend
 from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import PUSH_PATH, ProfileSeries, RequestInfo, decode_pprof, schemas
+from pyrospan_launch.receiver import ProfileSeries, decode_pprof, schemas
 from pyrospan_launch.receiver.body import Budget, decompress_within
 
 pytestmark = pytest.mark.e2e
@@ -203,37 +204,21 @@ def function_names(raw: str) -> set[str]:
     return names
 
 
-class RawKeepingReceiver(RecordingReceiver):
-    """A receiver that also keeps every raw pprof profile pushed to it, as it came."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.raw_profiles: list[bytes] = []
-
-    def dispatch(
-        self,
-        path: str,
-        body: bytes,
-        content_type: str | None,
-        content_encoding: str | None,
-        info: RequestInfo,
-    ) -> tuple[int, bytes, str]:
-        answer = super().dispatch(path, body, content_type, content_encoding, info)
-        if path == PUSH_PATH:
-            request = schemas.PushRequest()
-            request.ParseFromString(decompress_within(body, content_encoding, Budget(1 << 26)))
-            for series in request.series:
-                self.raw_profiles += [bytes(s.raw_profile) for s in series.samples]
-        return answer
-
-
-def test_go_pprof_reads_what_the_relay_forwards(tmp_path: Path) -> None:
-    with RawKeepingReceiver() as receiver:
-        env = backend_env(receiver)
+def test_go_pprof_reads_what_the_relay_forwards(
+    tmp_path: Path, receiver: RecordingReceiver
+) -> None:
+    with recording_backend() as (url, recorded):
+        env = {**backend_env(receiver), "PYROSCOPE_SERVER_ADDRESS": url}
         result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "bracket_names.py")], env)
         assert result.returncode == 0, result.stderr
-        assert receiver.wait_for(lambda r: bool(r.samples_with_label("span_name", "brackets")), 20)
-        raws = list(receiver.raw_profiles)
+        pushes = recorded.lowercase_headers()
+    raws = []
+    for _, headers, body in pushes:
+        request = schemas.PushRequest()
+        data = decompress_within(body, headers.get("content-encoding"), Budget(1 << 26))
+        request.ParseFromString(data)
+        raws += [bytes(sample.raw_profile) for s in request.series for sample in s.samples]
+    assert raws
     names: set[str] = set()
     for i, raw in enumerate(raws):
         file = tmp_path / f"push{i}.pb.gz"
