@@ -167,6 +167,23 @@ def test_the_apps_own_tags_fit(receiver: RecordingReceiver, mode: str) -> None:
     assert_within_limits(receiver)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_apps_own_configure_tags_fit(receiver: RecordingReceiver, mode: str) -> None:
+    env = backend_env(receiver, PYROSPAN_SPAN_LABELS=mode)
+    program = [PY, str(PROGRAMS / "own_profiler.py"), receiver.url, "中" * 800]
+    result = run([PYROSPAN_RUN, *program], env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "pyrospan: the app's pyroscope.configure(): tag team cut to fit Pyroscope's limits on "
+        "labels (2048 bytes of UTF-8 a value)\n"
+    ) in result.stderr
+    span_id = result.stdout.split()[1]
+    assert receiver.wait_for(lambda r: cpu_ms(r, span_id, "own_profiler_work") >= 200, 20)
+    own = [p for p in receiver.profiles if p.service_name == "own-app"]
+    assert own and {p.labels["team"] for p in own} == {"中" * 682}
+    assert_within_limits(receiver)
+
+
 # ---------------------------------------------------------------------- go tool pprof
 
 GO = shutil.which("go")
