@@ -169,7 +169,8 @@ def _fitted(
             if not isinstance(tag, str) or not isinstance(value, str):
                 fitted[tag] = value  # pyroscope-io's own error, as without pyrospan-run
             elif fit_name(tag) is None:
-                changed.append(f"tag {tag[:40]!r}... left out (name over {MAX_NAME_BYTES} bytes)")
+                why = f"over {MAX_NAME_BYTES} bytes" if tag else "empty"
+                changed.append(f"tag {tag[:40]!r} left out (its name is {why})")
             else:
                 fitted[tag] = fit_value(value)
                 if fitted[tag] != value:

@@ -70,10 +70,11 @@ class AppTags:
         shown = self._shown
         if name is None:
             shown.refused.add((key, value))
+            why = f"is more than {MAX_NAME_BYTES} bytes" if key else "is empty"
             self._say(
                 "name",
-                f"the app's thread tag {key[:40]!r}... was not set: its name is more than "
-                f"{MAX_NAME_BYTES} bytes, and Pyroscope rejects a profile that carries it",
+                f"the app's thread tag {key[:40]!r} was not set: its name {why}, and "
+                "Pyroscope rejects a profile that carries it",
             )
             return None
         if name not in shown.names and len(shown.names) >= self.room:

@@ -69,11 +69,13 @@ def fit_value(text: str, limit: int = MAX_VALUE_BYTES) -> str:
 
 
 def fit_name(text: str) -> str | None:
-    """A label name as it may be sent, or None when it is too long to send at all.
+    """A label name as it may be sent, or None when it is empty or too long to send at all.
 
     A name is not cut: two long names cut alike would become one, and Pyroscope
-    rejects a series whose label names repeat.
+    rejects a series whose label names repeat (or one that is empty).
     """
+    if not text:
+        return None
     fitted = fit_value(text, MAX_NAME_BYTES)
     return fitted if len(fitted) == len(text) else None  # surrogates replaced, not cut
 

@@ -68,6 +68,7 @@ def test_a_name_too_long_is_refused_not_cut() -> None:
     assert fit_name("n" * MAX_NAME_BYTES) == "n" * MAX_NAME_BYTES
     assert fit_name("n" * (MAX_NAME_BYTES + 1)) is None
     assert fit_name("bad\udcffname") == "bad\ufffdname"
+    assert fit_name("") is None  # Pyroscope refuses an empty name too
 
 
 def test_room_for_labels_besides_the_profilers_and_the_spans() -> None:
@@ -207,6 +208,8 @@ def test_an_apps_tag_name_too_long_is_not_set(capsys: pytest.CaptureFixture[str]
     tags, recorder = app_tags()
     tags.add("k" * 2000, "v")
     tags.remove("k" * 2000, "v")
+    assert recorder.by_thread == {}
+    tags.add("", "v")
     assert recorder.by_thread == {}
     assert "its name is more than 1024 bytes" in capsys.readouterr().err
 

@@ -230,8 +230,8 @@ def fit_series_labels(labels: Any, changes: set[str] | None = None) -> bool:
             changed = True
             if changes is not None:
                 changes.add(
-                    f"a profile label name of more than {MAX_NAME_BYTES} bytes "
-                    f"({label.name[:40]!r}...) was left out"
+                    f"a profile label with an empty name or one of more than {MAX_NAME_BYTES} "
+                    f"bytes ({label.name[:40]!r}) was left out"
                 )
             continue
         value = fit_value(label.value)
