@@ -93,8 +93,9 @@ class AppTags:
                 f"the value of the app's thread tag {name} was cut to {MAX_VALUE_BYTES} bytes "
                 "of UTF-8, the most Pyroscope takes in a label value",
             )
+        result = self._add(name, fitted)  # counted once set: the native call may raise
         shown.names[name] = shown.names.get(name, 0) + 1
-        return self._add(name, fitted)
+        return result
 
     def remove(self, key: Any, value: Any) -> object:
         """``remove_thread_tag`` for the app: the pair as :meth:`add` set it, if it did."""
