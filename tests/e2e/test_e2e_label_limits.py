@@ -17,12 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
 from fake_backends import recording_backend
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
 from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import ProfileSeries, decode_pprof, schemas
-from pyrospan_launch.receiver.body import Budget, decompress_within
+from pyrospan_launch.receiver.profiles import decode_pprof
+from pyrospan_launch.receiver.records import ProfileSeries
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.body import Budget, decompress_within
 
 pytestmark = pytest.mark.e2e
 

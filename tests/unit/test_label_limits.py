@@ -19,7 +19,6 @@ from pyrospan_launch.agent.app_tags import AppTags
 from pyrospan_launch.agent.relay.rewrite import fit_series_labels
 from pyrospan_launch.agent.spans.span_markers import make_marker
 from pyrospan_launch.local.pprof import build_profile
-from pyrospan_launch.receiver import schemas
 from pyrospan_launch.settings import config, label_limits
 from pyrospan_launch.settings.label_limits import (
     MAX_NAME_BYTES,
@@ -29,6 +28,7 @@ from pyrospan_launch.settings.label_limits import (
     user_label_room,
 )
 from pyrospan_launch.settings.report import report_bad_settings
+from pyrospan_launch.wire import schemas
 
 # Every code point, surrogates (category Cs) included: a str may hold them.
 ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=3000)

@@ -203,7 +203,7 @@ class Relay:
         self.stats.received += 1
         if self.markers_possible:
             from pyrospan_launch.agent.relay.rewrite import rewrite_push
-            from pyrospan_launch.receiver.records import DecodeError
+            from pyrospan_launch.wire.errors import DecodeError
 
             changes: set[str] = set()
             try:
