@@ -150,8 +150,8 @@ def _fitted(
     """The app's arguments with its tags and application name within Pyroscope's limits.
 
     pyroscope-io sends them as series labels, and the server rejects every profile of a
-    series with one that does not fit (docs/design.md, label limits).  One warning names
-    what changed.
+    series with one that does not fit (docs/design.md, labels within Pyroscope's limits).
+    One warning names what changed.
     """
     import inspect
 

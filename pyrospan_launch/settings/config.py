@@ -345,7 +345,7 @@ def _fit_user_labels(
 
     A value is cut (at a character boundary); a name too long is left out, as are the
     labels past the number a series can still take besides the profiler's own and the
-    span labels (docs/design.md, label limits).
+    span labels (docs/design.md, labels within Pyroscope's limits).
     """
     fitted: dict[str, str] = {}
     for name, value in tags.items():

@@ -117,8 +117,9 @@ class SpanProfileProcessor(SpanProcessor):
         if self._span_name_label:
             name = span._name if fields else span.name
             if type(name) is not str or len(name) > MAX_VALUE_BYTES or not name.isascii():
-                # The one cut of every span_name label, thread tag and marker frame alike,
-                # so a long name costs no upload window (docs/design.md, label limits).
+                # The one cut of every span_name label, thread tag and marker frame alike, so
+                # a long name costs no upload window (docs/design.md, labels within
+                # Pyroscope's limits).
                 name = fit_value(str(name))
             labels: Labels = ((SPAN_ID, span_id), (SPAN_NAME, name))
         else:
