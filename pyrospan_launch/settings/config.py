@@ -239,6 +239,24 @@ def resolve(environ: Mapping[str, str]) -> Config:
     )
 
 
+def split_credentials(url: str) -> tuple[str, str, str]:
+    """``http://user:pass@host/p`` -> (``http://host/p``, user, password), percent-decoded.
+
+    The profiler gets the URL without them and the pair as basic auth, which is what
+    pyroscope-io does with a URL that holds them; so the address never carries a password
+    into a log line, and ``PYROSCOPE_BASIC_AUTH_*`` can win over it.
+    """
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url, "", ""
+    from urllib.parse import unquote
+
+    userinfo, _, host = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{host}{slash}{path}", unquote(user), unquote(password)
+
+
 def _profiler_config(
     environ: Mapping[str, str], service_name: str, errors: list[SettingError]
 ) -> ProfilerConfig | None:
@@ -255,14 +273,18 @@ def _profiler_config(
         if attributes.get(attribute):
             tags[label] = str(attributes[attribute])
     tags.update(read("PYROSCOPE_LABELS"))
+    server_address, url_user, url_password = split_credentials(read("PYROSCOPE_SERVER_ADDRESS"))
+    user, password = read("PYROSCOPE_BASIC_AUTH_USER"), read("PYROSCOPE_BASIC_AUTH_PASSWORD")
+    if not (user or password):
+        user, password = url_user, url_password
     config = ProfilerConfig(
         application_name=application_name,
-        server_address=read("PYROSCOPE_SERVER_ADDRESS"),
+        server_address=server_address,
         sample_rate=read("PYROSCOPE_SAMPLE_RATE"),
         upload_interval=read("PYROSCOPE_UPLOAD_INTERVAL"),
         tags=tags,
-        basic_auth_user=read("PYROSCOPE_BASIC_AUTH_USER"),
-        basic_auth_password=read("PYROSCOPE_BASIC_AUTH_PASSWORD"),
+        basic_auth_user=user,
+        basic_auth_password=password,
         tenant_id=read("PYROSCOPE_TENANT_ID"),
         http_headers=read("PYROSCOPE_HTTP_HEADERS"),
         oncpu=read("PYROSCOPE_ONCPU"),

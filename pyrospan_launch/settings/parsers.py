@@ -74,6 +74,18 @@ def parse_interval(raw: str) -> int:
     return int(seconds)
 
 
+def url_shown(raw: str) -> str:
+    """``raw`` as it may be printed: the password of a ``scheme://user:password@`` hidden."""
+    scheme, sep, rest = raw.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return raw
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:<redacted>" if colon else user
+    return f"{scheme}://{hidden}@{host}{slash}{path}"
+
+
 def parse_url(raw: str) -> str:
     """An http(s) URL with a host; a trailing slash is dropped."""
     from urllib.parse import urlsplit
