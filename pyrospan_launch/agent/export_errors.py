@@ -10,11 +10,13 @@ once per interval, with their count.  The raw records are dropped, because their
 can carry what the backend answered or, for a malformed header, the header itself.
 Every other record of those loggers passes, with secrets hidden.
 
-The interval is the profile upload interval (``PYROSCOPE_UPLOAD_INTERVAL``, 10 s by
-default): the rhythm at which the user expects data to leave.
+The interval is the profile upload interval (``PYROSCOPE_UPLOAD_INTERVAL``), at least
+60 s (see :mod:`pyrospan_launch.agent.problem_lines`).
 
 pyroscope-io says nothing about failed uploads (its Python logger is disabled unless
-``configure(enable_logging=True)`` and its native logging is off), so it needs nothing here.
+``configure(enable_logging=True)`` and its native logging, unfiltered, goes straight to
+stderr); the relay's forwarder says profiles' failures instead
+(:mod:`pyrospan_launch.agent.relay.delivery`).
 """
 
 from __future__ import annotations

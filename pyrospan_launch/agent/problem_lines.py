@@ -4,7 +4,9 @@ A *problem* is a signal and its cause (``spans`` and ``HTTP 401 Unauthorized``).
 kinds of delivery report through one of these: OpenTelemetry's export errors
 (:mod:`pyrospan_launch.agent.export_errors`) and the relay's profile pushes
 (:mod:`pyrospan_launch.agent.relay.delivery`).  The interval is the profile upload
-interval, the rhythm at which the user expects data to leave.
+interval, the rhythm at which the user expects data to leave, but never under
+:data:`MIN_REPEAT` seconds: a backend down for an hour gives 60 reminders, not 360, the
+rate ddtrace's own logger keeps to.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ from collections.abc import Callable, Mapping
 
 from pyrospan_launch.common import log
 
+# Seconds between two lines about one problem, at least.
+MIN_REPEAT = 60.0
+
 
 def interval_seconds(environ: Mapping[str, str]) -> float:
-    """The reporting interval: the profile upload interval, or its default if not valid."""
+    """The reporting interval: the profile upload interval (its default if not valid), at
+    least :data:`MIN_REPEAT`."""
     from pyrospan_launch.settings import registry
 
     setting = registry.setting("PYROSCOPE_UPLOAD_INTERVAL")
     try:
-        return float(setting.read(environ))
+        upload = float(setting.read(environ))
     except registry.SettingError:
-        return float(setting.default)
+        upload = float(setting.default)
+    return max(upload, MIN_REPEAT)
 
 
 class _Problem:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
 from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.parsers import url_shown
 
 SHOWN_INSTEAD = "<redacted>"
 
@@ -66,4 +67,4 @@ _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 
 def url_without_password(url: str) -> str:
     """``url`` as it may be shown: a password in it replaced."""
-    return registry.url_shown(url)
+    return url_shown(url)

@@ -5,11 +5,15 @@
 * Profiles the relay forwards: Python's OpenSSL does the same, and the relay also trusts
   the files the span exporter is told to trust (``OTEL_EXPORTER_OTLP_CERTIFICATE``,
   ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), so any one of them serves both signals.
-* Spans (the OTLP/HTTP exporter, on ``requests``): ``OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE``,
-  else ``OTEL_EXPORTER_OTLP_CERTIFICATE``, else ``REQUESTS_CA_BUNDLE`` or
-  ``CURL_CA_BUNDLE``, else certifi's bundle.  It never reads ``SSL_CERT_FILE``, so the
-  agent gives it that file as ``OTEL_EXPORTER_OTLP_CERTIFICATE`` when the user set only
-  ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (:func:`span_certificate_default`).
+* Spans (the OTLP/HTTP exporter, on ``requests``): ``REQUESTS_CA_BUNDLE``, else
+  ``CURL_CA_BUNDLE``, else ``OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE``, else
+  ``OTEL_EXPORTER_OTLP_CERTIFICATE``, else certifi's bundle.  The exporter sets its
+  certificate on a requests ``Session``, and requests lets those two environment variables
+  override a session's setting (psf/requests#3829), so a machine-wide
+  ``REQUESTS_CA_BUNDLE`` hides OpenTelemetry's own variable: :func:`span_conflict` says so.
+  It never reads ``SSL_CERT_FILE``, so the agent gives it that file as
+  ``OTEL_EXPORTER_OTLP_CERTIFICATE`` when the user set only ``SSL_CERT_FILE``/``SSL_CERT_DIR``
+  (:func:`span_certificate_default`).
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ if TYPE_CHECKING:
     import ssl
 
 OPENSSL_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+# In the order the span exporter lets them win.
 SPAN_VARIABLES = (
-    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_CERTIFICATE",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
 )
 # What the relay trusts on top of OpenSSL's defaults (the traces-only variable is the
 # traces' own, not a trust for the profile server).
-RELAY_EXTRA_VARIABLES = SPAN_VARIABLES[1:]
+RELAY_EXTRA_VARIABLES = ("OTEL_EXPORTER_OTLP_CERTIFICATE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 ALL_VARIABLES = OPENSSL_VARIABLES + SPAN_VARIABLES
 
 
@@ -46,6 +51,21 @@ def span_certificate_default(environ: Mapping[str, str]) -> str | None:
         return None
     chosen = _set(environ, OPENSSL_VARIABLES)
     return chosen[0][1] if chosen else None
+
+
+def span_conflict(environ: Mapping[str, str]) -> str | None:
+    """One line when an OpenTelemetry certificate variable is hidden by requests' own."""
+    chosen = _set(environ, SPAN_VARIABLES)
+    if not chosen or chosen[0][0].startswith("OTEL_"):
+        return None
+    winner, file = chosen[0]
+    hidden = [name for name, value in chosen[1:] if name.startswith("OTEL_") and value != file]
+    if not hidden:
+        return None
+    return (
+        f"{hidden[0]} is not used for spans: {winner} is set, and the OTLP exporter's "
+        f"HTTP client (requests) lets it win; unset {winner} or point it at the same file"
+    )
 
 
 def profiles_trust(environ: Mapping[str, str], through_relay: bool) -> str:

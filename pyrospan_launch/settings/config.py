@@ -13,6 +13,7 @@ from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
 from pyrospan_launch.settings import registry
+from pyrospan_launch.settings.parsers import url_userinfo
 from pyrospan_launch.settings.registry import SettingError
 
 # The launcher and every child resolve their configuration at start-up: typing, which
@@ -246,15 +247,14 @@ def split_credentials(url: str) -> tuple[str, str, str]:
     pyroscope-io does with a URL that holds them; so the address never carries a password
     into a log line, and ``PYROSCOPE_BASIC_AUTH_*`` can win over it.
     """
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    if not sep or "@" not in netloc:
+    parts = url_userinfo(url)
+    if parts is None:
         return url, "", ""
     from urllib.parse import unquote
 
-    userinfo, _, host = netloc.rpartition("@")
+    scheme, userinfo, host, rest = parts
     user, _, password = userinfo.partition(":")
-    return f"{scheme}://{host}{slash}{path}", unquote(user), unquote(password)
+    return f"{scheme}://{host}{rest}", unquote(user), unquote(password)
 
 
 def _profiler_config(

@@ -36,6 +36,7 @@ from pyrospan_launch.settings.parsers import (
     parse_traces_exporters,
     parse_url,
     url_shown,
+    url_userinfo,
 )
 
 # Both the launcher and every child start by reading this registry: typing is for type
@@ -454,12 +455,10 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     for output scrubbing."""
     found = [environ[s.name] for s in ALL if s.secret and environ.get(s.name)]
     for name in URL_VARIABLES:
-        url = environ.get(name, "")
-        _, sep, rest = url.partition("://")
-        netloc = rest.partition("/")[0]
-        if sep and "@" in netloc and ":" in netloc.rpartition("@")[0]:
+        parts = url_userinfo(environ.get(name, ""))
+        if parts is not None and ":" in parts[1]:
             from urllib.parse import unquote
 
-            password = netloc.rpartition("@")[0].partition(":")[2]
+            password = parts[1].partition(":")[2]
             found += [password, unquote(password)]
     return [value for value in found if value]

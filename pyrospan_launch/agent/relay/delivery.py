@@ -37,7 +37,8 @@ def _network_cause(error: BaseException) -> str:
     import ssl
 
     if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS: the certificate is not trusted ({error.verify_message})"
+        why = getattr(error, "verify_message", None) or "certificate verify failed"
+        return f"TLS: the certificate is not trusted ({why})"
     if isinstance(error, ssl.SSLError):
         return f"TLS handshake failed ({error.reason or type(error).__name__})"
     if isinstance(error, ConnectionRefusedError):
@@ -134,8 +135,15 @@ class Deliveries:
         lost = failed + dropped + left
         if not lost:
             return None
-        parts = [f"{n} {what}" for n, what in ((failed, "failed"), (dropped, "dropped"),
-                                               (left, "still waiting at exit")) if n]
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (failed, "failed"),
+                (dropped, "dropped"),
+                (left, "still waiting at exit"),
+            )
+            if n
+        ]
         last = f"; last cause: {self.last_cause}" if self.last_cause else ""
         line = (
             f"profiles: {lost} of {lost + forwarded} pushes were not delivered this run "

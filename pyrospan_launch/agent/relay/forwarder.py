@@ -19,8 +19,6 @@ import threading
 import time
 from collections import deque
 
-from pyrospan_launch.common import log
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
