@@ -69,7 +69,9 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
             # Marker frames need span linking: without tracing there is no span to mark.
             method = config.span_labels if config.tracing else "tags"
             follow = agent.spans_follow if config.tracing else None
-            labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
+            labels = profiler.start(
+                config.profiler, agent.lifecycle, method, follow, on_relay=agent.keep_relay
+            )
             agent.labels = labels
             agent.service_names.profile_name = config.profiler.application_name
 

@@ -65,6 +65,9 @@ class ExportErrorFilter(logging.Filter):
         self.lines = ProblemLines(interval, secrets, clock=clock)
         self.secrets = secrets
         self._last_cause: dict[str, str] = {}
+        # The last failure of each signal, for ``pyrospan-run --check``: its cause, and the
+        # server's short reason when it answered one (secrets hidden).
+        self.last_failure: dict[str, tuple[str, str]] = {}
 
     @property
     def interval(self) -> float:
@@ -88,9 +91,20 @@ class ExportErrorFilter(logging.Filter):
                 return True
             if problem != ("", ""):
                 self._occurred(*problem)
+                self.last_failure[problem[0]] = (self._last_cause[problem[0]], self._reason(record))
         except Exception as exc:  # never let a log line break the app's export thread
             log.debug(f"export error filter: {type(exc).__name__}: {exc}")
         return False
+
+    def _reason(self, record: logging.LogRecord) -> str:
+        """The server's short reason in a "Failed to export ... code: N, reason: TEXT" record."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        text = args[-1] if "reason" in str(record.msg) and args else ""
+        if not isinstance(text, str):
+            return ""
+        from pyrospan_launch.agent.relay.upstream import short_reason
+
+        return redact.scrub(short_reason(text.encode()), self.secrets)
 
     def _occurred(self, signal: str, cause: str) -> None:
         if cause == GAVE_UP:

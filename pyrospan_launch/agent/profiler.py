@@ -81,6 +81,8 @@ def start(
     lifecycle: Lifecycle,
     span_labels: str = "tags",
     spans_follow: Callable[[str], str] | None = None,
+    *,
+    on_relay: Callable[[Relay], None] | None = None,
 ) -> LabelSwitch:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
@@ -91,12 +93,15 @@ def start(
     start their own relay, configure the profiler again (its sampler does not survive
     fork) and put back the labels of the span that was open on the forking thread, if
     any.  The last profile window is sent at exit, within the lifecycle's exit deadline.
+    ``on_relay`` is given the relay once it runs.
     """
     import pyroscope
 
     from pyrospan_launch.agent import relay as relays
 
     relay = relays.start(config.server_address) if span_labels == "frames" else None
+    if relay is not None and on_relay is not None:
+        on_relay(relay)
     _configure(config, relay)
     labels = LabelSwitch(*_tag_functions(pyroscope), frames=relay is not None)
     if relay is not None:

@@ -16,6 +16,7 @@ from pyrospan_launch import __version__
 from pyrospan_launch.launcher import command as command_lookup
 from pyrospan_launch.settings import registry
 from pyrospan_launch.settings.config import Config, resolve
+from pyrospan_launch.settings.parsers import url_shown
 
 
 def _value(name: str, environ: Mapping[str, str]) -> str:
@@ -24,11 +25,52 @@ def _value(name: str, environ: Mapping[str, str]) -> str:
 
 
 def traces_url(environ: Mapping[str, str]) -> str:
-    """Where OTLP/HTTP traces will be sent, as the exporter computes it."""
+    """Where OTLP/HTTP traces will be sent, as the exporter computes it (credentials included)."""
     explicit = _value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ)
     if explicit:
         return explicit
     return _value("OTEL_EXPORTER_OTLP_ENDPOINT", environ).rstrip("/") + "/v1/traces"
+
+
+def _section_network(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """How each signal leaves: the path, the proxy by that client's rules, what TLS trusts."""
+    from pyrospan_launch.common import proxies, trust
+
+    lines = ["", "Network (what each signal's client will do with this environment):"]
+    if config.profiling and config.profiler is not None:
+        p = config.profiler
+        relay = config.tracing and config.span_labels == "frames"
+        proxy = proxies.profile_proxy(p.server_address, environ)
+        route = f"through the proxy {proxy.shown}" if proxy else "directly (no proxy applies)"
+        first = (
+            "pyroscope-io -> the relay on 127.0.0.1 (never through a proxy) -> "
+            if relay
+            else "pyroscope-io -> "
+        )
+        auth = ""
+        if p.basic_auth_user or p.basic_auth_password:
+            source = (
+                "PYROSCOPE_BASIC_AUTH_*"
+                if environ.get("PYROSCOPE_BASIC_AUTH_USER")
+                or environ.get("PYROSCOPE_BASIC_AUTH_PASSWORD")
+                else "the user:password in PYROSCOPE_SERVER_ADDRESS"
+            )
+            auth = f", basic auth as {p.basic_auth_user or '(no user)'} from {source}"
+        tenant = f", X-Scope-OrgID {p.tenant_id}" if p.tenant_id else ""
+        lines.append(f"  profiles  {first}{p.server_address} {route}{auth}{tenant}")
+        if p.server_address.startswith("https://"):
+            lines.append(f"            TLS trusts {trust.profiles_trust(environ, relay)}")
+    if config.tracing and _value("OTEL_TRACES_EXPORTER", environ) == "otlp":
+        url = traces_url(environ)
+        proxy = proxies.span_proxy(url, environ)
+        route = f"through the proxy {proxy.shown}" if proxy else "directly (no proxy applies)"
+        lines.append(f"  spans     OTLP exporter -> {url_shown(url)} {route}")
+        if url.startswith("https://"):
+            lines.append(f"            TLS trusts {trust.spans_trust(environ)}")
+        conflict = trust.span_conflict(environ)
+        if conflict:
+            lines.append(f"            warning: {conflict}")
+    return lines
 
 
 def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | None:
@@ -81,7 +123,8 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
             "OTEL_EXPORTER_OTLP_PROTOCOL", environ
         )
         exporter = _value("OTEL_TRACES_EXPORTER", environ)
-        where = f"OTLP {protocol} to {traces_url(environ)}" if exporter == "otlp" else exporter
+        shown = url_shown(traces_url(environ))
+        where = f"OTLP {protocol} to {shown}" if exporter == "otlp" else exporter
         sampler = _value("OTEL_TRACES_SAMPLER", environ)
         note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
         lines.append(f"  tracing        on: spans to {where}, sampler {sampler}{note}")
@@ -179,6 +222,7 @@ def render(
         if problem:
             lines.append(f"  warning: {problem}")
     lines += _section_what_runs(config, environ, derived_name)
+    lines += _section_network(config, environ)
     if config.errors:
         lines += ["", "Problems (each turns its part off for this run):"]
         lines += [f"  {error}" for error in config.errors]

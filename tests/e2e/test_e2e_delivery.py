@@ -280,3 +280,69 @@ def test_a_failing_profile_backend_is_said_once(kind: str) -> None:
     summary = [line for line in profile_lines if "were not delivered this run" in line]
     assert len(summary) == 1, lines
     assert "Authorization" not in done.stderr and "X-Pyrospan-Relay" not in done.stderr
+
+
+# -- pyrospan-run --check --------------------------------------------------------------
+
+CHECK_EXPECTED = {
+    "healthy": (0, "accepted: HTTP 200", "accepted: HTTP 2xx"),
+    "401": (1, "NOT accepted: HTTP 401 Unauthorized", "NOT accepted: HTTP 401 Unauthorized"),
+    "400": (1, "NOT accepted: HTTP 400 Bad Request: series label", "NOT accepted: HTTP 400"),
+    "503": (1, "NOT accepted: HTTP 503 Service Unavailable", "NOT accepted: HTTP 503"),
+    "refused": (1, "NOT accepted: connection refused", "NOT accepted: connection refused"),
+    "blackhole": (1, "NOT accepted: no answer in time", "NOT accepted: no answer in time"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CHECK_EXPECTED))
+def test_check_says_what_each_backend_answered(kind: str) -> None:
+    status, profile_says, span_says = CHECK_EXPECTED[kind]
+    body = b'{"code":"invalid_argument","message":"series label value too long"}'
+    if kind == "healthy":
+        context = RecordingReceiver()
+    elif kind in ("400", "503"):
+        context = echo_backend("127.0.0.1", status=int(kind), body=body)
+    else:
+        context = backend(kind)
+    with context as started:
+        url = (
+            started.url
+            if isinstance(started, RecordingReceiver)
+            else (started if isinstance(started, str) else started[0])
+        )
+        env = env_for(
+            url.replace("http://", f"http://user:{SECRET_IN_URL}@"),
+            OTEL_EXPORTER_OTLP_ENDPOINT=url,
+            OTEL_EXPORTER_OTLP_HEADERS=f"Authorization=Bearer%20{SECRET_IN_URL}",
+            PYROSCOPE_TENANT_ID="tenant-3",
+        )
+        del env["OTEL_SERVICE_NAME"]  # named from the COMMAND, which is not run
+        begun = time.monotonic()
+        done = run([PYROSPAN_RUN, "--check", PY, "shop.py"], env, timeout=30)
+        took = time.monotonic() - begun
+        if isinstance(started, RecordingReceiver):
+            assert started.profiles and started.spans
+            pushes = [info for info in started.requests if "Push" in info.path]
+            assert all(info.has_authorization and info.tenant_id == "tenant-3" for info in pushes)
+    assert took < 10, (took, done.stdout)
+    assert done.returncode == status, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    profile_line = next(line for line in lines if line.strip().startswith("profiles"))
+    span_line = next(line for line in lines if line.strip().startswith("spans"))
+    assert profile_says in profile_line, done.stdout
+    assert span_says in span_line, done.stdout
+    assert "service_name=shop" in done.stdout and "service.name=shop" in done.stdout
+    assert url.removeprefix("http://") in done.stdout
+    assert (
+        SECRET not in done.stdout + done.stderr and SECRET_IN_URL not in done.stdout + done.stderr
+    )
+
+
+def test_check_through_a_proxy_names_it(tmp_path: Path, receiver2: RecordingReceiver) -> None:
+    with forward_proxy(tmp_path, refuse=("127.0.0.1",)) as proxy:
+        env = env_for(receiver2.url, HTTP_PROXY=proxy.url)
+        done = run([PYROSPAN_RUN, "--check"], env, timeout=30)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"through the proxy {proxy.url} (HTTP_PROXY)" in done.stdout
+        assert [line for line in proxy.requests() if "Push" in line]
+        assert proxy.refused() == 0
