@@ -134,6 +134,26 @@ def test_https_through_a_proxy_shows_it_only_connect(tmp_path: Path) -> None:
             assert leaked not in text
 
 
+def test_a_proxy_that_cannot_pass_pushes_on_is_named_once(tmp_path: Path) -> None:
+    with forward_proxy(tmp_path, refuse=("127.0.0.2",)) as proxy:
+        with echo_backend("127.0.0.2") as (url, echo):
+            env = env_for(
+                url, HTTP_PROXY=proxy.url, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.2:9"
+            )
+            done = hot_span(env)
+        assert not echo.requests
+    lines = [line for line in done.stderr.splitlines() if "profiles not sent" in line]
+    assert len(lines) == 1, done.stderr
+    # tinyproxy answers 403 and closes before reading the body: a reset, or the 403.
+    assert "connection reset at" in lines[0] or "(the server or the proxy)" in lines[0]
+    assert f"through the proxy {proxy.url} (HTTP_PROXY); check HTTP_PROXY and NO_PROXY" in lines[0]
+    env = env_for(url, HTTP_PROXY="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_ENDPOINT=url)
+    done = hot_span(env, 1.5)
+    lines = [line for line in done.stderr.splitlines() if "profiles not sent" in line]
+    assert len(lines) == 1, done.stderr
+    assert "connection refused at" in lines[0] and "check HTTP_PROXY and NO_PROXY" in lines[0]
+
+
 def test_local_mode_reaches_its_receiver_whatever_proxy_is_set(tmp_path: Path) -> None:
     with forward_proxy(tmp_path, refuse=("127.0.0.1", "localhost")) as proxy:
         env = network_clean_env(

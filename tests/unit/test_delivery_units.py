@@ -123,6 +123,12 @@ def test_each_cause_names_the_server_and_what_to_check(
     assert "secret" not in cause
 
 
+def test_an_answer_through_a_plain_http_proxy_may_be_the_proxys() -> None:
+    upstream = Upstream("http://h:1", {"HTTP_PROXY": PROXY})
+    cause = describe(upstream, Answer(403, ""), None)
+    assert "(the server or the proxy); check HTTP_PROXY and NO_PROXY, then PYROSCOPE_BASIC" in cause
+
+
 def test_deliveries_say_each_cause_once_per_interval_and_sum_up() -> None:
     said: list[str] = []
     now = [0.0]

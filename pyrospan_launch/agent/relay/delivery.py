@@ -22,6 +22,8 @@ AUTH_VARIABLES = (
     "PYROSCOPE_SERVER_ADDRESS), PYROSCOPE_TENANT_ID and PYROSCOPE_HTTP_HEADERS"
 )
 TLS_VARIABLES = "SSL_CERT_FILE, SSL_CERT_DIR or OTEL_EXPORTER_OTLP_CERTIFICATE"
+# What a forward proxy answers when it will not or cannot pass a request on.
+_PROXY_STATUSES = (403, 407, 502, 503, 504)
 
 
 def _phrase(status: int) -> str:
@@ -84,6 +86,12 @@ def describe(upstream: Upstream, answer: Answer | None, error: BaseException | N
         return f"{cause} at {where}; check {check}"
     assert answer is not None
     status = f"HTTP {answer.status} {_phrase(answer.status)}".rstrip()
+    if proxy is not None and upstream.url.startswith("http:") and answer.status in _PROXY_STATUSES:
+        # Over plain HTTP the proxy answers in the server's place: either may have said it.
+        return (
+            f"{status} from {where} (the server or the proxy); check {proxy.variable} and "
+            f"NO_PROXY, then {AUTH_VARIABLES if answer.status < 500 else 'the server'}"
+        )
     if answer.status in (401, 403):
         return f"{status} from {where}; check {AUTH_VARIABLES}"
     if answer.status == 407:
