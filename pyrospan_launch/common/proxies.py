@@ -98,6 +98,8 @@ def _parse_proxy(raw: str, variable: str) -> Proxy | None:
 
 def _no_proxy_matches(no_proxy: str, host: str) -> bool:
     """hyper-util's NO_PROXY rules (see the module docstring)."""
+    if not no_proxy.strip():
+        return False
     import ipaddress
 
     host = host.strip("[]")
@@ -132,10 +134,10 @@ def _no_proxy_matches(no_proxy: str, host: str) -> bool:
 
 def profile_proxy(url: str, environ: Mapping[str, str]) -> Proxy | None:
     """The proxy pyroscope-io would push ``url`` through given ``environ``; None: direct."""
+    if "REQUEST_METHOD" in environ or not any_proxy(environ):
+        return None
     from urllib.parse import urlsplit
 
-    if "REQUEST_METHOD" in environ:
-        return None
     parts = urlsplit(url)
     host = parts.hostname or ""
     _, no_proxy = _first_set(environ, "NO_PROXY")

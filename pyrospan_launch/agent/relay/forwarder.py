@@ -123,6 +123,9 @@ class Forwarder:
 
     def _forward(self, push: Push) -> None:
         started = time.thread_time()
+        if self._deliveries is None:
+            # Made here, on this thread, so that reporting never imports at exit.
+            self._deliveries = self.deliveries
         token = _suppress_instrumentation()
         try:
             answer = push.upstream.send(push.target, push.headers, push.body, self.timeout)

@@ -59,6 +59,7 @@ class Upstream:
         self.environ = {name: env[name] for name in _VARIABLES if name in env}
         self._parts: tuple[str, str, int, str, str, str] | None = None
         self._context: ssl.SSLContext | None = None
+        self._proxy: tuple[proxies.Proxy | None] | None = None
 
     def _parse(self) -> tuple[str, str, int, str, str, str]:
         if self._parts is None:
@@ -86,7 +87,9 @@ class Upstream:
     @property
     def proxy(self) -> proxies.Proxy | None:
         """The proxy pushes go through, by pyroscope-io's rules; None: direct."""
-        return proxies.profile_proxy(self.url, self.environ)
+        if self._proxy is None:
+            self._proxy = (proxies.profile_proxy(self.url, self.environ),)
+        return self._proxy[0]
 
     def target(self, incoming: str) -> str:
         """The request target for a push that came to the relay as ``incoming``."""
