@@ -26,14 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from helpers import free_port
+
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -24,14 +24,9 @@ MIN_REPEAT = 60.0
 def interval_seconds(environ: Mapping[str, str]) -> float:
     """The reporting interval: the profile upload interval (its default if not valid), at
     least :data:`MIN_REPEAT`."""
-    from pyrospan_launch.settings import registry
+    from pyrospan_launch.settings import reads
 
-    setting = registry.setting("PYROSCOPE_UPLOAD_INTERVAL")
-    try:
-        upload = float(setting.read(environ))
-    except registry.SettingError:
-        upload = float(setting.default)
-    return max(upload, MIN_REPEAT)
+    return max(reads.upload_interval_seconds(environ), MIN_REPEAT)
 
 
 class _Problem:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
 from pyrospan_launch.settings import registry
-from pyrospan_launch.settings.parsers import url_shown
 
 SHOWN_INSTEAD = "<redacted>"
 
@@ -63,8 +62,3 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 # scheme://user:password@ -> scheme://user:<redacted>@
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
-
-
-def url_without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in it replaced."""
-    return url_shown(url)

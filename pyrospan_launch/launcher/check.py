@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyrospan_launch.common import proxies, redact
+from pyrospan_launch.settings import reads
 from pyrospan_launch.settings.config import resolve
 from pyrospan_launch.settings.parsers import url_shown
 
@@ -27,12 +28,6 @@ from pyrospan_launch.settings.parsers import url_shown
 LIMIT = 9.5
 EXIT_ACCEPTED = 0
 EXIT_NOT_ACCEPTED = 1
-
-
-def _traces_url(environ: Mapping[str, str]) -> str:
-    from pyrospan_launch.launcher.info import traces_url
-
-    return traces_url(environ)
 
 
 def _route(proxy: proxies.Proxy | None) -> str:
@@ -93,7 +88,7 @@ def run(env: Mapping[str, str], say: Any = print) -> int:
         lines.append(("profiles", "", profiles))
     spans = results.get("spans", {})
     if config.tracing:
-        url = _traces_url(env)
+        url = reads.traces_url(env)
         route = _route(proxies.span_proxy(url, env))
         lines.append(("spans", f"OTLP exporter -> {url_shown(url)} {route}", spans))
     else:

@@ -14,22 +14,9 @@ from collections.abc import Mapping, Sequence
 
 from pyrospan_launch import __version__
 from pyrospan_launch.launcher import command as command_lookup
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import reads, registry
 from pyrospan_launch.settings.config import Config, resolve
 from pyrospan_launch.settings.parsers import url_shown
-
-
-def _value(name: str, environ: Mapping[str, str]) -> str:
-    value = registry.read_quietly(name, environ)
-    return "" if value is None else str(value)
-
-
-def traces_url(environ: Mapping[str, str]) -> str:
-    """Where OTLP/HTTP traces will be sent, as the exporter computes it (credentials included)."""
-    explicit = _value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ)
-    if explicit:
-        return explicit
-    return _value("OTEL_EXPORTER_OTLP_ENDPOINT", environ).rstrip("/") + "/v1/traces"
 
 
 def _section_network(config: Config, environ: Mapping[str, str]) -> list[str]:
@@ -51,8 +38,7 @@ def _section_network(config: Config, environ: Mapping[str, str]) -> list[str]:
         if p.basic_auth_user or p.basic_auth_password:
             source = (
                 "PYROSCOPE_BASIC_AUTH_*"
-                if environ.get("PYROSCOPE_BASIC_AUTH_USER")
-                or environ.get("PYROSCOPE_BASIC_AUTH_PASSWORD")
+                if reads.basic_auth_variables_set(environ)
                 else "the user:password in PYROSCOPE_SERVER_ADDRESS"
             )
             auth = f", basic auth as {p.basic_auth_user or '(no user)'} from {source}"
@@ -60,8 +46,8 @@ def _section_network(config: Config, environ: Mapping[str, str]) -> list[str]:
         lines.append(f"  profiles  {first}{p.server_address} {route}{auth}{tenant}")
         if p.server_address.startswith("https://"):
             lines.append(f"            TLS trusts {trust.profiles_trust(environ, relay)}")
-    if config.tracing and _value("OTEL_TRACES_EXPORTER", environ) == "otlp":
-        url = traces_url(environ)
+    if config.tracing and reads.traces_exporter(environ) == "otlp":
+        url = reads.traces_url(environ)
         proxy = proxies.span_proxy(url, environ)
         route = f"through the proxy {proxy.shown}" if proxy else "directly (no proxy applies)"
         lines.append(f"  spans     OTLP exporter -> {url_shown(url)} {route}")
@@ -102,10 +88,6 @@ def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | Non
     return None
 
 
-def _onoff(flag: bool) -> str:
-    return "on" if flag else "off"
-
-
 def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
     lines = ["", "What will run:"]
     if config.profiling and config.profiler is not None:
@@ -119,13 +101,14 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     else:
         lines.append(f"  profiling      off: {config.off_reasons.get('profiling', '')}")
     if config.tracing:
-        protocol = _value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ) or _value(
-            "OTEL_EXPORTER_OTLP_PROTOCOL", environ
+        protocol = reads.traces_protocol(environ)
+        exporter = reads.traces_exporter(environ)
+        where = (
+            f"OTLP {protocol} to {url_shown(reads.traces_url(environ))}"
+            if exporter == "otlp"
+            else exporter
         )
-        exporter = _value("OTEL_TRACES_EXPORTER", environ)
-        shown = url_shown(traces_url(environ))
-        where = f"OTLP {protocol} to {shown}" if exporter == "otlp" else exporter
-        sampler = _value("OTEL_TRACES_SAMPLER", environ)
+        sampler = reads.traces_sampler(environ)
         note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
         lines.append(f"  tracing        on: spans to {where}, sampler {sampler}{note}")
         from pyrospan_launch.common import otel_setup

@@ -111,13 +111,23 @@ class Config(_ConfigFields):
 
 
 def _read(
-    name: str, environ: Mapping[str, str], errors: list[SettingError], fallback: Any = None
+    setting: registry.Setting,
+    environ: Mapping[str, str],
+    errors: list[SettingError],
+    fallback: Any = None,
 ) -> Any:
     try:
-        return registry.setting(name).read(environ)
+        return setting.read(environ)
     except SettingError as exc:
         errors.append(exc)
-        return registry.setting(name).default if fallback is None else fallback
+        return setting.default if fallback is None else fallback
+
+
+def _field(
+    field: str, environ: Mapping[str, str], errors: list[SettingError], fallback: Any = None
+) -> Any:
+    """The value of the setting that fills ``field``; a bad one is kept in ``errors``."""
+    return _read(registry.BY_FIELD[field], environ, errors, fallback)
 
 
 def service_name_of(environ: Mapping[str, str]) -> tuple[str | None, str]:
@@ -175,15 +185,15 @@ def resolve(environ: Mapping[str, str]) -> Config:
     off: dict[str, str] = {}
     invalid: dict[str, str] = {}
 
-    log_level = _read("PYROSPAN_LOG_LEVEL", environ, errors)
-    strict = _read("PYROSPAN_STRICT", environ, errors)
-    eager = _read("PYROSPAN_EAGER_INSTRUMENTATION", environ, errors)
-    children = _read("PYROSPAN_CHILDREN", environ, errors)
-    span_name_label = _read("PYROSPAN_SPAN_NAME_LABEL", environ, errors)
-    trace_id_label = _read("PYROSPAN_TRACE_ID_LABEL", environ, errors)
-    span_labels = _read("PYROSPAN_SPAN_LABELS", environ, errors)
-    tracing_wanted = _read("PYROSPAN_TRACING", environ, errors, fallback=False)
-    profiling_wanted = _read("PYROSPAN_PROFILING", environ, errors, fallback=False)
+    log_level = _field("log_level", environ, errors)
+    strict = _field("strict", environ, errors)
+    eager = _field("eager_instrumentation", environ, errors)
+    children = _field("children", environ, errors)
+    span_name_label = _field("span_name_label", environ, errors)
+    trace_id_label = _field("trace_id_label", environ, errors)
+    span_labels = _field("span_labels", environ, errors)
+    tracing_wanted = _field("tracing", environ, errors, fallback=False)
+    profiling_wanted = _field("profiling", environ, errors, fallback=False)
 
     service_name, source = service_name_of(environ)
     if service_name is None:
@@ -192,14 +202,14 @@ def resolve(environ: Mapping[str, str]) -> Config:
     tracing_errors: list[SettingError] = []
     for s in registry.ALL:
         if s.group == registry.TRACING:
-            _read(s.name, environ, tracing_errors)
+            _read(s, environ, tracing_errors)
     errors.extend(tracing_errors)
     tracing = bool(tracing_wanted) and not tracing_errors
     if not tracing_wanted:
         off["tracing"] = "PYROSPAN_TRACING is false"
     elif tracing_errors:
         off["tracing"] = invalid["tracing"] = f"{tracing_errors[0].setting.name} is not valid"
-    elif _read("OTEL_SDK_DISABLED", environ, []):
+    elif _read(registry.setting("OTEL_SDK_DISABLED"), environ, []):
         off["tracing"] = "OTEL_SDK_DISABLED is true"
 
     profiling_errors: list[SettingError] = []
@@ -212,8 +222,8 @@ def resolve(environ: Mapping[str, str]) -> Config:
         off["profiling"] = invalid["profiling"] = f"{profiling_errors[0].setting.name} is not valid"
 
     local_errors: list[SettingError] = []
-    local_wanted = _read("PYROSPAN_LOCAL", environ, local_errors)
-    report_dir = _read("PYROSPAN_REPORT_DIR", environ, local_errors)
+    local_wanted = _field("local", environ, local_errors)
+    report_dir = _field("report_dir", environ, local_errors)
     errors.extend(local_errors)
     local = bool(local_wanted) and not local_errors
     if local_errors and (local_wanted or (environ.get("PYROSPAN_LOCAL") or "").strip()):
@@ -260,10 +270,10 @@ def split_credentials(url: str) -> tuple[str, str, str]:
 def _profiler_config(
     environ: Mapping[str, str], service_name: str, errors: list[SettingError]
 ) -> ProfilerConfig | None:
-    def read(name: str) -> Any:
-        return _read(name, environ, errors)
+    def read(field: str) -> Any:
+        return _field(f"profiler.{field}", environ, errors)
 
-    application_name = read("PYROSCOPE_APPLICATION_NAME") or service_name
+    application_name = read("application_name") or service_name
     tags: dict[str, str] = {}
     try:
         attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
@@ -272,22 +282,22 @@ def _profiler_config(
     for attribute, label in RESOURCE_LABELS.items():
         if attributes.get(attribute):
             tags[label] = str(attributes[attribute])
-    tags.update(read("PYROSCOPE_LABELS"))
-    server_address, url_user, url_password = split_credentials(read("PYROSCOPE_SERVER_ADDRESS"))
-    user, password = read("PYROSCOPE_BASIC_AUTH_USER"), read("PYROSCOPE_BASIC_AUTH_PASSWORD")
+    tags.update(read("tags"))
+    server_address, url_user, url_password = split_credentials(read("server_address"))
+    user, password = read("basic_auth_user"), read("basic_auth_password")
     if not (user or password):
         user, password = url_user, url_password
     config = ProfilerConfig(
         application_name=application_name,
         server_address=server_address,
-        sample_rate=read("PYROSCOPE_SAMPLE_RATE"),
-        upload_interval=read("PYROSCOPE_UPLOAD_INTERVAL"),
+        sample_rate=read("sample_rate"),
+        upload_interval=read("upload_interval"),
         tags=tags,
         basic_auth_user=user,
         basic_auth_password=password,
-        tenant_id=read("PYROSCOPE_TENANT_ID"),
-        http_headers=read("PYROSCOPE_HTTP_HEADERS"),
-        oncpu=read("PYROSCOPE_ONCPU"),
-        profile_memory=read("PYROSCOPE_PROFILE_MEMORY"),
+        tenant_id=read("tenant_id"),
+        http_headers=read("http_headers"),
+        oncpu=read("oncpu"),
+        profile_memory=read("profile_memory"),
     )
     return None if errors else config

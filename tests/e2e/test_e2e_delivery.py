@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, clean_env, run
 from fake_backends import backend
+from helpers import PROGRAMS, PYROSPAN_RUN, clean_env, run
 from network_parts import echo_backend, forward_proxy, private_ca, tls_wrapped
 from recording_receiver import RecordingReceiver
 
