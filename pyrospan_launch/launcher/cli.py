@@ -162,6 +162,9 @@ def run(
     if run_check:
         from pyrospan_launch.launcher import check
 
+        if config.resolve(env).local:
+            raise click.UsageError("--check sends to the configured backends: not with --local")
+
         sys.exit(check.run(env, click.echo))
     if not argv:
         raise click.UsageError("missing COMMAND (for example: pyrospan-run python app.py)")
