@@ -19,6 +19,7 @@ from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyrospan_launch.agent.app_tags import AppTags
     from pyrospan_launch.agent.export_errors import ExportErrorFilter, HeaderWarningFilter
     from pyrospan_launch.agent.relay.server import Relay
     from pyrospan_launch.agent.spans.labels import LabelSwitch
@@ -51,6 +52,8 @@ class Agent:
         self.labels: LabelSwitch | None = None
         # The profile relay, when profiles go through one (``pyrospan-run --check`` reads it).
         self.relay: Relay | None = None
+        # The app's own thread tags, fitted to Pyroscope's limits, once the profiler runs.
+        self.app_tags: AppTags | None = None
         # The span-profile processor (and its span-to-root map), once spans are linked
         # and labels follow the running context.
         self.processor: SpanProfileProcessor | None = None
