@@ -303,10 +303,12 @@ def test_a_failing_profile_backend_is_said_once(kind: str) -> None:
     profile_lines = [line for line in lines if line.startswith("pyrospan: profiles")]
     shown = url.removeprefix("http://")
     if kind == "blackhole":
-        # No answer within the run: what was lost is said once, at exit.
-        assert len(profile_lines) == 1, lines
-        assert "pushes were not delivered this run" in profile_lines[0]
-        assert "still waiting at exit" in profile_lines[0]
+        # What was lost is said once, at exit; a run that outlasts the 10 s forward timeout
+        # (a loaded machine) also says the timeout, and a full queue, once each.
+        summary = [line for line in profile_lines if "were not delivered this run" in line]
+        assert len(summary) == 1 and "still waiting at exit" in summary[0], lines
+        for line in set(profile_lines) - set(summary):
+            assert "no answer in time at" in line or "is not keeping up" in line, line
         return
     cause, check = EXPECTED[kind]
     first = [line for line in profile_lines if "profiles not sent:" in line]
