@@ -7,7 +7,7 @@ A value that does not parse gives its default: :func:`.config.resolve` reports i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from pyrospan_launch.settings.registry import read_quietly
 
@@ -76,3 +76,13 @@ def traces_exporter(environ: Mapping[str, str]) -> str:
 def traces_sampler(environ: Mapping[str, str]) -> str:
     """OTEL_TRACES_SAMPLER as OpenTelemetry will read it."""
     return _text("OTEL_TRACES_SAMPLER", environ)
+
+
+def forget_blank_sampler(environ: MutableMapping[str, str]) -> None:
+    """Unset OTEL_TRACES_SAMPLER when it is blank.
+
+    Empty counts as unset for every variable, but the SDK looks a set-but-blank sampler
+    up by the name "" and prints "Couldn't recognize sampler ." twice.
+    """
+    if "OTEL_TRACES_SAMPLER" in environ and not environ["OTEL_TRACES_SAMPLER"].strip():
+        del environ["OTEL_TRACES_SAMPLER"]

@@ -80,6 +80,7 @@ def assert_only_launcher_lines(stderr: str, environ: dict[str, str]) -> None:
 @example(environ={"PYROSCOPE_UPLOAD_INTERVAL": "18446744073709551616"})
 @example(environ={"OTEL_TRACES_EXPORTER": "//host:4040"})
 @example(environ={"OTEL_TRACES_SAMPLER": "0"})
+@example(environ={"OTEL_TRACES_SAMPLER": ""})
 @example(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
 @example(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": " "})
 @example(environ={"OTEL_EXPORTER_OTLP_HEADERS": "Authorization: Bearer abc"})
