@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from pyrospan_launch.agent import relay as relays
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
@@ -95,7 +96,8 @@ class ConfigureHandover:
         if self._app_call is None or self._original is None:
             return False
         args, kwargs = _through_relay(self._original, *self._app_call, relay)
-        self._original(*args, **kwargs)
+        with relays.direct(relay):
+            self._original(*args, **kwargs)
         return True
 
     def _hand_over(
@@ -118,7 +120,8 @@ class ConfigureHandover:
             try:
                 pyroscope.shutdown()  # pyrospan-run's profiler sends its last window
                 call_args, call_kwargs = _through_relay(original, args, kwargs, relay)
-                outcome["result"] = original(*call_args, **call_kwargs)
+                with relays.direct(relay):
+                    outcome["result"] = original(*call_args, **call_kwargs)
             except BaseException as exc:  # handed to the app's thread below when in time
                 outcome["error"] = exc
             finally:

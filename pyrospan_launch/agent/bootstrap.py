@@ -130,7 +130,9 @@ class Bootstrap:
         # Marker frames need span linking: without tracing there is no span to mark.
         method = config.span_labels if config.tracing else "tags"
         follow = agent.spans_follow if config.tracing else None
-        self._labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
+        self._labels = profiler.start(
+            config.profiler, agent.lifecycle, method, follow, on_relay=agent.keep_relay
+        )
         agent.labels = self._labels
         from pyrospan_launch.agent import app_tags
 

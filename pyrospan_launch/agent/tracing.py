@@ -22,6 +22,7 @@ from types import ModuleType
 from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.common import log, otel_setup
+from pyrospan_launch.settings import reads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -153,6 +154,14 @@ def set_defaults() -> None:
         # Empty counts as unset, as for pyrospan-run's own settings (and the SDK's).
         if not os.environ.get(name, "").strip():
             os.environ[name] = value
+    reads.forget_blank_sampler(os.environ)
+    from pyrospan_launch.common import trust
+
+    # The span exporter (requests) never reads SSL_CERT_FILE/SSL_CERT_DIR, which the
+    # profiles honour: one variable for both signals (see common/trust.py).
+    certificate = trust.span_certificate_default(os.environ)
+    if certificate is not None:
+        os.environ["OTEL_EXPORTER_OTLP_CERTIFICATE"] = certificate
 
 
 def start(

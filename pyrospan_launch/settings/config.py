@@ -13,6 +13,7 @@ from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
 from pyrospan_launch.settings import label_limits, registry
+from pyrospan_launch.settings.parsers import url_userinfo
 from pyrospan_launch.settings.registry import SettingError
 
 # The launcher and every child resolve their configuration at start-up: typing, which
@@ -260,6 +261,23 @@ def resolve(environ: Mapping[str, str]) -> Config:
     )
 
 
+def split_credentials(url: str) -> tuple[str, str, str]:
+    """``http://user:pass@host/p`` -> (``http://host/p``, user, password), percent-decoded.
+
+    The profiler gets the URL without them and the pair as basic auth, which is what
+    pyroscope-io does with a URL that holds them; so the address never carries a password
+    into a log line, and ``PYROSCOPE_BASIC_AUTH_*`` can win over it.
+    """
+    parts = url_userinfo(url)
+    if parts is None:
+        return url, "", ""
+    from urllib.parse import unquote
+
+    scheme, userinfo, host, rest = parts
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{host}{rest}", unquote(user), unquote(password)
+
+
 def _profiler_config(
     environ: Mapping[str, str],
     service_name: str,
@@ -290,14 +308,18 @@ def _profiler_config(
     sources.update(dict.fromkeys(user_labels, "PYROSCOPE_LABELS"))
     application_name = _fit_service_name(application_name, name_source, notices)
     tags = _fit_user_labels(tags, sources, span_labels_added, notices)
+    server_address, url_user, url_password = split_credentials(read("server_address"))
+    user, password = read("basic_auth_user"), read("basic_auth_password")
+    if not (user or password):
+        user, password = url_user, url_password
     config = ProfilerConfig(
         application_name=application_name,
-        server_address=read("server_address"),
+        server_address=server_address,
         sample_rate=read("sample_rate"),
         upload_interval=read("upload_interval"),
         tags=tags,
-        basic_auth_user=read("basic_auth_user"),
-        basic_auth_password=read("basic_auth_password"),
+        basic_auth_user=user,
+        basic_auth_password=password,
         tenant_id=read("tenant_id"),
         http_headers=read("http_headers"),
         oncpu=read("oncpu"),

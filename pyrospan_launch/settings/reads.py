@@ -7,7 +7,7 @@ A value that does not parse gives its default: :func:`.config.resolve` reports i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from pyrospan_launch.settings.registry import read_quietly
 
@@ -40,6 +40,14 @@ def upload_interval_seconds(environ: Mapping[str, str]) -> float:
     return float(read_quietly("PYROSCOPE_UPLOAD_INTERVAL", environ))
 
 
+def basic_auth_variables_set(environ: Mapping[str, str]) -> bool:
+    """PYROSCOPE_BASIC_AUTH_USER or _PASSWORD given: they win over a URL's credentials."""
+    return bool(
+        _text("PYROSCOPE_BASIC_AUTH_USER", environ)
+        or _text("PYROSCOPE_BASIC_AUTH_PASSWORD", environ)
+    )
+
+
 def _text(name: str, environ: Mapping[str, str]) -> str:
     value = read_quietly(name, environ)
     return "" if value is None else str(value)
@@ -68,3 +76,13 @@ def traces_exporter(environ: Mapping[str, str]) -> str:
 def traces_sampler(environ: Mapping[str, str]) -> str:
     """OTEL_TRACES_SAMPLER as OpenTelemetry will read it."""
     return _text("OTEL_TRACES_SAMPLER", environ)
+
+
+def forget_blank_sampler(environ: MutableMapping[str, str]) -> None:
+    """Unset OTEL_TRACES_SAMPLER when it is blank.
+
+    Empty counts as unset for every variable, but the SDK looks a set-but-blank sampler
+    up by the name "" and prints "Couldn't recognize sampler ." twice.
+    """
+    if "OTEL_TRACES_SAMPLER" in environ and not environ["OTEL_TRACES_SAMPLER"].strip():
+        del environ["OTEL_TRACES_SAMPLER"]

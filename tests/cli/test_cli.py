@@ -92,6 +92,7 @@ def test_help_names_every_option() -> None:
         "--no-profiling",
         "--no-tracing",
         "--info",
+        "--check",
         "--version",
         "--help",
     ):
@@ -234,3 +235,35 @@ def test_info_lists_what_the_last_run_skipped(tmp_path: Path) -> None:
     assert code == 0
     assert "Skipped while the app ran, last time any was (pid " in out
     assert "  aiohttp-server   DeprecationWarning: discouraged\n" in out
+
+
+def test_info_shows_each_signals_path_proxy_and_trust_without_passwords() -> None:
+    code, out, err = invoke(
+        "--info",
+        "python",
+        "app.py",
+        env={
+            "PYROSCOPE_SERVER_ADDRESS": "https://u:pa55-URL@pyro.example:4040/prefix?org=1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://o:pa55-OTLP@tempo.example:4318",
+            "HTTPS_PROXY": "http://p:pa55-PROXY@proxy.example:3128",
+            "no_proxy": "tempo.example",
+            "SSL_CERT_FILE": "/ca/private.pem",
+            "REQUESTS_CA_BUNDLE": "",
+            "CURL_CA_BUNDLE": "",
+            "NO_PROXY": "",
+        },
+    )
+    assert code == 0
+    assert "pa55" not in out + err
+    assert (
+        "profiles  pyroscope-io -> the relay on 127.0.0.1 (never through a proxy) -> "
+        "https://pyro.example:4040/prefix?org=1 through the proxy http://proxy.example:3128 "
+        "(HTTPS_PROXY), basic auth as u from the user:password in PYROSCOPE_SERVER_ADDRESS"
+    ) in out
+    assert "TLS trusts SSL_CERT_FILE=/ca/private.pem" in out
+    # requests reads the lower-case no_proxy first: spans go directly.
+    assert (
+        "spans     OTLP exporter -> https://o:<redacted>@tempo.example:4318/v1/traces directly"
+        in out
+    )
+    assert "TLS trusts /ca/private.pem (from SSL_CERT_FILE" in out
