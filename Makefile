@@ -102,4 +102,30 @@ test-otel: ## Tests against one supported OpenTelemetry set: OTEL=oldest or OTEL
 
 .PHONY: clean
 clean: ## Remove the virtual environments and caches
-	rm -rf $(VENV) .venv-3.* .venv-otel-* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-3.* .venv-otel-* .venv-transparency-* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+
+# The transparency suite (tests/e2e/test_e2e_transparency.py) under every Python 3.10-3.13
+# that pyenv has, each in a small virtual environment of its own: what the probe needs,
+# with the newest OpenTelemetry set.
+TRANSPARENCY_PYTHONS ?= 3.10 3.11 3.12 3.13
+TRANSPARENCY_DEPS := "pytest>=8,<10" "pytest-timeout>=2.3,<3" "fastapi>=0.110,<1" \
+  "aiohttp>=3.9,<4" "opentelemetry-instrumentation-asgi>=0.59b0,<1" \
+  "opentelemetry-instrumentation-fastapi>=0.59b0,<1" \
+  "opentelemetry-instrumentation-aiohttp-server>=0.59b0,<1"
+
+.PHONY: test-transparency
+test-transparency: ## The app sees what it sees under opentelemetry-instrument: each pyenv Python 3.10-3.13
+	@ran=0; for v in $(TRANSPARENCY_PYTHONS); do \
+	  py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.* 2>/dev/null | sort -V | tail -1)/bin/python; \
+	  if [ ! -x "$$py" ]; then echo "make test-transparency: python $$v not found in pyenv's versions, skipped"; continue; fi; \
+	  venv=.venv-transparency-$$v; \
+	  if [ ! -x $$venv/bin/pyrospan-run ] || [ pyproject.toml -nt $$venv/bin/pyrospan-run ]; then \
+	    $$py -m venv $$venv && $$venv/bin/python -m pip install --quiet --upgrade pip && \
+	    $$venv/bin/python -m pip install --quiet -c constraints/otel-newest.txt -e . $(TRANSPARENCY_DEPS) && \
+	    touch $$venv/bin/pyrospan-run || exit 1; \
+	  fi; \
+	  echo "make test-transparency: Python $$v"; \
+	  $$venv/bin/python -m pytest -p no:cacheprovider tests/e2e/test_e2e_transparency.py $(PYTEST_ARGS) || exit 1; \
+	  ran=$$((ran + 1)); \
+	done; \
+	if [ $$ran -eq 0 ]; then echo "make test-transparency: no Python found" >&2; exit 1; fi

@@ -15,6 +15,7 @@ from pyrospan_launch.agent.fork_warnings import ForkWarnings
 from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.service_names import ServiceNames
+from pyrospan_launch.agent.startup_warnings import StartupWarnings
 from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
@@ -48,6 +49,8 @@ class Agent:
         self.exit_handling = OFF
         self.instrumentations: list[str] = []
         self.failures: list[str] = []
+        # The warning filters before any app code: OpenTelemetry's parts load under them.
+        self.startup_warnings = StartupWarnings()
         # The profiler's per-thread labels, once the profiler runs.
         self.labels: LabelSwitch | None = None
         # The profile relay, when profiles go through one (``pyrospan-run --check`` reads it).

@@ -174,7 +174,15 @@ class Bootstrap:
         log.debug(f"OpenTelemetry starts on first import of: {', '.join(watched)}")
 
     def start_opentelemetry(self) -> None:
-        """Tracing, then span linking: at start-up, or inside the app's first import."""
+        """Tracing, then span linking: at start-up, or inside the app's first import.
+
+        Under the interpreter's start-up warning filters, as opentelemetry-instrument sets
+        up before the app runs; the app's filters are back afterwards.
+        """
+        with self.agent.startup_warnings.applied():
+            self._start_opentelemetry()
+
+    def _start_opentelemetry(self) -> None:
         from pyrospan_launch.agent import tracing
 
         agent = self.agent
@@ -196,8 +204,14 @@ class Bootstrap:
         agent = self.agent
         if agent.export_filters is None:
             agent.export_filters = export_errors.install(agent.lifecycle)
+        from pyrospan_launch.common.skipped import SkippedRecord
+
         agent.instrumentations = tracing.start(
-            agent.lifecycle, agent.import_hooks, lazy=not self.config.eager_instrumentation
+            agent.lifecycle,
+            agent.import_hooks,
+            lazy=not self.config.eager_instrumentation,
+            filters=agent.startup_warnings,
+            skipped=SkippedRecord(),
         )
 
     def linking(self) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 
 from pyrospan_launch.agent import triggers
 from pyrospan_launch.agent.import_hooks import ImportHooks
+from pyrospan_launch.agent.startup_warnings import StartupWarnings
 from pyrospan_launch.common import installed, log
+from pyrospan_launch.common.skipped import SkippedRecord
 
 
 def install(
@@ -27,6 +29,8 @@ def install(
     *,
     lazy: bool = True,
     plan: list[tuple[EntryPoint, list[str]]] | None = None,
+    filters: StartupWarnings | None = None,
+    skipped: SkippedRecord | None = None,
 ) -> list[str]:
     """Arrange for every installed, enabled instrumentation to load; returns their names.
 
@@ -37,7 +41,12 @@ def install(
     is instrumented in the app's own import context (Django's settings module is on
     sys.path by then, which it may not be while the interpreter starts).  Without
     ``lazy``, each loads now, as ``opentelemetry-instrument`` does.
+
+    Each loads under ``filters``, the warning filters the interpreter started with (the
+    app's own are put back afterwards), and one that cannot load is noted in ``skipped``
+    for ``--info``.
     """
+    loader = _Loader(distro, filters or StartupWarnings(), skipped)
     for entry_point in entry_points(group="opentelemetry_pre_instrument"):
         entry_point.load()()
     names: list[str] = []
@@ -46,16 +55,16 @@ def install(
     for entry_point, modules in plan:
         names.append(entry_point.name)
         if not lazy or not modules:
-            _load(distro, entry_point, "at start-up")
+            loader.load(entry_point, "at start-up")
             continue
-        _load_on_import(distro, entry_point, modules, hooks)
+        _load_on_import(loader, entry_point, modules, hooks)
     for entry_point in entry_points(group="opentelemetry_post_instrument"):
         entry_point.load()()
     return names
 
 
 def _load_on_import(
-    distro: Any, entry_point: EntryPoint, modules: list[str], hooks: ImportHooks
+    loader: _Loader, entry_point: EntryPoint, modules: list[str], hooks: ImportHooks
 ) -> None:
     done = threading.Lock()
     loaded = False
@@ -66,7 +75,7 @@ def _load_on_import(
             if loaded:
                 return
             loaded = True
-        _load(distro, entry_point, when)
+        loader.load(entry_point, when)
 
     def on_import(module: ModuleType) -> None:
         setup_function = _AFTER_SETUP.get(module.__name__)
@@ -107,17 +116,33 @@ def _defer_until_setup(
     return True
 
 
-def _load(distro: Any, entry_point: EntryPoint, when: str) -> None:
-    """Load one instrumentation; a failure is reported and skipped, never raised."""
-    try:
-        problem = installed.conflict(entry_point)
-        if problem is not None:
-            log.info(f"instrumentation {entry_point.name}: skipped, {problem}")
+class _Loader:
+    """Loads one instrumentation at a time, under the start-up warning filters."""
+
+    def __init__(
+        self, distro: Any, filters: StartupWarnings, skipped: SkippedRecord | None
+    ) -> None:
+        self._distro = distro
+        self._filters = filters
+        self._skipped = skipped
+
+    def load(self, entry_point: EntryPoint, when: str) -> None:
+        """Load one instrumentation; a failure is reported and skipped, never raised."""
+        try:
+            with self._filters.applied():
+                problem = installed.conflict(entry_point)
+                if problem is not None:
+                    log.info(f"instrumentation {entry_point.name}: skipped, {problem}")
+                    self._note(entry_point, problem)
+                    return
+                self._distro.load_instrumentor(entry_point, skip_dep_check=True)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning(f"instrumentation {entry_point.name} failed and is skipped: {reason}")
+            self._note(entry_point, reason)
             return
-        distro.load_instrumentor(entry_point, skip_dep_check=True)
-    except Exception as exc:
-        log.warning(
-            f"instrumentation {entry_point.name} failed and is skipped: {type(exc).__name__}: {exc}"
-        )
-        return
-    log.debug(f"instrumentation {entry_point.name}: loaded {when}")
+        log.debug(f"instrumentation {entry_point.name}: loaded {when}")
+
+    def _note(self, entry_point: EntryPoint, reason: str) -> None:
+        if self._skipped is not None:
+            self._skipped.add(entry_point.name, reason)

@@ -24,6 +24,7 @@ Hooks never raise into the app: a failing hook is reported in one line.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import signal
 import threading
@@ -32,7 +33,12 @@ from collections.abc import Callable
 from types import FrameType
 
 from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent.spans.span_markers import hidden, hide
 from pyrospan_launch.common import log
+
+TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 Hook = Callable[[], None]
 
@@ -60,6 +66,8 @@ class Lifecycle:
         self._exit_handling_installed = False
         # The exit calls' helper threads, waiting; each forked child starts its own.
         self._standby: bounded.Standby | None = None
+        # signal.signal as it was before ours stood in for it (see _report_default_for).
+        self._set_handler: Callable[..., object] | None = None
 
     def _register_at_fork(self) -> None:
         if self._registered_at_fork:
@@ -132,7 +140,8 @@ class Lifecycle:
         self.flush_at_exit()
         # Die of the signal, as the process would have without pyrospan: its parent (a
         # shell, docker, a supervisor) sees the same status.
-        signal.signal(signum, signal.SIG_DFL)
+        _set_handler = self._set_handler or signal.signal
+        _set_handler(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 
     def _install_sigterm_handler(self) -> None:
@@ -145,7 +154,9 @@ class Lifecycle:
             # Ignored or handled by whoever started us: theirs to keep.
             log.debug(f"SIGTERM already set to {current!r}: left as it is")
             return
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        handler = self._on_sigterm
+        signal.signal(signal.SIGTERM, handler)
+        self._set_handler = _report_default_for(handler)
         log.debug("SIGTERM: the last data is sent before the default action kills the process")
 
     def install_exit_handling(self) -> None:
@@ -162,3 +173,44 @@ class Lifecycle:
         atexit.register(self.flush_at_exit)
         self._install_sigterm_handler()
         self.after_fork_in_child(self._start_standby)
+
+
+def _report_default_for(handler: Callable[[int, FrameType | None], None]) -> Callable[..., object]:
+    """Make ``signal`` report SIG_DFL where ``handler`` is installed for SIGTERM.
+
+    ``handler`` acts as the default action does (the process dies of SIGTERM) after the
+    exit flush, so the app is told what it would be told without us:
+    ``signal.getsignal(SIGTERM)`` and the previous handler ``signal.signal`` returns are
+    SIG_DFL, and setting SIG_DFL back (uvicorn restores what it found) puts ``handler``
+    back.  Returns the original ``signal.signal``.
+    """
+    original_signal = signal.signal
+    original_getsignal = signal.getsignal
+    sigterm = signal.SIGTERM
+    default = signal.SIG_DFL
+
+    @functools.wraps(original_getsignal)
+    def getsignal(signalnum: int, /) -> Any:
+        try:
+            current = original_getsignal(signalnum)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            raise
+        return default if current == handler else current
+
+    @functools.wraps(original_signal)
+    def signal_(signalnum: int, new: Any, /) -> Any:
+        try:
+            if new is default and signalnum == sigterm:
+                new = handler
+            previous = original_signal(signalnum, new)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            raise
+        return default if previous == handler else previous
+
+    hidden(getsignal)
+    hidden(signal_)
+    setattr(signal, "getsignal", getsignal)  # noqa: B010
+    setattr(signal, "signal", signal_)  # noqa: B010
+    return original_signal

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
     from typing import Any
 
+    from pyrospan_launch.agent.startup_warnings import StartupWarnings
+    from pyrospan_launch.common.skipped import SkippedRecord
+
 # importlib.metadata and the instrumentation machinery load only when OpenTelemetry
 # starts: a process that never uses it does not pay for them.  typing is for type
 # checkers only (docs/design.md, start-up imports).
@@ -168,6 +171,8 @@ def start(
     lazy: bool = True,
     plan: list[tuple[EntryPoint, list[str]]] | None = None,
     own: otel_setup.OwnConfigurator = otel_setup.OWN,
+    filters: StartupWarnings | None = None,
+    skipped: SkippedRecord | None = None,
 ) -> list[str]:
     """Configure the SDK and arrange instrumentation; returns the instrumentations enabled."""
     set_defaults()
@@ -195,7 +200,9 @@ def start(
     lifecycle.on_exit("spans", _shutdown_tracer_provider)
     from pyrospan_launch.agent import instrumentations
 
-    return instrumentations.install(distro, hooks, lazy=lazy, plan=plan)
+    return instrumentations.install(
+        distro, hooks, lazy=lazy, plan=plan, filters=filters, skipped=skipped
+    )
 
 
 def sdk_tracer_provider() -> Any:

@@ -19,6 +19,7 @@ import sys
 import zlib
 from collections.abc import Callable, Mapping
 
+from pyrospan_launch.common import cache
 from pyrospan_launch.settings import reads
 
 # Bump when the format or the meaning of the cached list changes.
@@ -26,8 +27,7 @@ _FORMAT = 2
 
 
 def _cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pyrospan-run")
+    return cache.directory()
 
 
 def _environment_key() -> list[object]:

@@ -173,6 +173,21 @@ def _section_instrumentations(environ: Mapping[str, str]) -> list[str]:
     for item in found:
         status = f"will load {item.reason}" if item.loads else f"skipped: {item.reason}"
         lines.append(f"  {item.name:<16} {item.package:<48} {status}")
+    return lines + _section_last_skips()
+
+
+def _section_last_skips() -> list[str]:
+    from pyrospan_launch.common import skipped
+
+    last = skipped.read()
+    if last is None:
+        return []
+    lines = [
+        "",
+        f"Skipped while the app ran, last time any was (pid {last.pid}, {last.when}):",
+        f"  command: {last.command}",
+    ]
+    lines += [f"  {name:<16} {reason}" for name, reason in last.skipped]
     return lines
 
 

@@ -226,6 +226,17 @@ def test_a_wrong_span_labels_method_is_one_line() -> None:
     assert "PYROSPAN_SPAN_LABELS='stack': expected frames or tags" in out
 
 
+def test_info_lists_what_the_last_run_skipped(tmp_path: Path) -> None:
+    from pyrospan_launch.common.skipped import SkippedRecord
+
+    record = tmp_path / "pyrospan-run" / "skipped-instrumentations.txt"
+    SkippedRecord(str(record)).add("aiohttp-server", "DeprecationWarning: discouraged")
+    code, out, _ = invoke("--info", "python", env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert code == 0
+    assert "Skipped while the app ran, last time any was (pid " in out
+    assert "  aiohttp-server   DeprecationWarning: discouraged\n" in out
+
+
 def test_info_shows_each_signals_path_proxy_and_trust_without_passwords() -> None:
     code, out, err = invoke(
         "--info",

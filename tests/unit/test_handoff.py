@@ -26,12 +26,11 @@ def test_pool_work_runs_with_the_submitters_root_span(
 ) -> None:
     labels, recorder = switch
 
-    class Pool(concurrent.futures.ThreadPoolExecutor):
-        """A class of the test's own: the real one stays unpatched."""
-
-    module = SimpleNamespace(ThreadPoolExecutor=Pool)
-    monkeypatch.setattr(Pool, "submit", Pool.submit)
-    handoff._patch_thread_pool(module, labels)  # type: ignore[arg-type]
+    Pool = concurrent.futures.ThreadPoolExecutor
+    thread_module = concurrent.futures.thread
+    # The real module's work item, put back after the test.
+    monkeypatch.setattr(thread_module, "_WorkItem", thread_module._WorkItem)
+    handoff._patch_thread_pool(thread_module, labels)
     token = CURRENT.set(ROOT)
     try:
         with Pool(1) as pool:

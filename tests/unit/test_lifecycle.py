@@ -20,10 +20,12 @@ def installed() -> Iterator[Lifecycle]:
     before = signal.getsignal(signal.SIGTERM)
     if before is not signal.SIG_DFL:
         pytest.skip("SIGTERM is handled by the test runner here")
+    functions = signal.signal, signal.getsignal  # ours stand in for them while installed
     agent_lifecycle = Lifecycle()
     agent_lifecycle.install_exit_handling()
     yield agent_lifecycle
     atexit.unregister(agent_lifecycle.flush_at_exit)
+    signal.signal, signal.getsignal = functions
     signal.signal(signal.SIGTERM, before)
 
 
@@ -43,7 +45,9 @@ def test_exit_calls_run_once_within_the_deadline(installed: Lifecycle) -> None:
 
 
 def test_sigterm_gets_the_flushing_handler(installed: Lifecycle) -> None:
-    assert signal.getsignal(signal.SIGTERM) == installed._on_sigterm
+    real_getsignal = signal.getsignal.__wrapped__  # type: ignore[attr-defined]
+    assert real_getsignal(signal.SIGTERM) == installed._on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # what the app is told
 
 
 def test_without_exit_handling_flush_does_nothing() -> None:

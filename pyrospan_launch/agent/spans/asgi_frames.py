@@ -22,11 +22,12 @@ second marker near the leaf keeps most such samples labelled (docs/design.md).
 from __future__ import annotations
 
 import functools
+import sys
 from types import ModuleType
 from typing import Any
 
 from pyrospan_launch.agent.spans.labels import CURRENT
-from pyrospan_launch.agent.spans.span_markers import async_marker_of
+from pyrospan_launch.agent.spans.span_markers import async_marker_of, hidden, hide
 from pyrospan_launch.common import log
 
 _PATCHED = "__pyrospan_patched__"
@@ -37,30 +38,63 @@ def framed_app(app: Any) -> Any:
     """``app`` (an ASGI callable) awaited inside the marker of the root span running it."""
 
     async def app_in_root_span(scope: Any, receive: Any, send: Any) -> Any:
-        node = _current_get()
-        if node is not None and node.active:
-            marker = async_marker_of(node)
-            if marker is not None:
-                return await marker(app, scope, receive, send)
-        return await app(scope, receive, send)
+        try:
+            node = _current_get()
+            if node is not None and node.active:
+                marker = async_marker_of(node)
+                if marker is not None:
+                    return await marker(app, scope, receive, send)
+            return await app(scope, receive, send)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            raise
 
+    hidden(app_in_root_span)
+    app_in_root_span.__wrapped__ = app  # type: ignore[attr-defined]
     return app_in_root_span
 
 
+_FRAMED = "_pyrospan_framed_app"
+
+
 def patch_asgi_middleware(module: ModuleType) -> None:
-    """Make every ``OpenTelemetryMiddleware`` built from now on call its app through a marker."""
+    """Make every ``OpenTelemetryMiddleware`` call its app through a marker.
+
+    ``app`` becomes a property of the class: the middleware's own ``__call__`` reads the
+    app wrapped by :func:`framed_app`, anyone else (the app walking its middleware, a
+    test) the app it was given, as without us.  The instance keeps both in its dict.
+    """
     middleware = module.OpenTelemetryMiddleware
-    init = middleware.__init__
-    if getattr(init, _PATCHED, False):
+    if getattr(middleware, _PATCHED, False):
         return
+    if "app" in middleware.__dict__:
+        raise RuntimeError("OpenTelemetryMiddleware already has a class attribute 'app'")
+    call_code = middleware.__call__.__code__
+    get_frame = sys._getframe
 
-    @functools.wraps(init)
-    def init_with_framed_app(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self.app = framed_app(self.app)
+    def get_app(self: Any) -> Any:
+        mine = self.__dict__
+        if get_frame(1).f_code is call_code:
+            framed = mine.get(_FRAMED)
+            if framed is not None:
+                return framed
+        try:
+            return mine["app"]
+        except KeyError:
+            raise AttributeError("app") from None
 
-    setattr(init_with_framed_app, _PATCHED, True)
-    middleware.__init__ = init_with_framed_app
+    def set_app(self: Any, app: Any) -> None:
+        mine = self.__dict__
+        mine["app"] = app
+        mine[_FRAMED] = framed_app(app)
+
+    def del_app(self: Any) -> None:
+        mine = self.__dict__
+        mine.pop(_FRAMED, None)
+        del mine["app"]
+
+    middleware.app = property(get_app, set_app, del_app)
+    setattr(middleware, _PATCHED, True)
     log.debug("asgi: requests run inside their root span's marker from their first step")
 
 
@@ -72,13 +106,18 @@ def patch_fastapi_endpoints(routing: ModuleType) -> None:
 
     @functools.wraps(original)
     async def run_endpoint_in_root_span(**kwargs: Any) -> Any:
-        node = _current_get()
-        if node is not None and node.active:
-            marker = async_marker_of(node)
-            if marker is not None:
-                return await marker(original, **kwargs)
-        return await original(**kwargs)
+        try:
+            node = _current_get()
+            if node is not None and node.active:
+                marker = async_marker_of(node)
+                if marker is not None:
+                    return await marker(original, **kwargs)
+            return await original(**kwargs)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            raise
 
+    hidden(run_endpoint_in_root_span)
     setattr(run_endpoint_in_root_span, _PATCHED, True)
     setattr(routing, "run_endpoint_function", run_endpoint_in_root_span)  # noqa: B010
     log.debug("fastapi: endpoints run inside their root span's marker")

@@ -20,7 +20,15 @@ Marker = Callable[..., object]
 class RootLabels:
     """The profiler labels of one local root span, shared by its whole span tree."""
 
-    __slots__ = ("active", "async_marker", "labels", "marker", "marker_parts", "span_id")
+    __slots__ = (
+        "active",
+        "async_marker",
+        "labels",
+        "marker",
+        "marker_parts",
+        "span_id",
+        "step_marker",
+    )
 
     def __init__(
         self,
@@ -38,6 +46,7 @@ class RootLabels:
         self.marker_parts = marker_parts
         self.marker: Marker | None = None
         self.async_marker: Marker | None = None
+        self.step_marker: Marker | None = None  # asyncio task steps: f(value), no *args
 
 
 # The root span labels of the running context.  Being a ContextVar, it travels with

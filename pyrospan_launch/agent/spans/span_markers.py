@@ -16,6 +16,10 @@ frame into the ``span_id``/``span_name`` sample labels and takes it out of the s
 Everything the relay needs is in the frame itself, so a push that arrives after the span
 ended (or in a forked child) needs no table of past spans.  See ``docs/design.md``.
 
+No marker, and no wrapper of ours that calls one, shows in a traceback the app sees: an
+exception leaves each of them through :func:`hide` (the templates below do it for every
+marker; a wrapper registers itself with :func:`hidden` and does the same).
+
 This module imports nothing of OpenTelemetry: the relay parses marker names with it.
 """
 
@@ -23,29 +27,100 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
+from types import TracebackType
 
 from pyrospan_launch.settings.label_limits import fit_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 PREFIX = "pyrospan.span:"
 
 Marker = Callable[..., "Any"]
 
 
+def hide(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without the entries of marker frames and of our own wrappers' frames.
+
+    Every entry from the head on is relinked past such frames (``tb_next`` is writable);
+    the first entry that is not ours is returned.  A function of ours that catches an
+    exception sets ``exc.__traceback__`` to the result and re-raises with a bare
+    ``raise``, which adds no entry: the exception leaves it as if it had never passed
+    through (Python 3.11+).  Python 3.10 re-raises the traceback it caught, whose head is
+    the catching frame itself: that one entry stays, the rest are relinked past.
+    """
+    head = tb
+    while head is not None and _is_own(head.tb_frame.f_code):
+        head = head.tb_next
+    entry = tb
+    while entry is not None:
+        after = entry.tb_next
+        while after is not None and _is_own(after.tb_frame.f_code):
+            after = after.tb_next
+        if entry.tb_next is not after:
+            entry.tb_next = after
+        entry = after
+    return head
+
+
+_OWN_CODES: set[types.CodeType] = set()
+
+
+def _is_own(code: types.CodeType) -> bool:
+    return code in _OWN_CODES or code.co_name.startswith(PREFIX)
+
+
+def hidden(function: F) -> F:
+    """Register ``function`` (returned as it is) as ours: :func:`hide` leaves its frames out.
+
+    Only for functions that re-raise whatever passes through them, through :func:`hide`.
+    """
+    _OWN_CODES.add(function.__code__)
+    return function
+
+
+# The templates of every marker: whatever passes through one leaves it without the
+# marker's entry (see hide).  The frame also lets go of its arguments, which hold the
+# exception when one is thrown into a coroutine: a frame object of the traceback keeps
+# its caller's frame object (``f_back``), so a marker frame that held the exception would
+# keep it in a reference cycle.  ``exc`` itself is deleted on the way out.
 def _call_in_span(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    return function(*args, **kwargs)
+    try:
+        return function(*args, **kwargs)
+    except BaseException as exc:
+        exc.__traceback__ = hide(exc.__traceback__)
+        function = args = kwargs = None  # type: ignore[assignment]
+        raise
+
+
+def _step_in_span(function: Callable[[Any], Any], value: Any, /) -> Any:
+    # A task step: ``coro.send(value)`` or ``coro.throw(exc)``.  Two plain parameters, no
+    # ``*args`` tuple: a tuple holding an exception thrown into a task would be one more
+    # object referring to it for as long as the step runs (gc.get_referrers shows it).
+    try:
+        return function(value)
+    except BaseException as exc:
+        exc.__traceback__ = hide(exc.__traceback__)
+        function = value = None  # type: ignore[assignment]
+        raise
 
 
 async def _await_in_span(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    return await function(*args, **kwargs)
+    try:
+        return await function(*args, **kwargs)
+    except BaseException as exc:
+        exc.__traceback__ = hide(exc.__traceback__)
+        function = args = kwargs = None  # type: ignore[assignment]
+        raise
 
 
 _CALL_CODE = _call_in_span.__code__
 _AWAIT_CODE = _await_in_span.__code__
-_GLOBALS: dict[str, Any] = {"__name__": __name__}
+_STEP_CODE = _step_in_span.__code__
+_GLOBALS: dict[str, Any] = {"__name__": __name__, "hide": hide}
 _HAS_QUALNAME = hasattr(_CALL_CODE, "co_qualname")
 
 
@@ -65,6 +140,11 @@ def _function(template: types.CodeType, name: str, span_name: str) -> Marker:
 def make_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
     """``marker(f, *args, **kwargs)`` calls ``f`` inside a frame named after the root span."""
     return _function(_CALL_CODE, marker_name(span_id, trace_id), fit_value(span_name))
+
+
+def make_step_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
+    """``marker(f, value)`` calls ``f(value)`` inside a frame named after the root span."""
+    return _function(_STEP_CODE, marker_name(span_id, trace_id), fit_value(span_name))
 
 
 def make_async_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
@@ -88,19 +168,25 @@ def parse(name: str, filename: str) -> tuple[str, str, str] | None:
     return span_id, filename, trace_id
 
 
+def _made(node: Any, slot: str, make: Callable[..., Marker]) -> Marker | None:
+    """The marker in ``node``'s ``slot``, made on first use (None in tags mode)."""
+    marker: Marker | None = getattr(node, slot)
+    if marker is None and node.marker_parts is not None:
+        marker = make(*node.marker_parts)
+        setattr(node, slot, marker)
+    return marker
+
+
 def marker_of(node: Any) -> Marker | None:
     """The marker of a root span's labels, made on first use (None in tags mode)."""
-    marker: Marker | None = node.marker
-    if marker is None and node.marker_parts is not None:
-        marker = make_marker(*node.marker_parts)
-        node.marker = marker
-    return marker
+    return _made(node, "marker", make_marker)
 
 
 def async_marker_of(node: Any) -> Marker | None:
     """The async marker of a root span's labels, made on first use (None in tags mode)."""
-    marker: Marker | None = node.async_marker
-    if marker is None and node.marker_parts is not None:
-        marker = make_async_marker(*node.marker_parts)
-        node.async_marker = marker
-    return marker
+    return _made(node, "async_marker", make_async_marker)
+
+
+def step_marker_of(node: Any) -> Marker | None:
+    """The task-step marker of a root span's labels, made on first use (None in tags mode)."""
+    return _made(node, "step_marker", make_step_marker)

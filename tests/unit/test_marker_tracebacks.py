@@ -1,0 +1,212 @@
+"""Marker frames and our wrappers leave no entry in the tracebacks the app sees.
+
+Each case raises the same way once plainly and once through our code (a marker, a task
+step, a pool item, the ASGI wrapper) and compares ``traceback.extract_tb``: equal on
+Python 3.11+, where a bare ``raise`` re-raises the traceback we relinked; on 3.10 the
+catching wrapper's own entry stays at its head, and no marker entry anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures.thread
+import gc
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tag_recorder import TagRecorder
+
+from pyrospan_launch.agent.spans import handoff
+from pyrospan_launch.agent.spans.asgi_frames import framed_app
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.span_markers import (
+    PREFIX,
+    hide,
+    make_async_marker,
+    make_marker,
+    make_step_marker,
+)
+
+SPAN_ID = "00000000000000aa"
+OURS_STAY = sys.version_info < (3, 11)  # see the module docstring
+
+
+def root() -> RootLabels:
+    return RootLabels(
+        (("span_id", SPAN_ID), ("span_name", "GET /boom")),
+        span_id=0xAA,
+        marker_parts=(SPAN_ID, "GET /boom", ""),
+    )
+
+
+def names(exc: BaseException) -> list[str]:
+    return [f"{frame.name}@{frame.filename}" for frame in traceback.extract_tb(exc.__traceback__)]
+
+
+def caught(call: Callable[[], Any]) -> BaseException:
+    try:
+        call()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def failing(*args: Any, **kwargs: Any) -> None:
+    raise ValueError("boom")
+
+
+def no_marker(entries: list[str]) -> list[str]:
+    assert not [e for e in entries if PREFIX in e or "GET /boom" in e], entries
+    return entries
+
+
+def without_ours(entries: list[str]) -> list[str]:
+    """On 3.10 the wrapper that caught keeps its own entry: drop it for the comparison."""
+    if not OURS_STAY:
+        return entries
+    return [e for e in entries if "pyrospan_launch" not in e]
+
+
+def test_a_marker_leaves_no_entry() -> None:
+    marker = make_marker(SPAN_ID, "GET /boom")
+    plain = caught(lambda: failing(1, two=2))
+    marked = caught(lambda: marker(failing, 1, two=2))
+    assert no_marker(names(marked)) == names(plain) if not OURS_STAY else no_marker(names(marked))
+
+
+def test_hide_relinks_past_marker_entries_anywhere_in_the_chain() -> None:
+    marker = make_marker(SPAN_ID, "GET /boom")
+
+    def outer() -> None:
+        marker(marker, failing)  # two markers deep
+
+    exc = caught(outer)
+    entries = names(exc)
+    no_marker(entries)
+    assert [e.split("@")[0] for e in entries][-2:] == ["outer", "failing"]
+    assert hide(None) is None
+
+
+def test_task_steps_and_thrown_exceptions_leave_no_entry_and_no_referrer() -> None:
+    switch = LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True)
+    node = root()
+    seen: dict[str, Any] = {}
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise LookupError("task failed")
+
+    async def main(wrap: bool) -> list[str]:
+        def task_of(coro: Any) -> asyncio.Future[Any]:
+            return asyncio.ensure_future(handoff.LabelledCoroutine(coro, switch) if wrap else coro)
+
+        token = CURRENT.set(node)
+        try:
+            failed = task_of(fails())
+            future = asyncio.get_running_loop().create_future()
+
+            async def waits() -> None:
+                await future
+
+            woken = task_of(waits())
+        finally:
+            CURRENT.reset(token)
+        try:
+            await failed
+        except LookupError as exc:
+            out = names(exc)
+        await asyncio.sleep(0)
+        future.set_exception(ConnectionError("refused"))
+        try:
+            await woken
+        except ConnectionError as exc:
+            thrown = exc
+        woken = future = None  # type: ignore[assignment]
+        gc.collect()
+        seen[f"referrers {wrap}"] = [type(r).__name__ for r in gc.get_referrers(thrown)]
+        seen[f"thrown {wrap}"] = names(thrown)
+        return out
+
+    plain = asyncio.run(main(False))
+    wrapped = asyncio.run(main(True))
+    assert without_ours(no_marker(wrapped)) == plain
+    assert without_ours(no_marker(seen["thrown True"])) == seen["thrown False"]
+    assert seen["referrers True"] == seen["referrers False"]  # no tuple holding the exception
+
+
+def test_a_step_marker_holds_no_tuple_of_its_argument() -> None:
+    step = make_step_marker(SPAN_ID, "GET /boom")
+    value = object()
+    assert step(lambda v: [r for r in gc.get_referrers(v) if isinstance(r, tuple)], value) == []
+
+
+def test_pool_items_are_called_by_the_standard_librarys_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tracebacks and ``stacklevel=2`` warnings of a work item are the same as without us."""
+    thread_module = concurrent.futures.thread
+
+    def deprecated() -> None:
+        warnings.warn("old", DeprecationWarning, stacklevel=2)
+
+    def observe() -> tuple[list[str], list[str]]:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            exc = caught(lambda: pool.submit(failing).result())
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                pool.submit(deprecated).result()
+        return names(exc), [f"{w.filename}:{w.lineno}" for w in warned]
+
+    plain = observe()
+    monkeypatch.setattr(thread_module, "_WorkItem", thread_module._WorkItem)
+    handoff._patch_thread_pool(thread_module, LabelSwitch(TagRecorder().add, TagRecorder().remove))
+    token = CURRENT.set(root())
+    try:
+        assert observe() == plain
+    finally:
+        CURRENT.reset(token)
+
+
+def test_the_asgi_wrapper_and_its_async_marker_leave_no_entry() -> None:
+    node = root()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("endpoint failed")
+
+    async def call(asgi: Any) -> BaseException:
+        token = CURRENT.set(node)
+        try:
+            await asgi({}, None, None)
+        except ValueError as exc:
+            return exc
+        finally:
+            CURRENT.reset(token)
+        raise AssertionError("nothing raised")
+
+    plain = asyncio.run(call(app))
+    framed = asyncio.run(call(framed_app(app)))
+    assert without_ours(no_marker(names(framed))) == names(plain)
+    assert framed_app(app).__wrapped__ is app
+
+
+def test_an_async_marker_alone_leaves_no_entry() -> None:
+    marker = make_async_marker(SPAN_ID, "GET /boom")
+
+    async def fails() -> None:
+        raise KeyError("x")
+
+    async def outer(through: bool) -> BaseException:
+        try:
+            await (marker(fails) if through else fails())
+        except KeyError as exc:
+            return exc
+        raise AssertionError("nothing raised")
+
+    plain = names(asyncio.run(outer(False)))
+    marked = no_marker(names(asyncio.run(outer(True))))
+    if not OURS_STAY:
+        assert marked == plain
