@@ -57,6 +57,8 @@ class Lifecycle:
         self._after_fork_in_child: list[Hook] = []
         self._exit_calls: list[bounded.Call] = []
         self._registered_at_fork = False
+        # The process whose fork hooks ran last (this one, or a child they ran in).
+        self._pid = os.getpid()
         self._exit_handling_installed = False
         # The exit calls' helper threads, waiting; each forked child starts its own.
         self._standby: bounded.Standby | None = None
@@ -67,8 +69,16 @@ class Lifecycle:
         self._registered_at_fork = True
         os.register_at_fork(
             before=lambda: _run(self._before_fork, "before fork"),
-            after_in_child=lambda: _run(self._after_fork_in_child, "after fork"),
+            after_in_child=self._run_after_fork_in_child,
         )
+
+    def _run_after_fork_in_child(self) -> None:
+        self._pid = os.getpid()
+        _run(self._after_fork_in_child, "after fork")
+
+    def forked_here(self) -> bool:
+        """False in a child forked without CPython's after-fork step (uWSGI forks from C)."""
+        return self._pid == os.getpid()
 
     def before_fork(self, hook: Hook) -> None:
         """Run ``hook`` just before this process forks (exceptions reported, not raised)."""
