@@ -17,17 +17,20 @@ lock the interrupted code may hold could deadlock.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import time
 from collections.abc import Callable, Sequence
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.common import log
 
 Call = tuple[str, Callable[[], object]]
 
 # Native thread ids of the helpers, in this process or an ancestor (those are gone here).
 _helper_thread_ids: set[int] = set()
+
+# Seconds a wait lasts between two yields to a monkey-patched app's greenlets.
+_SLICE = 0.005
 
 
 def helper_thread_ids() -> set[int]:
@@ -41,23 +44,23 @@ class _Helper:
     def __init__(self, name: str, call: Callable[[], object]) -> None:
         self.name = name
         self.call = call
-        self.go = _thread.allocate_lock()
+        self.go = native.allocate_lock()
         self.go.acquire()
-        self.done = _thread.allocate_lock()
+        self.done = native.allocate_lock()
         self.done.acquire()
         self.told = False
         self.finished = False
 
     def start(self) -> bool:
         try:
-            _thread.start_new_thread(self._main, ())
+            native.start_new_thread(self._main, ())
         except RuntimeError as exc:  # "can't start new thread": go without it
             log.debug(f"exit: no helper thread for {self.name}: {exc}")
             return False
         return True
 
     def _main(self) -> None:
-        _helper_thread_ids.add(_thread.get_native_id())
+        _helper_thread_ids.add(native.get_native_id())
         self.go.acquire()
         try:
             self.call()
@@ -114,11 +117,26 @@ class Standby:
         if self._deadline is None:
             return []
         unfinished = []
+        # In a monkey-patched app, what the calls wait for (an exporter that is a greenlet)
+        # runs only while this thread yields: wait in slices, yielding in between.
+        sleep = native.cooperative_sleep()
         for helper in self._helpers:
             if helper.finished:
                 continue  # without touching the lock a waiter we interrupted may hold
-            if helper.done.acquire(timeout=max(0.0, self._deadline - time.monotonic())):
+            if self._wait_for(helper, sleep):
                 helper.done.release()  # leave it released for the next waiter
             else:
                 unfinished.append(helper.name)
         return unfinished
+
+    def _wait_for(self, helper: _Helper, sleep: Callable[[float], None] | None) -> bool:
+        assert self._deadline is not None
+        if sleep is None:
+            return bool(helper.done.acquire(timeout=max(0.0, self._deadline - time.monotonic())))
+        while True:
+            remaining = self._deadline - time.monotonic()
+            if helper.done.acquire(timeout=max(0.0, min(remaining, _SLICE))):
+                return True
+            if remaining <= _SLICE:
+                return False
+            sleep(0)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
@@ -50,7 +50,7 @@ class Forwarder:
         self.queue: deque[Push] = deque()
         self._send = send
         self._max_queued = max_queued
-        self._cond = threading.Condition()
+        self._cond = native.Condition()  # real, even in a monkey-patched app
         self._busy = False
         # Set without the lock: a forked child abandons its parent's forwarder, whose lock
         # the parent's thread may have held at the fork.
@@ -58,7 +58,7 @@ class Forwarder:
 
     def start(self) -> None:
         """Start the forwarding thread."""
-        threading.Thread(target=self._run, name="pyrospan-relay-forward", daemon=True).start()
+        native.Thread(target=self._run, name="pyrospan-relay-forward", daemon=True).start()
 
     def put(self, push: Push) -> None:
         """Queue ``push``, dropping the oldest one waiting if the queue is full."""
@@ -134,6 +134,7 @@ def post(url: str, headers: list[tuple[str, str]], body: bytes, timeout: float) 
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
     connection = connection_class(parts.netloc.rpartition("@")[2], timeout=timeout)
+    connection._create_connection = native.create_connection  # type: ignore[attr-defined]
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     token = _suppress_instrumentation()
     try:
