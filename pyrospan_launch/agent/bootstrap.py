@@ -92,6 +92,9 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
         from pyrospan_launch.agent.spans import handoff
 
         handoff.install(labels, agent.import_hooks)
+        from pyrospan_launch.agent.spans import server_frames
+
+        server_frames.install(labels, agent.import_hooks)
 
     def start_otel() -> None:
         agent.tracing = _attempt(agent, "tracing", start_tracing, config, swallow)
