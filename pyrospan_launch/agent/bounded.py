@@ -131,12 +131,16 @@ class Standby:
 
     def _wait_for(self, helper: _Helper, sleep: Callable[[float], None] | None) -> bool:
         assert self._deadline is not None
-        if sleep is None:
-            return bool(helper.done.acquire(timeout=max(0.0, self._deadline - time.monotonic())))
-        while True:
+        while sleep is not None:
             remaining = self._deadline - time.monotonic()
             if helper.done.acquire(timeout=max(0.0, min(remaining, _SLICE))):
                 return True
             if remaining <= _SLICE:
                 return False
-            sleep(0)
+            try:
+                sleep(0)
+            except Exception:
+                # Called where the app's event loop cannot be left (gevent runs signal
+                # handlers in its loop): wait without yielding.
+                sleep = None
+        return bool(helper.done.acquire(timeout=max(0.0, self._deadline - time.monotonic())))

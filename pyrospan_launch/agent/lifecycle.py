@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,10 @@ from types import FrameType
 
 from pyrospan_launch.agent import bounded
 from pyrospan_launch.common import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Hook = Callable[[], None]
 
@@ -47,6 +52,18 @@ def _run(hooks: list[Hook], when: str) -> None:
         except Exception as exc:
             # Never let our hook break the app's fork.
             log.warning(f"{when} in pid {os.getpid()}: {type(exc).__name__}: {exc}")
+
+
+def _gevent_hub_running() -> Any:
+    """gevent, when this code runs in its hub (its event loop), else None."""
+    gevent = sys.modules.get("gevent")
+    hub_module = sys.modules.get("gevent.hub")
+    if gevent is None or hub_module is None:
+        return None
+    try:
+        return gevent if isinstance(gevent.getcurrent(), hub_module.Hub) else None
+    except Exception:
+        return None
 
 
 class Lifecycle:
@@ -139,6 +156,16 @@ class Lifecycle:
         self._standby = bounded.Standby(self._exit_calls)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        gevent = _gevent_hub_running()
+        if gevent is not None:
+            # gevent runs the handler inside its event loop, which cannot wait there: the
+            # flush runs on a greenlet of its own, so the app's greenlets (an exporter
+            # among them) keep running while it waits.
+            gevent.spawn(self._die_of, signum)
+            return
+        self._die_of(signum)
+
+    def _die_of(self, signum: int) -> None:
         self.flush_at_exit()
         # Die of the signal, as the process would have without pyrospan: its parent (a
         # shell, docker, a supervisor) sees the same status.
