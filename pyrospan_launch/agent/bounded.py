@@ -29,9 +29,6 @@ Call = tuple[str, Callable[[], object]]
 # Native thread ids of the helpers, in this process or an ancestor (those are gone here).
 _helper_thread_ids: set[int] = set()
 
-# Seconds a wait lasts between two yields to a monkey-patched app's greenlets.
-_SLICE = 0.005
-
 
 def helper_thread_ids() -> set[int]:
     """Native ids of the helper threads started by this module (some may have ended)."""
@@ -117,30 +114,11 @@ class Standby:
         if self._deadline is None:
             return []
         unfinished = []
-        # In a monkey-patched app, what the calls wait for (an exporter that is a greenlet)
-        # runs only while this thread yields: wait in slices, yielding in between.
-        sleep = native.cooperative_sleep()
         for helper in self._helpers:
             if helper.finished:
                 continue  # without touching the lock a waiter we interrupted may hold
-            if self._wait_for(helper, sleep):
+            if helper.done.acquire(timeout=max(0.0, self._deadline - time.monotonic())):
                 helper.done.release()  # leave it released for the next waiter
             else:
                 unfinished.append(helper.name)
         return unfinished
-
-    def _wait_for(self, helper: _Helper, sleep: Callable[[float], None] | None) -> bool:
-        assert self._deadline is not None
-        while sleep is not None:
-            remaining = self._deadline - time.monotonic()
-            if helper.done.acquire(timeout=max(0.0, min(remaining, _SLICE))):
-                return True
-            if remaining <= _SLICE:
-                return False
-            try:
-                sleep(0)
-            except Exception:
-                # Called where the app's event loop cannot be left (gevent runs signal
-                # handlers in its loop): wait without yielding.
-                sleep = None
-        return bool(helper.done.acquire(timeout=max(0.0, self._deadline - time.monotonic())))

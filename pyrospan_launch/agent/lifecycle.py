@@ -26,18 +26,14 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 
 from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent.green import Green, patched
 from pyrospan_launch.common import log
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 Hook = Callable[[], None]
 
@@ -54,18 +50,6 @@ def _run(hooks: list[Hook], when: str) -> None:
             log.warning(f"{when} in pid {os.getpid()}: {type(exc).__name__}: {exc}")
 
 
-def _gevent_hub_running() -> Any:
-    """gevent, when this code runs in its hub (its event loop), else None."""
-    gevent = sys.modules.get("gevent")
-    hub_module = sys.modules.get("gevent.hub")
-    if gevent is None or hub_module is None:
-        return None
-    try:
-        return gevent if isinstance(gevent.getcurrent(), hub_module.Hub) else None
-    except Exception:
-        return None
-
-
 class Lifecycle:
     """One process's fork hooks and exit calls; the agent holds the one that is installed."""
 
@@ -79,6 +63,8 @@ class Lifecycle:
         self._exit_handling_installed = False
         # The exit calls' helper threads, waiting; each forked child starts its own.
         self._standby: bounded.Standby | None = None
+        # In a gevent or eventlet process the flush runs on a greenlet instead (green.py).
+        self._green_flush_started = False
 
     def _register_at_fork(self) -> None:
         if self._registered_at_fork:
@@ -123,7 +109,7 @@ class Lifecycle:
             atexit.unregister(self.flush_at_exit)
             atexit.register(self.flush_at_exit)
 
-    def flush_at_exit(self) -> None:
+    def flush_at_exit(self, *, on_threads: bool = False) -> None:
         """Run the exit calls once in this process, all within :data:`EXIT_TIMEOUT` seconds.
 
         Called again while that flush runs (SIGTERM arriving during the at-exit flush, or
@@ -132,6 +118,10 @@ class Lifecycle:
         """
         standby = self._standby
         if standby is None:
+            return
+        green = None if on_threads else patched()
+        if green is not None and not standby.started:
+            self._flush_on_this_greenlet(green)
             return
         if standby.started:
             standby.begin(EXIT_TIMEOUT)  # tells the helpers the interrupted flush had not told
@@ -150,23 +140,55 @@ class Lifecycle:
         else:
             log.debug(f"exit: {', '.join(name for name, _ in self._exit_calls)} sent in {took}")
 
+    def _flush_on_this_greenlet(self, green: Green) -> None:
+        """The exit calls one after the other here, each stopped at the deadline by ``green``."""
+        if self._green_flush_started:
+            return  # SIGTERM during the at-exit flush: that flush goes on
+        self._green_flush_started = True
+        started = time.monotonic()
+        deadline = started + EXIT_TIMEOUT
+        unfinished = []
+        for name, call in self._exit_calls:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                unfinished.append(name)
+                continue
+            try:
+                with green.timeout(remaining):
+                    call()
+            except BaseException as exc:  # the library's Timeout is a BaseException
+                unfinished.append(name)
+                log.debug(f"exit: {name} failed: {type(exc).__name__}: {exc}")
+        took = f"{(time.monotonic() - started) * 1000:.0f} ms"
+        if unfinished:
+            log.info(
+                f"exit: gave up on {', '.join(unfinished)} after {took}: the backend did not "
+                "answer in time; the process ends without them"
+            )
+        else:
+            log.debug(
+                f"exit: {', '.join(n for n, _ in self._exit_calls)} sent in {took} ({green.name})"
+            )
+
     def _start_standby(self) -> None:
         # Helper threads must exist before the exit: Python 3.12+ starts none while
         # finalizing.  A forked child has none of its parent's threads, so it starts its own.
         self._standby = bounded.Standby(self._exit_calls)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        gevent = _gevent_hub_running()
-        if gevent is not None:
-            # gevent runs the handler inside its event loop, which cannot wait there: the
-            # flush runs on a greenlet of its own, so the app's greenlets (an exporter
-            # among them) keep running while it waits.
-            gevent.spawn(self._die_of, signum)
+        green = patched()
+        if green is not None and green.in_loop():
+            # gevent and eventlet run the handler inside their event loop, where nothing
+            # may wait (agent/green.py).
+            if green.spawn_from_signal:
+                green.spawn(self._die_of, signum)
+                return
+            self._die_of(signum, on_threads=True)
             return
         self._die_of(signum)
 
-    def _die_of(self, signum: int) -> None:
-        self.flush_at_exit()
+    def _die_of(self, signum: int, *, on_threads: bool = False) -> None:
+        self.flush_at_exit(on_threads=on_threads)
         # Die of the signal, as the process would have without pyrospan: its parent (a
         # shell, docker, a supervisor) sees the same status.
         signal.signal(signum, signal.SIG_DFL)

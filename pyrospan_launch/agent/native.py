@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import _thread
 import socket as _socket_module
-import sys
 import threading as _threading_module
 import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
 start_new_thread = _thread.start_new_thread
@@ -73,27 +71,3 @@ _socket_names = dict(vars(_socket_module))
 socket = _rebound(_socket_module.socket, _socket_names)
 _socket_names["socket"] = socket
 create_connection = _function(_socket_module.create_connection, _socket_names)  # type: ignore[arg-type]
-
-
-def cooperative_sleep() -> Callable[[float], None] | None:
-    """The patched ``time.sleep`` when gevent or eventlet patched it, else None.
-
-    A real thread that waits for the agent's helpers on a real lock keeps the app's
-    greenlets (an exporter started after the patching among them) from running; waiting
-    in short slices with this in between lets them run.
-    """
-    for name in ("gevent.monkey", "eventlet.patcher"):
-        patcher = sys.modules.get(name)
-        if patcher is None:
-            continue
-        check = getattr(patcher, "is_module_patched", None)
-        try:
-            patched = bool(check("time")) if check is not None else False
-        except Exception:
-            patched = False
-        if patched:
-            import time
-
-            sleep: Callable[[float], None] = time.sleep
-            return sleep
-    return None

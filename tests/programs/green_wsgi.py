@@ -1,4 +1,4 @@
-"""A gevent or eventlet app: monkey-patched first thing, a Flask app served by the library's WSGI server.
+"""A gevent or eventlet app: monkey-patched first, a Flask app served by the library's WSGI server.
 
 ``python green_wsgi.py gevent|eventlet PORT``; each request burns CPU in its own function
 in chunks, yielding to the other requests' greenlets between them, and answers its pid.

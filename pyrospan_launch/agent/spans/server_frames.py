@@ -54,6 +54,15 @@ def _greenlet(module: ModuleType, switch: LabelSwitch) -> None:
     patch_greenlet(module, switch)
 
 
+def _eventlet(module: ModuleType, switch: LabelSwitch) -> None:
+    # agent/green.py: its event loop cannot wait for the span exporter in a signal handler.
+    log.warning(
+        "eventlet: on SIGTERM the spans still queued for export are lost (eventlet's event "
+        "loop cannot wait for them in a signal handler); profiles are sent, and so is "
+        "everything at a normal exit"
+    )
+
+
 # Patches that put work inside marker frames: only when root spans have them.
 FRAMES: dict[str, Patch] = {
     "opentelemetry.instrumentation.wsgi": _wsgi_middleware,
@@ -62,7 +71,7 @@ FRAMES: dict[str, Patch] = {
     "celery.app.trace": _celery,
 }
 # Patches that keep labels right in either method.
-ALWAYS: dict[str, Patch] = {"greenlet": _greenlet}
+ALWAYS: dict[str, Patch] = {"greenlet": _greenlet, "eventlet": _eventlet}
 
 
 def install(switch: LabelSwitch, hooks: ImportHooks) -> None:
