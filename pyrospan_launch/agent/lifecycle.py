@@ -129,7 +129,9 @@ class Lifecycle:
             return
         started = time.monotonic()
         standby.begin(EXIT_TIMEOUT)
-        unfinished = standby.wait()
+        self._report(standby.wait(), started)
+
+    def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"
         if unfinished:
             # Info, not warning: a backend that is down would repeat this at every exit.
@@ -138,7 +140,8 @@ class Lifecycle:
                 "answer in time; the process ends without them"
             )
         else:
-            log.debug(f"exit: {', '.join(name for name, _ in self._exit_calls)} sent in {took}")
+            names = ", ".join(name for name, _ in self._exit_calls)
+            log.debug(f"exit: {names} sent in {took}{how}")
 
     def _flush_on_this_greenlet(self, green: Green) -> None:
         """The exit calls one after the other here, each stopped at the deadline by ``green``."""
@@ -159,16 +162,7 @@ class Lifecycle:
             except BaseException as exc:  # the library's Timeout is a BaseException
                 unfinished.append(name)
                 log.debug(f"exit: {name} failed: {type(exc).__name__}: {exc}")
-        took = f"{(time.monotonic() - started) * 1000:.0f} ms"
-        if unfinished:
-            log.info(
-                f"exit: gave up on {', '.join(unfinished)} after {took}: the backend did not "
-                "answer in time; the process ends without them"
-            )
-        else:
-            log.debug(
-                f"exit: {', '.join(n for n, _ in self._exit_calls)} sent in {took} ({green.name})"
-            )
+        self._report(unfinished, started, f" on a {green.name} greenlet")
 
     def _start_standby(self) -> None:
         # Helper threads must exist before the exit: Python 3.12+ starts none while

@@ -12,13 +12,11 @@ it; the server ends within a second of its own stop time and with its own status
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +28,7 @@ from test_e2e_processes import (
     SEND_ONLY_AT_EXIT,
     WORKER_MIN_LINKED_MS,
     assert_linked_in_own_process,
+    get_pid,
     work_spans,
 )
 
@@ -99,11 +98,6 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
-
-
-def get_pid(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return int(json.loads(response.read())["pid"])
 
 
 def requests_reaching(url: str, workers: int) -> set[int]:
