@@ -1,4 +1,4 @@
-"""uWSGI's post-fork hook: CPython's after-fork step in workers forked from C; the app's hook kept."""
+"""uWSGI's post-fork hook: CPython's after-fork step in workers forked from C; the app's kept."""
 
 from __future__ import annotations
 
