@@ -20,9 +20,14 @@ The ``uwsgi`` module does not exist yet while the bootstrap runs (uWSGI adds it 
 imported at once.  Before 3.12 an empty module takes its place in ``sys.modules``; uWSGI
 finds it there and fills it.
 
-uWSGI before 2.0.27 runs Python without threads unless ``--enable-threads`` or
-``--threads`` is given: the profiler's relay and the span exporter, both threads, would
-never run between requests.  One line says which flag to add.
+With ``--py-call-uwsgi-fork-hooks`` uWSGI forks as ``os.fork()`` does, holding the GIL
+across the fork, and runs the hooks itself; the launcher sets it (as the variable
+``UWSGI_PY_CALL_UWSGI_FORK_HOOKS``) when it starts uWSGI.  Without it the GIL is released
+while the master forks: a worker forked while another thread of the master (the relay,
+the span exporter) runs Python waits for that thread for ever, and one line says which
+flag to add.  uWSGI before 2.0.27 runs Python without threads unless
+``--enable-threads`` or ``--threads`` is given: the relay and the span exporter, both
+threads, would never run between requests; one line says which flag to add.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 # uWSGI runs Python with threads by default from this release on.
 THREADS_BY_DEFAULT = (2, 0, 27)
 HOOK = "post_fork_hook"
+FORK_HOOKS_OPTION = "py-call-uwsgi-fork-hooks"
 
 
 def in_uwsgi(executable: str | None = None) -> bool:
@@ -118,7 +124,7 @@ class UwsgiWorkers:
         self._lifecycle = lifecycle
         self._import = import_module or _import_module
         self.module: Any = None
-        self._warned_threads = False
+        self._warned = False
 
     def install(self) -> bool:
         """Set uWSGI's post-fork hook in this (master) process; False when not in uWSGI."""
@@ -149,14 +155,22 @@ class UwsgiWorkers:
             run_cpython_after_fork()
             log.debug(f"uWSGI worker {os.getpid()}: fork hooks run")
         module = self.module
-        if module is not None and not self._warned_threads and threads_disabled(module):
-            self._warned_threads = True
-            worker_id = getattr(module, "worker_id", lambda: 1)()
-            if worker_id in (0, 1):  # one line per start, not one per worker
-                log.warning(
-                    "uWSGI runs Python without threads, so the relay and the span exporter "
-                    "(threads) cannot send span profiles from its workers; add --enable-threads"
-                )
+        if module is None or self._warned:
+            return
+        self._warned = True
+        if getattr(module, "worker_id", lambda: 1)() not in (0, 1):
+            return  # one line per start, from the first worker, not one per worker
+        if threads_disabled(module):
+            log.warning(
+                "uWSGI runs Python without threads, so the relay and the span exporter "
+                "(threads) cannot send span profiles from its workers; add --enable-threads"
+            )
+        elif not _truthy((getattr(module, "opt", None) or {}).get(FORK_HOOKS_OPTION)):
+            log.warning(
+                "uWSGI forks its workers without Python's fork hooks: a worker forked while "
+                "another thread of the master runs Python hangs; add "
+                "--py-call-uwsgi-fork-hooks (pyrospan-run adds it when it starts uwsgi itself)"
+            )
 
 
 def _import_module(name: str) -> Any:

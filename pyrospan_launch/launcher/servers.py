@@ -13,6 +13,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+# uWSGI reads every option from UWSGI_<NAME> too.  With this one it forks the way os.fork()
+# does: the forking thread holds the GIL (and the import lock) across the fork, and Python's
+# fork hooks run in the worker.  Without it a worker forked while another thread of the
+# master (the profiler's relay, the span exporter) holds the GIL waits for it for ever.
+UWSGI_FORK_HOOKS = "UWSGI_PY_CALL_UWSGI_FORK_HOOKS"
+
 FORKED = "forked workers restart the profiler and the relay and report under their own pid"
 
 
@@ -41,8 +47,8 @@ def option(argv: Sequence[str], *names: str) -> str | None:
 def _uwsgi(argv: Sequence[str]) -> str:
     lazy = "--lazy-apps" in argv or "--lazy" in argv
     line = (
-        "uWSGI: the master starts Python and forks the workers from C; each worker runs "
-        "Python's fork hooks through uwsgi.post_fork_hook, then " + FORKED
+        "uWSGI: the master starts Python and forks the workers from C, told to run Python's "
+        f"fork hooks ({UWSGI_FORK_HOOKS}=true unless set); " + FORKED
     )
     line += " (the app loads in each worker: --lazy-apps)" if lazy else ""
     if option(argv, "--threads") not in (None, "0", "1"):
@@ -106,6 +112,17 @@ def describe(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
     if name == "daphne":
         return "daphne: one process; each request runs in its span's marker from its first step"
     return None
+
+
+def environment(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Variables the server ``argv`` starts needs in its environment (none for most)."""
+    if (
+        program(argv).startswith("uwsgi")
+        and UWSGI_FORK_HOOKS not in environ
+        and "--py-call-uwsgi-fork-hooks" not in argv
+    ):
+        return {UWSGI_FORK_HOOKS: "true"}
+    return {}
 
 
 def notice(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:

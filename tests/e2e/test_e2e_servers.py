@@ -64,11 +64,13 @@ def granian(interface: str, app: str) -> list[str]:
 
 
 # (command, workers, seconds the server itself takes to stop on SIGTERM, with margin).
+# uWSGI's master reaps its workers once a second: a worker that ends after 1.0 s is
+# buried at 2 s, with or without pyrospan-run.
 SERVERS = [
-    pytest.param(uwsgi(), 2, 1.5, id="uwsgi-master-2-processes"),
-    pytest.param(uwsgi("--enable-threads"), 2, 1.5, id="uwsgi-enable-threads"),
-    pytest.param(uwsgi("--lazy-apps"), 2, 1.5, id="uwsgi-lazy-apps"),
-    pytest.param(uwsgi("--threads", "2"), 2, 1.5, id="uwsgi-threads-2"),
+    pytest.param(uwsgi(), 2, 2.0, id="uwsgi-master-2-processes"),
+    pytest.param(uwsgi("--enable-threads"), 2, 2.0, id="uwsgi-enable-threads"),
+    pytest.param(uwsgi("--lazy-apps"), 2, 2.0, id="uwsgi-lazy-apps"),
+    pytest.param(uwsgi("--threads", "2"), 2, 2.0, id="uwsgi-threads-2"),
     pytest.param(gunicorn_gevent(), 2, 1.8, id="gunicorn-gevent-2-workers"),
     pytest.param(granian("asgi", "prefork_asgi:app"), 2, 0.8, id="granian-asgi-2-workers"),
     pytest.param(granian("wsgi", "prefork_wsgi:app"), 2, 0.8, id="granian-wsgi-2-workers"),
@@ -162,6 +164,30 @@ def test_server_workers_linked_under_their_pid_and_flushed_on_sigterm(
     assert len(spans) >= REQUESTS
     assert {int(s.resource["process.pid"]) for s in spans} == pids
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
+
+
+def test_uwsgi_started_by_a_shell_names_the_flag_its_workers_need(
+    receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]]
+) -> None:
+    # Started through a shell, uWSGI is not the launcher's command: it forks without
+    # Python's fork hooks, which the workers still run, and one line names the flag.
+    port = free_port()
+    env = backend_env(receiver, OTEL_SERVICE_NAME="web")
+    shell = " ".join(uwsgi()).format(port=port)
+    process = start([PYROSPAN_RUN, "sh", "-c", f"exec {shell}"], env)
+    cleanup.append(process)
+    url = f"http://127.0.0.1:{port}/work"
+    wait_for_http(url, process, timeout=60)
+    pids = requests_reaching(url, 2)
+    assert len(pids) == 2
+    assert receiver.wait_for(lambda r: len(work_spans(r)) >= REQUESTS, timeout=20)
+    _, err = stop_with_sigterm(process)
+    assert process.returncode == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("pyrospan: ")]
+    assert len(lines) == 1 and "add --py-call-uwsgi-fork-hooks" in lines[0], err
+    assert_linked_in_own_process(
+        receiver, work_spans(receiver), "handle_work", WORKER_MIN_LINKED_MS, timeout=5
+    )
 
 
 def linked_to_own_greenlet(receiver: RecordingReceiver, spans: list[ReceivedSpan]) -> None:

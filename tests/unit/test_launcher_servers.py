@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pyrospan_launch.launcher.servers import describe, notice
+from pyrospan_launch.launcher.servers import describe, environment, notice
 
 
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        ("uwsgi --master --processes 2 --http :8000 -w app", "uwsgi.post_fork_hook"),
-        ("uwsgi --master --processes 2 --die-on-term -w app", "uwsgi.post_fork_hook"),
+        ("uwsgi --master --processes 2 --http :8000 -w app", "fork hooks"),
+        ("uwsgi --master --processes 2 --die-on-term -w app", "UWSGI_PY_CALL_UWSGI_FORK_HOOKS"),
         ("/srv/bin/gunicorn -k gevent -w 2 app:app", "real threads under monkey-patching"),
         ("gunicorn --worker-class=uvicorn.workers.UvicornWorker app:app", "uvicorn workers"),
         ("gunicorn -w 4 app:app", "gunicorn with sync workers"),
@@ -54,3 +54,10 @@ def test_one_line_when_span_profiles_cannot_work(
     assert (line is not None) is warned
     if line:
         assert "no RSGI instrumentation" in line and "--interface asgi" in line
+
+
+def test_uwsgi_is_told_to_fork_with_python_fork_hooks() -> None:
+    assert environment(["uwsgi", "--master"], {}) == {"UWSGI_PY_CALL_UWSGI_FORK_HOOKS": "true"}
+    assert environment(["uwsgi", "--py-call-uwsgi-fork-hooks"], {}) == {}
+    assert environment(["uwsgi"], {"UWSGI_PY_CALL_UWSGI_FORK_HOOKS": "false"}) == {}
+    assert environment(["gunicorn", "app:app"], {}) == {}

@@ -13,6 +13,8 @@ from pyrospan_launch.agent import uwsgi_workers
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.uwsgi_workers import UwsgiWorkers, in_uwsgi, threads_disabled
 
+FORK_HOOKS = "py-call-uwsgi-fork-hooks"
+
 
 @pytest.fixture
 def no_uwsgi_module() -> Iterator[None]:
@@ -101,3 +103,22 @@ def test_a_worker_without_threads_says_which_flag_to_add(
     err = capsys.readouterr().err
     assert err.count("pyrospan: ") == 1
     assert "add --enable-threads" in err
+
+
+@pytest.mark.parametrize(("options", "warned"), [({}, True), ({FORK_HOOKS: True}, False)])
+def test_a_worker_forked_without_python_fork_hooks_names_the_flag(
+    no_uwsgi_module: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: dict[str, object],
+    warned: bool,
+) -> None:
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
+    module = types.ModuleType("uwsgi")
+    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
+    module.opt = options  # type: ignore[attr-defined]
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    err = capsys.readouterr().err
+    assert ("add --py-call-uwsgi-fork-hooks" in err) is warned
+    assert err.count("pyrospan: ") == int(warned)
