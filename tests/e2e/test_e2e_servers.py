@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
 from recording_receiver import RecordingReceiver
 from test_e2e_processes import (
     SEND_ONLY_AT_EXIT,
@@ -32,7 +32,7 @@ from test_e2e_processes import (
     work_spans,
 )
 
-from pyrospan_launch.receiver import ReceivedSpan
+from pyrospan_launch.receiver.records import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 
