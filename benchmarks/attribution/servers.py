@@ -19,12 +19,15 @@ span_ids.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from judge import Score, score  # noqa: E402
 from recording import RecordingReceiver  # noqa: E402
-from web import FUNCTIONS, free_port, keep_requesting, receiver_env, wait_until_serving  # noqa: E402
+from web import FUNCTIONS, free_port, keep_requesting, receiver_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SERVERS = ("prefork-wsgi", "gevent", "granian-asgi")
@@ -62,6 +65,19 @@ def server_command(server: str, port: int) -> tuple[list[str], bool]:
     raise SystemExit(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
 
 
+def wait_until_serving(port: int, server: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Return once the app answers on ``port``; SystemExit (with the status) if it ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2).read()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start (status {server.poll()})") from None
+            time.sleep(0.1)
+
+
 def run_server(
     server: str, method: str, chunk_ms: float, *, clients: int = 12, seconds: float = 4.0
 ) -> Score:
@@ -86,6 +102,7 @@ def run_server(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # a failed run cannot leave workers behind
         )
         try:
             wait_until_serving(port, process)
@@ -107,7 +124,13 @@ def run_server(
                 raise SystemExit(f"{len(errors)} requests failed, e.g. {errors[0]}")
         finally:
             process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=30)
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                err = "(did not stop within 30 s)"
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # workers its main left behind
+            process.communicate()
         if process.returncode not in (0, -signal.SIGTERM):
             raise SystemExit(f"{server} exited with {process.returncode}:\n{err}")
         receiver.wait_for(lambda r: len(r.root_spans()) > 0, timeout=10)
