@@ -20,6 +20,7 @@ from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyrospan_launch.agent.app_tags import AppTags
     from pyrospan_launch.agent.export_errors import ExportErrorFilter, HeaderWarningFilter
     from pyrospan_launch.agent.spans.labels import LabelSwitch
     from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
@@ -49,6 +50,8 @@ class Agent:
         self.failures: list[str] = []
         # The profiler's per-thread labels, once the profiler runs.
         self.labels: LabelSwitch | None = None
+        # The app's own thread tags, fitted to Pyroscope's limits, once the profiler runs.
+        self.app_tags: AppTags | None = None
         # The span-profile processor (and its span-to-root map), once spans are linked
         # and labels follow the running context.
         self.processor: SpanProfileProcessor | None = None

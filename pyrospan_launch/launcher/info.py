@@ -170,6 +170,9 @@ def render(
     if config.errors:
         lines += ["", "Problems (each turns its part off for this run):"]
         lines += [f"  {error}" for error in config.errors]
+    if config.notices:
+        lines += ["", "Changed to fit Pyroscope's limits on labels:"]
+        lines += [f"  {notice}" for notice in config.notices]
     lines += _section_instrumentations(environ)
     lines += _section_settings(environ)
     return "\n".join(lines) + "\n"

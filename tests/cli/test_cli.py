@@ -176,6 +176,17 @@ def test_info_explains_why_profiling_is_off() -> None:
     assert "PYROSCOPE_LABELS='bad': expected" in out
 
 
+def test_info_shows_labels_changed_to_fit_pyroscope() -> None:
+    code, out, _ = invoke("--info", env={"PYROSCOPE_LABELS": "team=" + "t" * 3000})
+    assert code == 0
+    assert "profiling      on" in out
+    assert (
+        "Changed to fit Pyroscope's limits on labels:\n"
+        "  PYROSCOPE_LABELS: the value of team is 3000 bytes, more than the 2048 bytes of "
+        "UTF-8 Pyroscope takes; profiles carry it cut to 2048 bytes\n"
+    ) in out
+
+
 def test_bare_python_runs_the_launchers_own_environment(exec_spy: Exec, tmp_path: Path) -> None:
     # `.venv/bin/pyrospan-run python app.py` with the venv not on PATH: another python on
     # PATH could not load the bootstrap, so the launcher's own interpreter is chosen.

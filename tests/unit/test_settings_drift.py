@@ -26,6 +26,7 @@ DERIVED = {
     "errors",
     "off_reasons",
     "invalid",
+    "notices",
 }
 
 # A valid value other than the default, and what the field then holds, per setting.

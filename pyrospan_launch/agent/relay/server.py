@@ -85,6 +85,7 @@ class Relay:
         self._forwarder = self._new_forwarder()
         self._listener: Listener | None = None
         self._closed = False
+        self._label_changes_said: set[str] = set()  # what the rewrite changed, said once
         # False until this process made a marker frame: until then pushes pass unparsed.
         self.markers_possible = False
 
@@ -204,8 +205,12 @@ class Relay:
             from pyrospan_launch.agent.relay.rewrite import rewrite_push
             from pyrospan_launch.wire.errors import DecodeError
 
+            changes: set[str] = set()
             try:
-                data = rewrite_push(data, headers.get("Content-Encoding"), MAX_DECOMPRESSED)
+                data = rewrite_push(
+                    data, headers.get("Content-Encoding"), MAX_DECOMPRESSED, changes
+                )
+                self._say_label_changes(changes)
             except DecodeError as exc:
                 # Forwarding it as it came could send marker frames out: drop it.
                 self.stats.failed += 1
@@ -215,6 +220,12 @@ class Relay:
         # the server goes where it was meant to.
         self._forwarder.put(Push(self.upstream + target, forwarded_headers(headers), data))
         return 200
+
+    def _say_label_changes(self, changes: set[str]) -> None:
+        """One warning for each kind of label the rewrite had to change, the first time."""
+        for change in sorted(changes - self._label_changes_said):
+            self._label_changes_said.add(change)
+            log.warning(f"profiles: {change} (Pyroscope rejects a profile that breaks a limit)")
 
 
 def _preload() -> None:
