@@ -15,14 +15,14 @@ help: ## Show this help
 $(BIN)/pyrospan-run: pyproject.toml constraints/otel-newest.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints/otel-newest.txt -e ".[dev,web]"
+	$(BIN)/python -m pip install --quiet -c constraints/otel-newest.txt -e ".[dev,web,servers]"
 	@# pyrospan-run runs without opentelemetry-distro, as in most apps; a venv made before
 	@# it stopped depending on the distro still has it.  Tests of the distro bring their own.
 	$(BIN)/python -m pip uninstall --quiet --yes opentelemetry-distro 2>/dev/null
 	@touch $@
 
 .PHONY: install
-install: $(BIN)/pyrospan-run ## Create .venv and install pyrospan-run with the dev and web extras
+install: $(BIN)/pyrospan-run ## Create .venv and install pyrospan-run with the dev, web and servers extras
 
 .PHONY: demo
 demo: install ## Run the bundled shop in local mode: live page, summary, HTML report, pprof files

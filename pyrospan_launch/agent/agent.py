@@ -16,6 +16,7 @@ from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.service_names import ServiceNames
 from pyrospan_launch.agent.startup_warnings import StartupWarnings
+from pyrospan_launch.agent.uwsgi_workers import UwsgiWorkers, in_uwsgi
 from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
@@ -65,6 +66,7 @@ class Agent:
         self.import_hooks = ImportHooks()
         self.fork_warnings = ForkWarnings()
         self.worker_exits = WorkerExits(self.lifecycle)
+        self.uwsgi_workers = UwsgiWorkers(self.lifecycle)
         # One service name for traces and profiles, also when the app names its profiles.
         self.service_names = ServiceNames(os.environ)
         self.provider_handover = ProviderHandover(self.service_names)
@@ -89,10 +91,15 @@ class Agent:
         return self.service_names.profiles_named(application_name, ours, theirs)
 
     def watch_lifecycle(self) -> None:
-        """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM, worker ends."""
+        """Quiet pyrospan's fork warnings; send the last data at exit, SIGTERM, worker ends.
+
+        In uWSGI, whose workers are forked from C, the fork hooks run in every worker.
+        """
         self.fork_warnings.install(self.lifecycle)
         self.lifecycle.install_exit_handling()
         self.worker_exits.install()
+        if in_uwsgi():
+            self.uwsgi_workers.install()
 
 
 _current: Agent | None = None

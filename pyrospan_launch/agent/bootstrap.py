@@ -160,6 +160,9 @@ class Bootstrap:
             from pyrospan_launch.agent.spans import handoff
 
             handoff.install(labels, agent.import_hooks)
+            from pyrospan_launch.agent.spans import server_frames
+
+            server_frames.install(labels, agent.import_hooks)
         if config.eager_instrumentation or config.strict:
             # Strict mode must see every failure before the app runs; eager mode is the
             # opentelemetry-instrument behaviour, for whoever needs it.

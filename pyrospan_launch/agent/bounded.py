@@ -17,11 +17,11 @@ lock the interrupted code may hold could deadlock.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import time
 from collections.abc import Callable, Sequence
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.common import log
 
 Call = tuple[str, Callable[[], object]]
@@ -41,23 +41,23 @@ class _Helper:
     def __init__(self, name: str, call: Callable[[], object]) -> None:
         self.name = name
         self.call = call
-        self.go = _thread.allocate_lock()
+        self.go = native.allocate_lock()
         self.go.acquire()
-        self.done = _thread.allocate_lock()
+        self.done = native.allocate_lock()
         self.done.acquire()
         self.told = False
         self.finished = False
 
     def start(self) -> bool:
         try:
-            _thread.start_new_thread(self._main, ())
+            native.start_new_thread(self._main, ())
         except RuntimeError as exc:  # "can't start new thread": go without it
             log.debug(f"exit: no helper thread for {self.name}: {exc}")
             return False
         return True
 
     def _main(self) -> None:
-        _helper_thread_ids.add(_thread.get_native_id())
+        _helper_thread_ids.add(native.get_native_id())
         self.go.acquire()
         try:
             self.call()

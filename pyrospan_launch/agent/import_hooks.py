@@ -37,6 +37,8 @@ class ImportHooks:
         self._lock = threading.RLock()
         # Watched modules whose code is running now: a hook added meanwhile waits.
         self._running: set[str] = set()
+        # Hooks waiting for a module that was importing when they were added to finish.
+        self._after: list[tuple[str, Hook]] = []
         self._finder: _Finder | None = None
 
     def when_imported(self, name: str, hook: Hook) -> None:
@@ -56,6 +58,33 @@ class ImportHooks:
                 return
         hook(module)
 
+    def when_done_importing(self, name: str, hook: Hook) -> None:
+        """Call ``hook(module)`` once ``name``, importing now, has finished.
+
+        Its loader cannot be wrapped any more: the check runs at the app's next import
+        of a module not loaded yet (the finder sees every one), or at once if it is done.
+        """
+        with self._lock:
+            self._after.append((name, hook))
+            if self._finder is None:
+                self._finder = _Finder(self)
+                sys.meta_path.insert(0, self._finder)
+        self.run_finished()
+
+    def run_finished(self) -> None:
+        """Run the hooks of :meth:`when_done_importing` whose module has finished."""
+        if not self._after:
+            return
+        with self._lock:
+            ready = [(n, h) for n, h in self._after if not _importing(sys.modules.get(n))]
+            if not ready:
+                return
+            self._after = [entry for entry in self._after if entry not in ready]
+        for name, hook in ready:
+            module = sys.modules.get(name)
+            if module is not None:
+                hook(module)
+
     def uninstall(self) -> None:
         """Take the finder off ``sys.meta_path`` and forget the hooks (tests)."""
         with self._lock:
@@ -63,6 +92,7 @@ class ImportHooks:
                 sys.meta_path.remove(self._finder)
             self._finder = None
             self._hooks.clear()
+            self._after.clear()
 
     def watches(self, name: str) -> bool:
         """True while a hook waits for ``name``."""
@@ -121,6 +151,7 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
+        self._import_hooks.run_finished()
         if (
             not self._import_hooks.watches(fullname)
             or getattr(self._searching, "name", None) == fullname
@@ -135,6 +166,11 @@ class _Finder:
             return spec
         spec.loader = _HookedLoader(spec.loader, self._import_hooks)  # type: ignore[assignment]
         return spec
+
+
+def _importing(module: ModuleType | None) -> bool:
+    """True while ``module``'s code runs (its import has not finished)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def _find_with_the_others(

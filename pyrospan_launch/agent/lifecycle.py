@@ -33,6 +33,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent.green import Green, patched
 from pyrospan_launch.agent.spans.span_markers import hidden, hide
 from pyrospan_launch.common import log
 
@@ -63,11 +64,15 @@ class Lifecycle:
         self._after_fork_in_child: list[Hook] = []
         self._exit_calls: list[bounded.Call] = []
         self._registered_at_fork = False
+        # The process whose fork hooks ran last (this one, or a child they ran in).
+        self._pid = os.getpid()
         self._exit_handling_installed = False
         # The exit calls' helper threads, waiting; each forked child starts its own.
         self._standby: bounded.Standby | None = None
         # signal.signal as it was before ours stood in for it (see _report_default_for).
         self._set_handler: Callable[..., object] | None = None
+        # In a gevent or eventlet process the flush runs on a greenlet instead (green.py).
+        self._green_flush_started = False
 
     def _register_at_fork(self) -> None:
         if self._registered_at_fork:
@@ -75,8 +80,16 @@ class Lifecycle:
         self._registered_at_fork = True
         os.register_at_fork(
             before=lambda: _run(self._before_fork, "before fork"),
-            after_in_child=lambda: _run(self._after_fork_in_child, "after fork"),
+            after_in_child=self._run_after_fork_in_child,
         )
+
+    def _run_after_fork_in_child(self) -> None:
+        self._pid = os.getpid()
+        _run(self._after_fork_in_child, "after fork")
+
+    def forked_here(self) -> bool:
+        """False in a child forked without CPython's after-fork step (uWSGI forks from C)."""
+        return self._pid == os.getpid()
 
     def before_fork(self, hook: Hook) -> None:
         """Run ``hook`` just before this process forks (exceptions reported, not raised)."""
@@ -104,7 +117,7 @@ class Lifecycle:
             atexit.unregister(self.flush_at_exit)
             atexit.register(self.flush_at_exit)
 
-    def flush_at_exit(self) -> None:
+    def flush_at_exit(self, *, on_threads: bool = False) -> None:
         """Run the exit calls once in this process, all within :data:`EXIT_TIMEOUT` seconds.
 
         Called again while that flush runs (SIGTERM arriving during the at-exit flush, or
@@ -114,13 +127,19 @@ class Lifecycle:
         standby = self._standby
         if standby is None:
             return
+        green = None if on_threads else patched()
+        if green is not None and not standby.started:
+            self._flush_on_this_greenlet(green)
+            return
         if standby.started:
             standby.begin(EXIT_TIMEOUT)  # tells the helpers the interrupted flush had not told
             standby.wait()
             return
         started = time.monotonic()
         standby.begin(EXIT_TIMEOUT)
-        unfinished = standby.wait()
+        self._report(standby.wait(), started)
+
+    def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"
         if unfinished:
             # Info, not warning: a backend that is down would repeat this at every exit.
@@ -129,7 +148,29 @@ class Lifecycle:
                 "answer in time; the process ends without them"
             )
         else:
-            log.debug(f"exit: {', '.join(name for name, _ in self._exit_calls)} sent in {took}")
+            names = ", ".join(name for name, _ in self._exit_calls)
+            log.debug(f"exit: {names} sent in {took}{how}")
+
+    def _flush_on_this_greenlet(self, green: Green) -> None:
+        """The exit calls one after the other here, each stopped at the deadline by ``green``."""
+        if self._green_flush_started:
+            return  # SIGTERM during the at-exit flush: that flush goes on
+        self._green_flush_started = True
+        started = time.monotonic()
+        deadline = started + EXIT_TIMEOUT
+        unfinished = []
+        for name, call in self._exit_calls:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                unfinished.append(name)
+                continue
+            try:
+                with green.timeout(remaining):
+                    call()
+            except BaseException as exc:  # the library's Timeout is a BaseException
+                unfinished.append(name)
+                log.debug(f"exit: {name} failed: {type(exc).__name__}: {exc}")
+        self._report(unfinished, started, f" on a {green.name} greenlet")
 
     def _start_standby(self) -> None:
         # Helper threads must exist before the exit: Python 3.12+ starts none while
@@ -137,7 +178,19 @@ class Lifecycle:
         self._standby = bounded.Standby(self._exit_calls)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self.flush_at_exit()
+        green = patched()
+        if green is not None and green.in_loop():
+            # gevent and eventlet run the handler inside their event loop, where nothing
+            # may wait (agent/green.py).
+            if green.spawn_from_signal:
+                green.spawn(self._die_of, signum)
+                return
+            self._die_of(signum, on_threads=True)
+            return
+        self._die_of(signum)
+
+    def _die_of(self, signum: int, *, on_threads: bool = False) -> None:
+        self.flush_at_exit(on_threads=on_threads)
         # Die of the signal, as the process would have without pyrospan: its parent (a
         # shell, docker, a supervisor) sees the same status.
         _set_handler = self._set_handler or signal.signal

@@ -98,17 +98,26 @@ def start_on_first_use(
     """
     lock = threading.RLock()
     started = False
+    watching: set[str] = set()  # the modules whose import runs on_import when complete
 
     def on_import(module: ModuleType) -> None:
         nonlocal started
         # The module itself still counts as importing while its hooks run: leave it out.
-        busy = [name for name in _opentelemetry_modules_importing() if name != module.__name__]
-        if busy:
+        busy = [name for name in _modules_importing() if name != module.__name__]
+        waits = [name for name in busy if name.startswith("opentelemetry") or name in watching]
+        if waits:
             # A library's own import of the OpenTelemetry API (FastAPI's telemetry module
             # imports opentelemetry._logs, which imports opentelemetry.trace): starting the
             # SDK now would import modules that are half-initialised.  The outermost one is
             # watched too, and starts it when it is complete.
-            log.debug(f"OpenTelemetry start waits for {', '.join(busy)} to finish importing")
+            log.debug(f"OpenTelemetry start waits for {', '.join(waits)} to finish importing")
+            return
+        stdlib = [name for name in busy if name.partition(".")[0] in _STDLIB]
+        if stdlib:
+            # A standard module that imports the trigger (http.cookiejar imports
+            # urllib.request): the SDK's own imports need it whole.
+            log.debug(f"OpenTelemetry start waits for {stdlib[-1]} to finish importing")
+            hooks.when_done_importing(stdlib[-1], on_import)
             return
         with lock:
             if started:
@@ -119,6 +128,7 @@ def start_on_first_use(
 
     api = ["opentelemetry.trace", "opentelemetry._logs", "opentelemetry.metrics"]
     watched = [m for m in dict.fromkeys([*modules, *api]) if m not in sys.modules]
+    watching.update(watched)
     for module in watched:
         hooks.when_imported(module, on_import)
     return watched
@@ -138,14 +148,16 @@ def _label_switching_context_active() -> bool:
     return isinstance(runtime, LabelSwitchingRuntimeContext)
 
 
-def _opentelemetry_modules_importing() -> list[str]:
-    """OpenTelemetry modules whose code is still running (imported, not finished)."""
+def _modules_importing() -> list[str]:
+    """Modules whose code is still running (imported, not finished), outermost first."""
     return [
         name
         for name, module in list(sys.modules.items())
-        if name.startswith("opentelemetry")
-        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        if getattr(getattr(module, "__spec__", None), "_initializing", False)
     ]
+
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) - {"__main__"}
 
 
 def set_defaults() -> None:

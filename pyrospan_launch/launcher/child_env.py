@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import pyrospan_launch
 from pyrospan_launch.common.python_path import python_path_with, same_dir
+from pyrospan_launch.launcher import servers
 from pyrospan_launch.settings import reads
 from pyrospan_launch.settings.config import (
     DERIVED_SERVICE_NAME,
@@ -87,6 +88,7 @@ def build(
     """The child's environment: ``environ`` plus ``overrides``, the bootstrap, a service name."""
     env = dict(environ)
     env.update(overrides)
+    env.update(servers.environment(command, env))
     env["PYTHONPATH"] = python_path_with(bootstrap, env.get("PYTHONPATH"))
     name, _ = service_name_of(env)
     if name is None:

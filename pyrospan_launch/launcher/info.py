@@ -219,6 +219,11 @@ def render(
         problem = _python_can_bootstrap(command[0], environ)
         if problem:
             lines.append(f"  warning: {problem}")
+        from pyrospan_launch.launcher.servers import describe
+
+        server = describe(command, environ)
+        if server:
+            lines.append(f"  server: {server}")
     lines += _section_what_runs(config, environ, derived_name)
     lines += _section_network(config, environ)
     if config.errors:

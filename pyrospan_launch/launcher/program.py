@@ -73,6 +73,12 @@ def execute(
         path = command.program_path(argv[0], env)
         if resolved.log_level == "debug":
             say(f"{'run' if local else 'exec'} {path} {' '.join(argv[1:])}")
+        if resolved.profiling and resolved.tracing:
+            from pyrospan_launch.launcher.servers import notice
+
+            problem = notice(argv, env)
+            if problem:
+                say(problem)
         sys.stdout.flush()
         sys.stderr.flush()
         if os.path.basename(path) == argv[0] and command.which(argv[0], env.get("PATH")) != path:

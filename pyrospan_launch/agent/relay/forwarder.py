@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import time
 from collections import deque
+
+from pyrospan_launch.agent import native
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Forwarder:
         self.queue: deque[Push] = deque()
         self._deliveries: Deliveries | None = None
         self._max_queued = max_queued
-        self._cond = threading.Condition()
+        self._cond = native.Condition()  # real, even in a monkey-patched app
         self._busy = False
         # Set without the lock: a forked child abandons its parent's forwarder, whose lock
         # the parent's thread may have held at the fork.
@@ -59,7 +60,7 @@ class Forwarder:
 
     def start(self) -> None:
         """Start the forwarding thread."""
-        threading.Thread(target=self._run, name="pyrospan-relay-forward", daemon=True).start()
+        native.Thread(target=self._run, name="pyrospan-relay-forward", daemon=True).start()
 
     def put(self, push: Push) -> None:
         """Queue ``push``, dropping the oldest one waiting if the queue is full."""

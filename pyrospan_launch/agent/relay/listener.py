@@ -18,8 +18,8 @@ import contextlib
 import socket
 import socketserver
 import sys
-import threading
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
@@ -67,13 +67,22 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.relay = relay  # what the handler hands requests to
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
+        # Real threads, locks and sockets even in a monkey-patched app (agent/native.py).
+        self._slots = native.BoundedSemaphore(max_connections)
         self._stopping = False
-        super().__init__((host, 0), handler)  # binds and listens, or closes and raises
+        super().__init__((host, 0), handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = native.socket(self.address_family, self.socket_type)
+        try:
+            self.server_bind()
+            self.server_activate()
+        except BaseException:
+            self.server_close()
+            raise
 
     def serve(self) -> None:
         """Accept connections on a daemon thread of their own."""
-        threading.Thread(target=self._serve, name="pyrospan-relay", daemon=True).start()
+        native.Thread(target=self._serve, name="pyrospan-relay", daemon=True).start()
 
     def _serve(self) -> None:
         with contextlib.suppress(_Stopped):
@@ -106,7 +115,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.shutdown_request(request)  # every slot held by clients that do not send
             return
         try:
-            threading.Thread(
+            native.Thread(
                 target=self._serve_connection,
                 args=(request, client_address, slots),
                 name="pyrospan-relay-conn",
@@ -116,9 +125,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
             slots.release()  # socketserver closes the connection and calls handle_error
             raise
 
-    def _serve_connection(
-        self, request: Any, client_address: Any, slots: threading.BoundedSemaphore
-    ) -> None:
+    def _serve_connection(self, request: Any, client_address: Any, slots: Any) -> None:
         try:
             self.process_request_thread(request, client_address)
         finally:

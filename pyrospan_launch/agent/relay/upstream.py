@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.common import proxies, trust
 
 TYPE_CHECKING = False
@@ -139,6 +140,8 @@ class Upstream:
             target = f"http://{shown_host}:{port}{target}"
             if proxy.authorization:
                 extra.append(("Proxy-Authorization", proxy.authorization))
+        # A real socket even in a monkey-patched app: this runs on the relay's own thread.
+        connection._create_connection = native.create_connection  # type: ignore[attr-defined]
         if authorization:
             headers = [(n, v) for n, v in headers if n.lower() != "authorization"]
             extra.append(("Authorization", authorization))

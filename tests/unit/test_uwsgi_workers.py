@@ -1,0 +1,124 @@
+"""uWSGI's post-fork hook: CPython's after-fork step in workers forked from C; the app's kept."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+
+from pyrospan_launch.agent import uwsgi_workers
+from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.uwsgi_workers import UwsgiWorkers, in_uwsgi, threads_disabled
+
+FORK_HOOKS = "py-call-uwsgi-fork-hooks"
+
+
+@pytest.fixture
+def no_uwsgi_module() -> Iterator[None]:
+    saved = sys.modules.pop("uwsgi", None)
+    yield
+    sys.modules.pop("uwsgi", None)
+    if saved is not None:
+        sys.modules["uwsgi"] = saved
+
+
+def missing(name: str) -> object:
+    raise ImportError(name)
+
+
+def test_uwsgi_told_by_its_program() -> None:
+    assert in_uwsgi("/srv/venv/bin/uwsgi")
+    assert in_uwsgi("/usr/bin/uwsgi-core")
+    assert not in_uwsgi("/usr/bin/python3.12")
+
+
+def test_before_uwsgi_adds_its_module_a_placeholder_holds_the_hook(no_uwsgi_module: None) -> None:
+    workers = UwsgiWorkers(Lifecycle(), import_module=missing)  # type: ignore[arg-type]
+    assert workers.install()
+    module = sys.modules["uwsgi"]
+    assert callable(module.__dict__["post_fork_hook"])  # where uWSGI's C code reads it
+
+
+def test_the_apps_hook_runs_after_ours_whenever_it_is_set(
+    no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: calls.append("fork"))
+    module = types.ModuleType("uwsgi")
+    module.post_fork_hook = lambda: calls.append("set before")  # type: ignore[attr-defined]
+    lifecycle = Lifecycle()
+    UwsgiWorkers(lifecycle, import_module=lambda name: module).install()
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # a worker: the fork hooks did not run
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    assert calls == ["fork", "set before"]
+    # uwsgidecorators sets its chain on import, after ours: it runs after ours too.
+    module.post_fork_hook = lambda: calls.append("set after")  # type: ignore[attr-defined]
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    assert calls[2:] == ["fork", "set after"]
+
+
+def test_no_second_after_fork_step_when_uwsgi_ran_it(
+    no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --py-call-osafterfork (or a fork by os.fork): the hooks ran, in this very process.
+    calls: list[str] = []
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: calls.append("fork"))
+    module = types.ModuleType("uwsgi")
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("version", "options", "disabled"),
+    [
+        ((2, 0, 26, 0, ""), {}, True),
+        ((2, 0, 26, 0, ""), {"enable-threads": True}, False),
+        ((2, 0, 26, 0, ""), {"threads": b"4"}, False),
+        ((2, 0, 26, 0, ""), {"enable-threads": b"false"}, True),
+        ((2, 0, 27, 0, ""), {}, False),
+    ],
+)
+def test_threads_disabled_before_2_0_27_without_a_thread_flag(
+    version: tuple[object, ...], options: dict[str, object], disabled: bool
+) -> None:
+    module = types.SimpleNamespace(version_info=version, opt=options)
+    assert threads_disabled(module) is disabled
+
+
+def test_a_worker_without_threads_says_which_flag_to_add(
+    no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
+    module = types.ModuleType("uwsgi")
+    module.version_info = (2, 0, 21, 0, "")  # type: ignore[attr-defined]
+    module.opt = {}  # type: ignore[attr-defined]
+    module.worker_id = lambda: 1  # type: ignore[attr-defined]
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    err = capsys.readouterr().err
+    assert err.count("pyrospan: ") == 1
+    assert "add --enable-threads" in err
+
+
+@pytest.mark.parametrize(("options", "warned"), [({}, True), ({FORK_HOOKS: True}, False)])
+def test_a_worker_forked_without_python_fork_hooks_names_the_flag(
+    no_uwsgi_module: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: dict[str, object],
+    warned: bool,
+) -> None:
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
+    module = types.ModuleType("uwsgi")
+    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
+    module.opt = options  # type: ignore[attr-defined]
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    err = capsys.readouterr().err
+    assert ("add --py-call-uwsgi-fork-hooks" in err) is warned
+    assert err.count("pyrospan: ") == int(warned)
