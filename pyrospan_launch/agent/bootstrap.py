@@ -22,9 +22,21 @@ from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import Config, resolve
 from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
 
+# typing for type checkers only (docs/design.md, start-up imports).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrospan_launch.agent.spans.labels import LabelSwitch
 
-def _fail(agent: Agent, part: str, exc: BaseException, config: Config, swallow: bool) -> None:
-    message = f"{part} disabled: {type(exc).__name__}: {exc}"
+
+def _fail(
+    agent: Agent,
+    part: str,
+    exc: BaseException,
+    config: Config,
+    swallow: bool,
+    message: str | None = None,
+) -> None:
+    message = message or f"{part} disabled: {type(exc).__name__}: {exc}"
     agent.failures.append(message)
     if config.strict:
         log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
@@ -56,6 +68,23 @@ def _report_config_errors(agent: Agent, config: Config, swallow: bool) -> None:
     report_bad_settings(config, os.environ, log.warning, stop)
 
 
+def _without_profiler(agent: Agent, config: Config, swallow: bool) -> LabelSwitch:
+    """pyroscope-io is not installed: say so once, and link spans all the same.
+
+    Root spans still get ``pyroscope.profile.id`` (the processor needs a label switch,
+    here one with nothing to label), so traces look the same wherever the profiler runs.
+    """
+    from pyrospan_launch.agent import profiler
+    from pyrospan_launch.common import profiler_support
+
+    message = profiler_support.unavailable_reason()
+    try:
+        import pyroscope  # noqa: F401  (the error the line stands for, for tests and strict)
+    except ModuleNotFoundError as exc:
+        _fail(agent, "profiling", exc, config, swallow, message)
+    return profiler.links_only()
+
+
 def _run(agent: Agent, config: Config, swallow: bool) -> None:
     _report_config_errors(agent, config, swallow)
 
@@ -73,7 +102,10 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
             agent.labels = labels
             agent.service_names.profile_name = config.profiler.application_name
 
-        agent.profiling = _attempt(agent, "profiling", start_profiler, config, swallow)
+        if profiler.installed():
+            agent.profiling = _attempt(agent, "profiling", start_profiler, config, swallow)
+        else:
+            labels = _without_profiler(agent, config, swallow)
     else:
         log.debug(f"profiling off: {config.off_reasons.get('profiling', 'not requested')}")
 
@@ -86,7 +118,12 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
     tracing.set_defaults()
     # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry loads,
     # and the asyncio/thread-pool hooks in place before the app creates loops and pools.
-    switching = labels is not None and tracing.select_label_switching_context(agent.import_hooks)
+    # Without a profiler there is nothing to label: spans get only pyroscope.profile.id.
+    switching = (
+        labels is not None
+        and agent.profiling
+        and tracing.select_label_switching_context(agent.import_hooks)
+    )
     if switching:
         assert labels is not None
         from pyrospan_launch.agent.spans import handoff

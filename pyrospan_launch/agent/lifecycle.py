@@ -13,7 +13,9 @@ answers held the process 10 s).  That flush runs once per process:
 * at a normal exit, and after an uncaught KeyboardInterrupt (SIGINT), from ``atexit``;
 * on SIGTERM (``docker stop``) when the signal would otherwise kill the process on the
   spot: the handler flushes, puts the default action back and raises the signal again,
-  so the process still dies of SIGTERM.  A handler the app installs replaces it; the app
+  so the process still dies of SIGTERM (on Python 3.14+, a
+  :class:`~pyrospan_launch.agent.signal_watch.SignalWatch` wakes the main thread when
+  Python would leave the handler pending).  A handler the app installs replaces it; the app
   then ends through its own code and ``atexit``;
 * at the end of a forked pool worker (multiprocessing, celery), which leaves through
   ``os._exit`` and skips ``atexit``: :mod:`pyrospan_launch.agent.worker_exits` runs the flush.
@@ -31,7 +33,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent import bounded, signal_watch
+from pyrospan_launch.agent.signal_watch import SignalWatch
 from pyrospan_launch.common import log
 
 Hook = Callable[[], None]
@@ -60,6 +63,9 @@ class Lifecycle:
         self._exit_handling_installed = False
         # The exit calls' helper threads, waiting; each forked child starts its own.
         self._standby: bounded.Standby | None = None
+        # Set when the SIGTERM handler starts; the signal watch wakes the main thread until.
+        self.sigterm_started = False
+        self.signal_watch: SignalWatch | None = None
 
     def _register_at_fork(self) -> None:
         if self._registered_at_fork:
@@ -129,6 +135,7 @@ class Lifecycle:
         self._standby = bounded.Standby(self._exit_calls)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.sigterm_started = True
         self.flush_at_exit()
         # Die of the signal, as the process would have without pyrospan: its parent (a
         # shell, docker, a supervisor) sees the same status.
@@ -147,6 +154,15 @@ class Lifecycle:
             return
         signal.signal(signal.SIGTERM, self._on_sigterm)
         log.debug("SIGTERM: the last data is sent before the default action kills the process")
+        if signal_watch.NEEDED:
+            watch = SignalWatch(signal.SIGTERM, self._sigterm_due)
+            if watch.start():
+                self.signal_watch = watch
+                self.after_fork_in_child(watch.restart_in_child)
+
+    def _sigterm_due(self) -> bool:
+        """True while SIGTERM's handler is this lifecycle's and has not started."""
+        return not self.sigterm_started and signal.getsignal(signal.SIGTERM) == self._on_sigterm
 
     def install_exit_handling(self) -> None:
         """Flush at exit and on a fatal SIGTERM, within the deadline, here and in forks.

@@ -64,9 +64,21 @@ def _onoff(flag: bool) -> str:
     return "on" if flag else "off"
 
 
+def _profiler_missing() -> str | None:
+    """The bootstrap's line when pyroscope-io cannot be imported here, else None."""
+    from importlib.util import find_spec
+
+    from pyrospan_launch.common import profiler_support
+
+    return None if find_spec("pyroscope") is not None else profiler_support.unavailable_reason()
+
+
 def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
     lines = ["", "What will run:"]
-    if config.profiling and config.profiler is not None:
+    missing = _profiler_missing() if config.profiling else None
+    if missing is not None:
+        lines.append(f"  profiling      off: {missing}")
+    elif config.profiling and config.profiler is not None:
         p = config.profiler
         tags = ",".join(f"{k}={v}" for k, v in p.tags.items()) or "none"
         lines.append(
@@ -93,16 +105,22 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     else:
         lines.append(f"  tracing        off: {config.off_reasons.get('tracing', '')}")
     linked = config.profiling and config.tracing
-    lines.append(
-        "  span profiles  "
-        + (
-            "on: local root spans get pyroscope.profile.id; their CPU samples get "
-            "span_id and span_name"
-            if linked
-            else "off: needs both profiling and tracing"
+    if linked and missing is not None:
+        lines.append(
+            "  span profiles  on: local root spans get pyroscope.profile.id; no CPU samples "
+            "without pyroscope-io"
         )
-    )
-    if linked:
+    else:
+        lines.append(
+            "  span profiles  "
+            + (
+                "on: local root spans get pyroscope.profile.id; their CPU samples get "
+                "span_id and span_name"
+                if linked
+                else "off: needs both profiling and tracing"
+            )
+        )
+    if linked and missing is None:
         lines.append("  span labels    " + _span_labels_line(config, environ))
     source = (
         "derived from the command; set OTEL_SERVICE_NAME to choose"
