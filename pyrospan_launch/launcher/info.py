@@ -65,12 +65,19 @@ def _onoff(flag: bool) -> str:
 
 
 def _profiler_missing() -> str | None:
-    """The bootstrap's line when pyroscope-io cannot be imported here, else None."""
-    from importlib.util import find_spec
+    """The bootstrap's line when pyroscope-io cannot be imported here, else None.
 
+    Imported, as the bootstrap does (importing starts nothing): a module that is found
+    and fails to load is missing all the same.
+    """
     from pyrospan_launch.common import profiler_support
 
-    return None if find_spec("pyroscope") is not None else profiler_support.unavailable_reason()
+    try:
+        import pyroscope  # noqa: F401
+    except ImportError as exc:
+        if profiler_support.is_missing(exc):
+            return profiler_support.unavailable_reason()
+    return None
 
 
 def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
