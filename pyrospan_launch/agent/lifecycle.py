@@ -58,6 +58,7 @@ class Lifecycle:
     def __init__(self) -> None:
         self._before_fork: list[Hook] = []
         self._after_fork_in_child: list[Hook] = []
+        self._after_fork_in_parent: list[Hook] = []
         self._exit_calls: list[bounded.Call] = []
         self._registered_at_fork = False
         self._exit_handling_installed = False
@@ -74,11 +75,17 @@ class Lifecycle:
         os.register_at_fork(
             before=lambda: _run(self._before_fork, "before fork"),
             after_in_child=lambda: _run(self._after_fork_in_child, "after fork"),
+            after_in_parent=lambda: _run(self._after_fork_in_parent, "after fork in parent"),
         )
 
     def before_fork(self, hook: Hook) -> None:
         """Run ``hook`` just before this process forks (exceptions reported, not raised)."""
         self._before_fork.append(hook)
+        self._register_at_fork()
+
+    def after_fork_in_parent(self, hook: Hook) -> None:
+        """Run ``hook`` in this process after each fork (exceptions reported, not raised)."""
+        self._after_fork_in_parent.append(hook)
         self._register_at_fork()
 
     def after_fork_in_child(self, hook: Hook) -> None:
@@ -158,6 +165,8 @@ class Lifecycle:
             watch = SignalWatch(signal.SIGTERM, self._sigterm_due)
             if watch.start():
                 self.signal_watch = watch
+                self.before_fork(watch.pause)
+                self.after_fork_in_parent(watch.resume)
                 self.after_fork_in_child(watch.restart_in_child)
 
     def _sigterm_due(self) -> bool:

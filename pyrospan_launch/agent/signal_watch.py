@@ -24,6 +24,7 @@ would be worse than late.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import signal
 import socket
 import sys
@@ -53,6 +54,7 @@ class SignalWatch:
         self._due = due
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         self._main_ident = 0
+        self._paused = False
         self.nudged = 0
 
     @property
@@ -86,8 +88,12 @@ class SignalWatch:
             return False
         return True
 
-    def stop(self) -> None:
-        """Give the wakeup file descriptor back (if still ours) and close the sockets."""
+    def stop(self, *, forked: bool = False) -> None:
+        """Give the wakeup file descriptor back (if still ours) and end the helper thread.
+
+        ``forked``: in a forked child, whose sockets are the parent's too and which has no
+        helper thread, they are only closed (a shutdown would end the parent's watch).
+        """
         if self._sockets is None:
             return
         reader, writer = self._sockets
@@ -98,13 +104,42 @@ class SignalWatch:
                 signal.set_wakeup_fd(current)  # set by the app since: leave it
         except ValueError:
             pass  # not the main thread: the descriptor stays, its socket is closed below
+        if not forked:
+            with contextlib.suppress(OSError):
+                reader.shutdown(socket.SHUT_RDWR)  # wakes the helper's recv: it returns
         reader.close()
         writer.close()
 
+    def pause(self) -> None:
+        """Before a fork: no wakeup descriptor while the child shares it.
+
+        A signal the child gets before its own watch starts would otherwise reach the
+        parent's helper, which would wake the parent's handler: the parent would end.
+        Only from the main thread (``set_wakeup_fd`` works nowhere else); a fork from
+        another thread keeps that short window.
+        """
+        if self._sockets is None:
+            return
+        try:
+            current = signal.set_wakeup_fd(-1)
+        except ValueError:
+            return
+        if current == self._sockets[1].fileno():
+            self._paused = True
+        else:
+            signal.set_wakeup_fd(current)  # the app's: leave it
+
+    def resume(self) -> None:
+        """After a fork, in the parent: the wakeup descriptor back."""
+        if self._paused and self._sockets is not None:
+            self._paused = False
+            signal.set_wakeup_fd(self._sockets[1].fileno(), warn_on_full_buffer=False)
+
     def restart_in_child(self) -> None:
         """In a forked child: a watch of its own, never the parent's socket or thread."""
+        self._paused = False
         if self._sockets is not None:
-            self.stop()
+            self.stop(forked=True)
             self.start()
 
     def _watch(self, reader: socket.socket) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pyrospan_launch.agent import lifecycle
+from pyrospan_launch.agent import lifecycle, signal_watch
 from pyrospan_launch.agent.lifecycle import Lifecycle
 
 
@@ -25,6 +25,8 @@ def installed() -> Iterator[Lifecycle]:
     yield agent_lifecycle
     atexit.unregister(agent_lifecycle.flush_at_exit)
     signal.signal(signal.SIGTERM, before)
+    if agent_lifecycle.signal_watch is not None:
+        agent_lifecycle.signal_watch.stop()
 
 
 def test_exit_calls_run_once_within_the_deadline(installed: Lifecycle) -> None:
@@ -44,6 +46,8 @@ def test_exit_calls_run_once_within_the_deadline(installed: Lifecycle) -> None:
 
 def test_sigterm_gets_the_flushing_handler(installed: Lifecycle) -> None:
     assert signal.getsignal(signal.SIGTERM) == installed._on_sigterm
+    # Woken by the signal watch where Python may leave the handler pending (3.14 on).
+    assert (installed.signal_watch is not None) == signal_watch.NEEDED
 
 
 def test_without_exit_handling_flush_does_nothing() -> None:
