@@ -77,16 +77,12 @@ test-all: ## Run the tests under every Python 3.10-3.13 found by pyenv
 	done
 
 # The oldest and the newest supported OpenTelemetry release sets (constraints/), each in a
-# virtual environment of its own, without opentelemetry-distro as most apps: the unit tests
-# and the end-to-end tests of OTEL_TESTS (the distro's own tests bring it).
+# virtual environment of its own, without opentelemetry-distro as most apps: the tests
+# marked `otel` (the distro's own tests bring it).
 OTEL ?= newest
 OTEL_VENV := .venv-otel-$(OTEL)
-OTEL_TESTS := tests/unit tests/cli/test_cli.py tests/e2e/test_e2e_coexist.py \
-  tests/e2e/test_e2e_service_names.py tests/e2e/test_otel_bootstrap.py tests/e2e/test_e2e_distro.py \
-  "tests/e2e/test_e2e_linking.py::test_root_span_linked_to_its_hot_function" \
-  "tests/e2e/test_e2e_linking.py::test_wsgi_server_requests_linked_in_every_worker" \
-  "tests/e2e/test_e2e_attribution.py::test_concurrent_tasks_on_one_loop_each_get_their_own_samples" \
-  "tests/e2e/test_e2e_attribution.py::test_concurrent_fastapi_requests_each_attributed_to_their_span"
+# The tests marked `otel` (pytest -m otel; every unit test is).
+OTEL_TESTS := -m otel tests
 
 $(OTEL_VENV)/bin/pyrospan-run: pyproject.toml constraints/otel-$(OTEL).txt
 	$(PYTHON) -m venv $(OTEL_VENV)

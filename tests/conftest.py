@@ -1,29 +1,16 @@
-"""Shared fixtures: process-state hygiene, the receiver, and running programs under pyrospan-run."""
+"""Shared fixtures: process-state hygiene, the receiver, the launchers (helpers: helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+from helpers import LAUNCHERS, clean_env, run
 from recording_receiver import RecordingReceiver
-
-PROGRAMS = Path(__file__).parent / "programs"
-BIN = Path(sys.executable).parent
-PYROSPAN_RUN = str(BIN / "pyrospan-run")
-
-# The two ways to start the launcher; "is like python" tests run under both.
-LAUNCHERS = {
-    "console-script": [PYROSPAN_RUN],
-    "python-m": [sys.executable, "-m", "pyrospan_launch"],
-}
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +25,13 @@ def _restore_process_state() -> Iterator[None]:
 
 
 IN_PROCESS_LAYERS = ("unit", "cli")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The whole unit layer is cheap and touches OpenTelemetry's API: it runs on every set."""
+    for item in items:
+        if item.path.parent.name == "unit":
+            item.add_marker(pytest.mark.otel)
 
 
 def _native_threads() -> int:
@@ -132,89 +126,3 @@ def distro_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     assert done.returncode == 0, done.stderr
     return str(target)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any pyrospan, Pyroscope or OTel setting."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PYROSPAN_", "PYROSCOPE_", "OTEL_", "_PYROSPAN"))
-        and key != "PYTHONPATH"
-    }
-    env.update(extra)
-    return env
-
-
-def backend_env(receiver: RecordingReceiver, **extra: str) -> dict[str, str]:
-    """Environment pointing both signals at ``receiver``, with short intervals for tests."""
-    return clean_env(
-        PYROSCOPE_SERVER_ADDRESS=receiver.url,
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
-        PYROSCOPE_UPLOAD_INTERVAL="1",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-        **extra,
-    )
-
-
-def run(
-    command: Sequence[str],
-    env: Mapping[str, str],
-    cwd: Path | str | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion and capture its output as text."""
-    return subprocess.run(
-        list(command),
-        env=dict(env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    """Wait until ``url`` answers, failing early with the server's output if it died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"server exited {process.returncode}:\n{out}\n{err}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                response.read()
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
-
-
-def start_server(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """Start a long-running server with its output captured (read it with :func:`stop`)."""
-    return subprocess.Popen(
-        list(command),
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def stop(process: subprocess.Popen[str], timeout: float = 15) -> tuple[str, str]:
-    """Terminate a server politely and return its output."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        return process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.communicate()

@@ -17,15 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyrospan_launch.receiver import (
-    LOGS_PATH,
-    METRICS_PATH,
-    ProfileSample,
-    ProfileSeries,
-    ReceivedSpan,
-    Receiver,
-    RequestInfo,
-)
+from pyrospan_launch.receiver.records import ProfileSample, ProfileSeries, ReceivedSpan, RequestInfo
+from pyrospan_launch.receiver.server import LOGS_PATH, METRICS_PATH, PUSH_PATH, Receiver
 
 
 class RecordingReceiver(Receiver):
@@ -45,6 +38,11 @@ class RecordingReceiver(Receiver):
         self.on_profiles.insert(0, self._keep_profiles)
         self.on_spans.insert(0, self._keep_spans)
         self.on_requests.insert(0, self._keep_request)
+
+    @property
+    def push_endpoint(self) -> str:
+        """``url + "/push.v1.PusherService/Push"``, for requests the tests make by hand."""
+        return self.url + PUSH_PATH
 
     # ------------------------------------------------------------------ keeping
 

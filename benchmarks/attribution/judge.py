@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pyrospan_launch.receiver import ProfileSample
+from pyrospan_launch.receiver.records import ProfileSample
 
 UNRELATED = "unrelated_work"
 

@@ -25,7 +25,8 @@ sys.path.insert(0, str(HERE.parent))
 from judge import Score, score  # noqa: E402
 from recording import RecordingReceiver  # noqa: E402
 
-from pyrospan_launch.receiver import ProfileSample, Receiver  # noqa: E402
+from pyrospan_launch.receiver.records import ProfileSample  # noqa: E402
+from pyrospan_launch.receiver.server import Receiver  # noqa: E402
 
 FUNCTIONS = {"/search": "search_products", "/basket": "price_basket", "/account": "render_account"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadgen import LoadResult, clean_env, run_server
 
-from pyrospan_launch.receiver import Receiver
+from pyrospan_launch.receiver.server import Receiver
 
 HERE = Path(__file__).resolve().parent
 

@@ -31,7 +31,7 @@ from web import (  # noqa: E402
     wait_until_serving,
 )
 
-from pyrospan_launch.receiver import Receiver  # noqa: E402
+from pyrospan_launch.receiver.server import Receiver  # noqa: E402
 
 
 def main() -> None:

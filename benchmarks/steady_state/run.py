@@ -27,7 +27,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 from loadgen import LoadResult, clean_env, opentelemetry_instrument_env, run_server  # noqa: E402
 
-from pyrospan_launch.receiver import Receiver  # noqa: E402
+from pyrospan_launch.receiver.server import Receiver  # noqa: E402
 
 BIN = Path(sys.executable).parent
 APPS = {

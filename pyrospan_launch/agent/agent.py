@@ -25,14 +25,25 @@ if TYPE_CHECKING:
     from pyrospan_launch.settings.config import Config
 
 
+# The state of each part of the agent (profiling, tracing, linking, children, exit
+# handling): not asked for, waiting for the app's first use, running, or failed to start.
+OFF = "off"
+ARMED = "armed"
+ON = "on"
+FAILED = "failed"
+
+
 class Agent:
     """What the agent holds for the life of one process."""
 
     def __init__(self) -> None:
         self.config: Config | None = None
-        self.profiling = False
-        self.tracing = False
-        self.linking = False
+        # One state per part of the bootstrap (OFF, ARMED, ON or FAILED).
+        self.profiling = OFF
+        self.tracing = OFF
+        self.linking = OFF
+        self.children = OFF
+        self.exit_handling = OFF
         self.instrumentations: list[str] = []
         self.failures: list[str] = []
         # The profiler's per-thread labels, once the profiler runs.

@@ -1,8 +1,11 @@
 """What the injected sitecustomize runs in the child, before any user code.
 
-Order: the profiler is configured, then OpenTelemetry (distro, configurator,
-instrumentors), then the span-profile processor is added to the global SDK
-TracerProvider.  Each part fails on its own: one ``pyrospan:`` line names the cause and
+:class:`Bootstrap` has one method per part, in order: the profiler, then OpenTelemetry
+(distro, configurator, instrumentors; at once or on the app's first use), then span
+linking (the span-profile processor on the global SDK TracerProvider), then the
+children (the bootstrap directory back on PYTHONPATH for the programs the app starts).
+Each method leaves its part in one state of :mod:`pyrospan_launch.agent.agent` (off,
+armed, on or failed) and fails on its own: one ``pyrospan:`` line names the cause and
 the app runs with whatever could start.  With ``PYROSPAN_STRICT=true`` a failure exits
 with status 3 before user code runs instead.
 
@@ -14,151 +17,222 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 from pyrospan_launch.agent import agent as the_agent
-from pyrospan_launch.agent.agent import Agent
+from pyrospan_launch.agent.agent import ARMED, FAILED, OFF, ON, Agent
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import Config, resolve
 from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
 
-# typing for type checkers only (docs/design.md, start-up imports).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrospan_launch.agent.spans.labels import LabelSwitch
 
 
-def _fail(
-    agent: Agent,
-    part: str,
-    exc: BaseException,
-    config: Config,
-    swallow: bool,
-    message: str | None = None,
-) -> None:
-    message = message or f"{part} disabled: {type(exc).__name__}: {exc}"
-    agent.failures.append(message)
-    if config.strict:
-        log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
-        if not swallow:
-            raise SystemExit(EXIT_STRICT) from exc
-        # site.py turns SystemExit raised in sitecustomize into a fatal error with a
-        # traceback; leave quietly with our own status instead.
-        os._exit(EXIT_STRICT)
-    log.warning(message)
-    if not swallow:
-        raise exc
+class Bootstrap:
+    """Starts each part of the agent in one process and records its state on ``agent``.
 
-
-def _attempt(
-    agent: Agent, part: str, step: Callable[[], None], config: Config, swallow: bool
-) -> bool:
-    try:
-        step()
-    except Exception as exc:
-        _fail(agent, part, exc, config, swallow)
-        return False
-    return True
-
-
-def _report_config_errors(agent: Agent, config: Config, swallow: bool) -> None:
-    def stop() -> None:
-        _fail(agent, "configuration", config.errors[0], config, swallow)
-
-    report_bad_settings(config, os.environ, log.warning, stop)
-
-
-def _without_profiler(agent: Agent, config: Config, swallow: bool) -> LabelSwitch:
-    """pyroscope-io is not installed: say so once, and link spans all the same.
-
-    Root spans still get ``pyroscope.profile.id`` (the processor needs a label switch,
-    here one with nothing to label), so traces look the same wherever the profiler runs.
+    ``environ`` is the process environment (PYTHONPATH is edited in it) and ``exit`` how
+    strict mode leaves; tests pass their own.
     """
-    from pyrospan_launch.agent import profiler
-    from pyrospan_launch.common import profiler_support
 
-    message = profiler_support.unavailable_reason()
-    try:
-        import pyroscope  # noqa: F401  (the error the line stands for, for tests and strict)
-    except ModuleNotFoundError as exc:
-        _fail(agent, "profiling", exc, config, swallow, message)
-    return profiler.links_only()
+    def __init__(
+        self,
+        agent: Agent,
+        config: Config,
+        *,
+        bootstrap_dir: str | None = None,
+        environ: MutableMapping[str, str] | None = None,
+        exit: Callable[[int], object] = os._exit,
+    ) -> None:
+        self.agent = agent
+        self.config = config
+        self.bootstrap_dir = bootstrap_dir
+        self.environ: MutableMapping[str, str] = os.environ if environ is None else environ
+        self._exit = exit
+        self._labels: LabelSwitch | None = None
+        # Whether pyrospan's runtime context was chosen, so labels can follow it.
+        self._switching = False
+        self._python_path: str | None = None
 
+    def run(self) -> None:
+        """Every part, in order; the children part even when another one raised."""
+        from pyrospan_launch.agent import otel_instrument
 
-def _run(agent: Agent, config: Config, swallow: bool) -> None:
-    _report_config_errors(agent, config, swallow)
+        agent = self.agent
+        self.hold_children()
+        try:
+            if otel_instrument.take_over(
+                self.bootstrap_dir, agent.import_hooks, tracing=self.config.tracing
+            ):
+                return  # opentelemetry-instrument's own process: the app it execs starts us
+            self.report_settings()
+            self.profiler()
+            self.tracing()
+            self.exit_handling()
+        finally:
+            self.children()
+        log.debug(
+            f"ready: profiling={agent.profiling} tracing={agent.tracing} "
+            f"linking={agent.linking} children={agent.children} "
+            f"instrumentations={','.join(agent.instrumentations) or 'none'}"
+        )
 
-    labels = None
-    if config.profiling and config.profiler is not None:
+    # --- failures --------------------------------------------------------------------
+
+    def _fail(self, what: str, exc: BaseException, message: str | None = None) -> None:
+        message = message or f"{what} disabled: {type(exc).__name__}: {exc}"
+        self.agent.failures.append(message)
+        if self.config.strict:
+            log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
+            # site.py turns SystemExit raised in sitecustomize into a fatal error with a
+            # traceback; leave quietly with our own status instead.
+            self._exit(EXIT_STRICT)
+            return
+        log.warning(message)
+
+    def _attempt(self, part: str, what: str, step: Callable[[], None]) -> None:
+        """Run ``step``; the part is on after it, or failed with one line naming ``what``."""
+        try:
+            step()
+        except Exception as exc:
+            setattr(self.agent, part, FAILED)
+            self._fail(what, exc)
+        else:
+            setattr(self.agent, part, ON)
+
+    def report_settings(self) -> None:
+        """One line per bad value, once per run; strict mode stops on the first."""
+        config = self.config
+
+        def stop() -> None:
+            self._fail("configuration", config.errors[0])
+
+        report_bad_settings(config, self.environ, log.warning, stop)
+
+    # --- the parts -------------------------------------------------------------------
+
+    def profiler(self) -> None:
+        """Start pyroscope-io with the labels spans will switch."""
+        config = self.config
+        if not (config.profiling and config.profiler is not None):
+            log.debug(f"profiling off: {config.off_reasons.get('profiling', 'not requested')}")
+            return
         from pyrospan_launch.agent import profiler
 
-        def start_profiler() -> None:
-            nonlocal labels
-            assert config.profiler is not None
-            # Marker frames need span linking: without tracing there is no span to mark.
-            method = config.span_labels if config.tracing else "tags"
-            follow = agent.spans_follow if config.tracing else None
-            labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
-            agent.labels = labels
-            agent.service_names.profile_name = config.profiler.application_name
+        if not profiler.installed():
+            self._without_profiler()
+            return
+        self._attempt("profiling", "profiling", self._start_profiler)
 
-        if profiler.installed():
-            agent.profiling = _attempt(agent, "profiling", start_profiler, config, swallow)
-        else:
-            labels = _without_profiler(agent, config, swallow)
-    else:
-        log.debug(f"profiling off: {config.off_reasons.get('profiling', 'not requested')}")
+    def _without_profiler(self) -> None:
+        """pyroscope-io is not installed: say so once, and link spans all the same.
 
-    if not config.tracing:
-        log.debug(f"tracing off: {config.off_reasons.get('tracing', 'not requested')}")
-        return
+        Root spans still get ``pyroscope.profile.id`` (the processor needs a label switch,
+        here one with nothing to label), so traces look the same wherever it runs.
+        """
+        from pyrospan_launch.agent import profiler
+        from pyrospan_launch.common import profiler_support
 
-    from pyrospan_launch.agent import tracing, triggers
+        self.agent.profiling = FAILED
+        self._labels = profiler.links_only()
+        try:
+            import pyroscope  # noqa: F401  (the error the line stands for)
+        except ImportError as exc:
+            self._fail("profiling", exc, profiler_support.unavailable_reason())
 
-    tracing.set_defaults()
-    # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry loads,
-    # and the asyncio/thread-pool hooks in place before the app creates loops and pools.
-    # Without a profiler there is nothing to label: spans get only pyroscope.profile.id.
-    switching = (
-        labels is not None
-        and agent.profiling
-        and tracing.select_label_switching_context(agent.import_hooks)
-    )
-    if switching:
-        assert labels is not None
-        from pyrospan_launch.agent.spans import handoff
+    def _start_profiler(self) -> None:
+        from pyrospan_launch.agent import profiler
 
-        handoff.install(labels, agent.import_hooks)
+        config, agent = self.config, self.agent
+        assert config.profiler is not None
+        # Marker frames need span linking: without tracing there is no span to mark.
+        method = config.span_labels if config.tracing else "tags"
+        follow = agent.spans_follow if config.tracing else None
+        self._labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
+        agent.labels = self._labels
+        agent.service_names.profile_name = config.profiler.application_name
 
-    def start_otel() -> None:
-        agent.tracing = _attempt(agent, "tracing", start_tracing, config, swallow)
-        if agent.tracing and labels is not None:
-            agent.linking = _attempt(agent, "span profiles", start_linking, config, swallow)
-        if agent.tracing and not agent.linking:
+    def tracing(self) -> None:
+        """Start OpenTelemetry now (eager or strict), or arm it for the app's first use."""
+        config, agent = self.config, self.agent
+        if not config.tracing:
+            log.debug(f"tracing off: {config.off_reasons.get('tracing', 'not requested')}")
+            return
+        from pyrospan_launch.agent import tracing, triggers
+
+        tracing.set_defaults()
+        # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry
+        # loads, and the asyncio/thread-pool hooks in place before the app makes loops and
+        # pools.
+        # Without a profiler there is nothing to label: spans get only pyroscope.profile.id.
+        labels = self._labels
+        self._switching = (
+            labels is not None
+            and agent.profiling == ON
+            and tracing.select_label_switching_context(agent.import_hooks)
+        )
+        if self._switching:
+            assert labels is not None
+            from pyrospan_launch.agent.spans import handoff
+
+            handoff.install(labels, agent.import_hooks)
+        if config.eager_instrumentation or config.strict:
+            # Strict mode must see every failure before the app runs; eager mode is the
+            # opentelemetry-instrument behaviour, for whoever needs it.
+            self.start_opentelemetry()
+            return
+        watched = tracing.start_on_first_use(
+            self.start_opentelemetry, triggers.modules(self.environ), agent.import_hooks
+        )
+        agent.tracing = ARMED
+        if labels is not None:
+            agent.linking = ARMED
+        log.debug(f"OpenTelemetry starts on first import of: {', '.join(watched)}")
+
+    def start_opentelemetry(self) -> None:
+        """Tracing, then span linking: at start-up, or inside the app's first import."""
+        from pyrospan_launch.agent import tracing
+
+        agent = self.agent
+        self._attempt("tracing", "tracing", self._start_tracing)
+        if agent.tracing == ON and self._labels is not None:
+            self.linking()
+        elif agent.linking == ARMED:
+            agent.linking = OFF
+        if agent.tracing == ON and agent.linking != ON:
             agent.provider_handover.install(tracing.sdk_tracer_provider())
         log.debug(
             f"OpenTelemetry ready: tracing={agent.tracing} linking={agent.linking} "
             f"instrumentations={','.join(agent.instrumentations) or 'none'}"
         )
 
-    def start_tracing() -> None:
-        from pyrospan_launch.agent import export_errors
+    def _start_tracing(self) -> None:
+        from pyrospan_launch.agent import export_errors, tracing
 
+        agent = self.agent
         if agent.export_filters is None:
             agent.export_filters = export_errors.install(agent.lifecycle)
         agent.instrumentations = tracing.start(
-            agent.lifecycle, agent.import_hooks, lazy=not config.eager_instrumentation
+            agent.lifecycle, agent.import_hooks, lazy=not self.config.eager_instrumentation
         )
 
-    def start_linking() -> None:
+    def linking(self) -> None:
+        """Add the span-profile processor to the global SDK TracerProvider."""
+        self._attempt("linking", "span profiles", self._link_spans)
+
+    def _link_spans(self) -> None:
+        from pyrospan_launch.agent import tracing
         from pyrospan_launch.agent.spans import span_context
         from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
+        config, agent, labels = self.config, self.agent, self._labels
         provider = tracing.sdk_tracer_provider()
         if provider is None:
             raise RuntimeError("the global TracerProvider is not the OpenTelemetry SDK's")
         assert labels is not None
-        active = switching and tracing.label_switching_context_active()
+        active = self._switching and tracing.label_switching_context_active()
         processor = SpanProfileProcessor(
             labels,
             span_name_label=config.span_name_label,
@@ -176,76 +250,66 @@ def _run(agent: Agent, config: Config, swallow: bool) -> None:
         else:
             log.debug("span-profile processor added; labels follow span start and end")
 
-    if config.eager_instrumentation or config.strict:
-        # Strict mode must see every failure before the app runs; eager mode is the
-        # opentelemetry-instrument behaviour, for whoever needs it.
-        start_otel()
-        return
-    watched = tracing.start_on_first_use(
-        start_otel, triggers.modules(os.environ), agent.import_hooks
-    )
-    agent.tracing = True  # armed: starts with the app's first use
-    log.debug(f"OpenTelemetry starts on first import of: {', '.join(watched)}")
+    def exit_handling(self) -> None:
+        """Fork and exit handling, when something runs that needs it."""
+        if self.agent.profiling != ON and self.agent.tracing not in (ON, ARMED):
+            return
+        self._attempt("exit_handling", "exit and fork handling", self.agent.watch_lifecycle)
+
+    def hold_children(self) -> None:
+        """Take the bootstrap directory off PYTHONPATH while the parts start.
+
+        A process started during initialisation must not be bootstrapped recursively.
+        """
+        self._python_path = self.environ.get("PYTHONPATH")
+        if self.bootstrap_dir and self._python_path is not None:
+            from pyrospan_launch.common.python_path import python_path_without
+
+            self.environ["PYTHONPATH"] = python_path_without(self.bootstrap_dir, self._python_path)
+
+    def children(self) -> None:
+        """Put the bootstrap directory back, so the programs the app starts are ours too."""
+        if not self.bootstrap_dir or self._python_path is None:
+            return  # not started through PYTHONPATH: nothing to hand on
+        if self.config.children:
+            self._attempt("children", "instrumenting child programs", self._hand_on)
+        elif not self.environ.get("PYTHONPATH"):
+            # PYROSPAN_CHILDREN=false: stay off it, so programs the app starts run
+            # untouched; with nothing of the user's left, unset it as it was.
+            del self.environ["PYTHONPATH"]
+
+    def _hand_on(self) -> None:
+        from pyrospan_launch.common.python_path import python_path_with
+
+        assert self.bootstrap_dir is not None
+        self.environ["PYTHONPATH"] = python_path_with(
+            self.bootstrap_dir, self.environ.get("PYTHONPATH")
+        )
 
 
-def initialize(*, swallow_exceptions: bool = True, bootstrap_dir: str | None = None) -> None:
+def initialize(*, bootstrap_dir: str | None = None) -> None:
     """Start profiling, tracing and span linking in this process, once.
 
-    ``swallow_exceptions=False`` re-raises the first failure (for tests).  While this
-    runs, the bootstrap directory is taken off PYTHONPATH so that a process started
-    during initialisation is not bootstrapped recursively; it is put back afterwards so
-    that the app's own children are instrumented (unless ``PYROSPAN_CHILDREN=false``).
+    While this runs, the bootstrap directory is taken off PYTHONPATH so that a process
+    started during initialisation is not bootstrapped recursively; it is put back
+    afterwards so that the app's own children are instrumented (unless
+    ``PYROSPAN_CHILDREN=false``).
     """
     if the_agent.current() is not None:
         return
     agent = Agent()
     the_agent.make_current(agent)
     try:
-        _initialize(agent, swallow_exceptions, bootstrap_dir)
+        _initialize(agent, bootstrap_dir)
     except Exception as exc:
         # A bug of ours must not stop the app: say so in one line and let it run.
         agent.failures.append(f"bootstrap failed: {type(exc).__name__}: {exc}")
         log.warning(agent.failures[-1])
-        if not swallow_exceptions:
-            raise
 
 
-def _initialize(agent: Agent, swallow_exceptions: bool, bootstrap_dir: str | None) -> None:
+def _initialize(agent: Agent, bootstrap_dir: str | None) -> None:
     config = resolve(os.environ)
     agent.config = config
     log.set_level(config.log_level)
     log.debug(f"bootstrap in {sys.executable}, argv {sys.argv!r}")
-
-    from pyrospan_launch.common.python_path import python_path_with, python_path_without
-
-    original = os.environ.get("PYTHONPATH")
-    if bootstrap_dir and original is not None:
-        os.environ["PYTHONPATH"] = python_path_without(bootstrap_dir, original)
-    try:
-        from pyrospan_launch.agent import otel_instrument
-
-        if otel_instrument.take_over(bootstrap_dir, agent.import_hooks, tracing=config.tracing):
-            return  # opentelemetry-instrument's own process: the app it execs starts us
-        _run(agent, config, swallow_exceptions)
-        if agent.profiling or agent.tracing:
-            _attempt(
-                agent, "exit and fork handling", agent.watch_lifecycle, config, swallow_exceptions
-            )
-    finally:
-        if bootstrap_dir and original is not None:
-            if config.children:
-                os.environ["PYTHONPATH"] = python_path_with(
-                    bootstrap_dir, os.environ.get("PYTHONPATH")
-                )
-            elif not os.environ.get("PYTHONPATH"):
-                # PYROSPAN_CHILDREN=false: stay off it, so programs the app starts run
-                # untouched; with nothing of the user's left, unset it as it was.
-                del os.environ["PYTHONPATH"]
-    if agent.linking or not agent.tracing:
-        log.debug(
-            f"ready: profiling={agent.profiling} tracing={agent.tracing} "
-            f"linking={agent.linking} "
-            f"instrumentations={','.join(agent.instrumentations) or 'none'}"
-        )
-    else:
-        log.debug(f"ready: profiling={agent.profiling} tracing=on first use")
+    Bootstrap(agent, config, bootstrap_dir=bootstrap_dir).run()

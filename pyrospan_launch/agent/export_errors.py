@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pyrospan_launch.agent.export_causes import GAVE_UP, classify
 from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.common import log, redact
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import reads
 
 # Every logger that reports a failed export or a header it cannot use (OpenTelemetry
 # 1.38 to 1.45; otlp.common is new in 0.66b0).  tests/unit/test_export_errors.py checks,
@@ -64,11 +64,7 @@ class _Problem:
 
 def interval_seconds(environ: Mapping[str, str]) -> float:
     """The reporting interval: the profile upload interval, or its default if not valid."""
-    setting = registry.setting("PYROSCOPE_UPLOAD_INTERVAL")
-    try:
-        return float(setting.read(environ))
-    except registry.SettingError:
-        return float(setting.default)
+    return reads.upload_interval_seconds(environ)
 
 
 class ExportErrorFilter(logging.Filter):

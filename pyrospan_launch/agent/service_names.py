@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from pyrospan_launch.agent.otel_compat import SERVICE_NAME, rename_service
+from pyrospan_launch.settings import reads
 from pyrospan_launch.settings.config import DERIVED_SERVICE_NAME, service_name_derived
 
 TYPE_CHECKING = False
@@ -38,7 +39,7 @@ class ServiceNames:
         # The running profiler's application name (None: no profiler of ours ran).
         self.profile_name: str | None = None
         # Every value OTEL_SERVICE_NAME had here: a resource named otherwise was named in code.
-        self._env_names = {environ.get("OTEL_SERVICE_NAME", "")}
+        self._env_names = {reads.service_name_set(environ)}
         self._app_named = False  # the app's pyroscope.configure() named the profiles
 
     def profiles_named(self, name: str, ours: Any, theirs: Any) -> str:
@@ -51,14 +52,16 @@ class ServiceNames:
         self.profile_name = name
         self._app_named = True
         environ = self._environ
-        before = environ.get("OTEL_SERVICE_NAME", "")
+        before = reads.service_name_set(environ)
         followed = False
         if service_name_derived(environ) and before != name:
-            environ["OTEL_SERVICE_NAME"] = environ[DERIVED_SERVICE_NAME] = name
+            environ[reads.SERVICE_NAME] = environ[DERIVED_SERVICE_NAME] = name
             self._env_names.add(name)
             followed = ours is not None and rename_service(ours.resource, name)
         exporting = theirs if theirs is not None else ours
-        spans = _service_name(exporting) if exporting is not None else environ["OTEL_SERVICE_NAME"]
+        spans = (
+            _service_name(exporting) if exporting is not None else reads.service_name_set(environ)
+        )
         if spans == name:
             if followed or (exporting is None and before != name):
                 return f"; spans take service.name {name!r} too, so span profiles stay linked"

@@ -19,7 +19,7 @@ import sys
 import zlib
 from collections.abc import Callable, Mapping
 
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import reads
 
 # Bump when the format or the meaning of the cached list changes.
 _FORMAT = 2
@@ -102,7 +102,7 @@ def modules(environ: Mapping[str, str], known: Mapping[str, list[str]] | None = 
 
     ``known`` is :func:`by_instrumentation`'s answer, read when not given.
     """
-    disabled = registry.read_quietly("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", environ)
+    disabled = reads.disabled_instrumentations(environ)
     if "*" in disabled:
         return []
     found: list[str] = []

@@ -18,7 +18,7 @@ from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, e
 from typing import Any
 
 from pyrospan_launch.common import log
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import reads
 
 DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
@@ -58,8 +58,8 @@ def conflict(entry_point: EntryPoint) -> str | None:
 def survey(environ: Mapping[str, str] | None = None) -> list[Instrumentation]:
     """Every installed instrumentation, with whether it will load here and why not."""
     environ = os.environ if environ is None else environ
-    disabled = registry.read_quietly(DISABLED_VARIABLE, environ)
-    eager = registry.read_quietly("PYROSPAN_EAGER_INSTRUMENTATION", environ)
+    disabled = reads.disabled_instrumentations(environ)
+    eager = reads.eager_instrumentation(environ)
     found: list[Instrumentation] = []
     for entry_point in sorted(
         entry_points(group="opentelemetry_instrumentor"), key=lambda ep: ep.name
@@ -134,7 +134,7 @@ def planned(
     ``known`` maps instrumentation names to their trigger modules when they are already
     known (the bootstrap's cache), sparing a read of each instrumented package's files.
     """
-    disabled = registry.read_quietly(DISABLED_VARIABLE, environ)
+    disabled = reads.disabled_instrumentations(environ)
     if "*" in disabled:
         return []
     found = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from pyrospan_launch.settings import registry
 
@@ -62,18 +62,3 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 # scheme://user:password@ -> scheme://user:<redacted>@
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
-
-
-def url_without_password(url: str) -> str:
-    """``url`` as it may be shown: a password in it replaced."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return scrub(url, ())
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:{SHOWN_INSTEAD}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))

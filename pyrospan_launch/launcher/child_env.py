@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import pyrospan_launch
 from pyrospan_launch.common.python_path import python_path_with, same_dir
+from pyrospan_launch.settings import reads
 from pyrospan_launch.settings.config import (
     DERIVED_SERVICE_NAME,
     derive_service_name,
@@ -90,5 +91,5 @@ def build(
     name, _ = service_name_of(env)
     if name is None:
         # One name for traces and profiles, readable in Grafana instead of unknown_service.
-        env["OTEL_SERVICE_NAME"] = env[DERIVED_SERVICE_NAME] = derive_service_name(command)
+        env[reads.SERVICE_NAME] = env[DERIVED_SERVICE_NAME] = derive_service_name(command)
     return env

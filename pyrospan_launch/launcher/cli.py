@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -23,14 +23,36 @@ from pyrospan_launch.launcher import child_env, program
 from pyrospan_launch.launcher.program import PROG
 from pyrospan_launch.settings import config, registry
 
+_OPTIONS = tuple(setting for setting in registry.ALL if setting.option)
+
+
+def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One click option per registered setting that names one, in the registry's order.
+
+    Each option's value arrives under the setting's name in lower case, so
+    :func:`_overrides` maps it back without reading the option's spelling.
+    """
+    for setting in reversed(_OPTIONS):
+        flag = not setting.metavar
+        if flag:
+            shown = f"{setting.name}={'false' if setting.option.startswith('--no-') else 'true'}"
+        else:
+            shown = setting.name
+        command = click.option(
+            setting.option,
+            setting.name.lower(),
+            is_flag=flag,
+            metavar=setting.metavar or None,
+            help=f"{setting.option_help} ({shown}).",
+        )(command)
+    return command
+
 
 def _overrides(**options: str | bool | None) -> dict[str, str]:
     """The environment variables that the given command-line options stand for."""
     env: dict[str, str] = {}
-    for setting in registry.ALL:
-        value = (
-            options.get(setting.option.lstrip("-").replace("-", "_")) if setting.option else None
-        )
+    for setting in _OPTIONS:
+        value = options.get(setting.name.lower())
         if not value:
             continue
         if isinstance(setting.default, bool):
@@ -69,49 +91,7 @@ def _local_tool(
     epilog="Every option sets the environment variable named in its help; run "
     "`pyrospan-run --info` to see them all with their current values.",
 )
-@click.option(
-    "--service-name",
-    metavar="NAME",
-    help="Service name of traces and profiles (OTEL_SERVICE_NAME).",
-)
-@click.option(
-    "--pyroscope-server",
-    metavar="URL",
-    help="Pyroscope to push profiles to (PYROSCOPE_SERVER_ADDRESS).",
-)
-@click.option(
-    "--otlp-endpoint",
-    metavar="URL",
-    help="OTLP/HTTP base URL for traces (OTEL_EXPORTER_OTLP_ENDPOINT).",
-)
-@click.option("--sample-rate", metavar="HZ", help="CPU samples per second (PYROSCOPE_SAMPLE_RATE).")
-@click.option(
-    "--upload-interval",
-    metavar="SECONDS",
-    help="Seconds between profile uploads (PYROSCOPE_UPLOAD_INTERVAL).",
-)
-@click.option("--no-profiling", is_flag=True, help="Do not profile (PYROSPAN_PROFILING=false).")
-@click.option("--no-tracing", is_flag=True, help="Do not trace (PYROSPAN_TRACING=false).")
-@click.option(
-    "--strict",
-    is_flag=True,
-    help="Exit with status 3 instead of running with a part off (PYROSPAN_STRICT=true).",
-)
-@click.option(
-    "--log-level", metavar="LEVEL", help="debug, info, warning or error (PYROSPAN_LOG_LEVEL)."
-)
-@click.option(
-    "--local",
-    is_flag=True,
-    help="No backend needed: a local receiver and live page while COMMAND runs, then a "
-    "summary, an HTML report and pprof files (PYROSPAN_LOCAL=true).",
-)
-@click.option(
-    "--report-dir",
-    metavar="DIR",
-    help="Where local mode keeps its data, report.html and pprof/ (PYROSPAN_REPORT_DIR; "
-    "default ./pyrospan-report).",
-)
+@_setting_options
 @click.option(
     "--serve",
     is_flag=True,

@@ -14,21 +14,8 @@ from collections.abc import Mapping, Sequence
 
 from pyrospan_launch import __version__
 from pyrospan_launch.launcher import command as command_lookup
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import reads, registry
 from pyrospan_launch.settings.config import Config, resolve
-
-
-def _value(name: str, environ: Mapping[str, str]) -> str:
-    value = registry.read_quietly(name, environ)
-    return "" if value is None else str(value)
-
-
-def traces_url(environ: Mapping[str, str]) -> str:
-    """Where OTLP/HTTP traces will be sent, as the exporter computes it."""
-    explicit = _value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ)
-    if explicit:
-        return explicit
-    return _value("OTEL_EXPORTER_OTLP_ENDPOINT", environ).rstrip("/") + "/v1/traces"
 
 
 def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | None:
@@ -58,10 +45,6 @@ def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | Non
             f"install pyrospan-run into that interpreter, or run {sys.executable} instead"
         )
     return None
-
-
-def _onoff(flag: bool) -> str:
-    return "on" if flag else "off"
 
 
 def _profiler_missing() -> str | None:
@@ -96,12 +79,12 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     else:
         lines.append(f"  profiling      off: {config.off_reasons.get('profiling', '')}")
     if config.tracing:
-        protocol = _value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ) or _value(
-            "OTEL_EXPORTER_OTLP_PROTOCOL", environ
+        protocol = reads.traces_protocol(environ)
+        exporter = reads.traces_exporter(environ)
+        where = (
+            f"OTLP {protocol} to {reads.traces_url(environ)}" if exporter == "otlp" else exporter
         )
-        exporter = _value("OTEL_TRACES_EXPORTER", environ)
-        where = f"OTLP {protocol} to {traces_url(environ)}" if exporter == "otlp" else exporter
-        sampler = _value("OTEL_TRACES_SAMPLER", environ)
+        sampler = reads.traces_sampler(environ)
         note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
         lines.append(f"  tracing        on: spans to {where}, sampler {sampler}{note}")
         from pyrospan_launch.common import otel_setup

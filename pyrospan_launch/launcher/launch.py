@@ -14,16 +14,12 @@ import sys
 from collections.abc import Sequence
 
 from pyrospan_launch.launcher import child_env, program
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import reads
 
 
 def _plain_run(args: Sequence[str]) -> bool:
     """True for ``COMMAND ...`` with no launcher option and no local mode asked for."""
-    return (
-        bool(args)
-        and not args[0].startswith("-")
-        and not registry.read_quietly("PYROSPAN_LOCAL", os.environ)
-    )
+    return bool(args) and not args[0].startswith("-") and not reads.local_requested(os.environ)
 
 
 def main(args: Sequence[str] | None = None, prog_name: str = program.PROG) -> None:

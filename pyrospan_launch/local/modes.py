@@ -27,7 +27,7 @@ from typing import Final
 
 from pyrospan_launch.local import environment, html, page, pprof, summary, supervisor, views
 from pyrospan_launch.local.store import Store, StoreError, open_existing
-from pyrospan_launch.receiver import Receiver
+from pyrospan_launch.receiver.server import Receiver
 
 PROG: Final = "pyrospan-run"
 DB_FILE: Final = "pyrospan.sqlite"
@@ -82,7 +82,7 @@ def _start_receiver(store: Store, port: int, report_dir: Path) -> Receiver | Non
 def write_outputs(store: Store, report_dir: Path, errors: Sequence[str] = ()) -> bool:
     """Print the summary and write the report and pprof files; False if a file failed."""
     text = summary.render(
-        views.group_stats(store), views.process_stats(store), store.root_span_count()
+        views.group_stats(store), views.process_stats(store), store.queries.root_span_count()
     )
     print(f"\n{text}\n", file=sys.stderr, flush=True)
     if errors:
@@ -239,7 +239,7 @@ def render(report_dir: str) -> int:
         say(str(exc))
         return EXIT_USAGE
     try:
-        meta = store.meta()
+        meta = store.queries.meta()
         if "command" in meta:
             status = f", exit status {meta['exit_code']}" if "exit_code" in meta else ""
             say(f"data of `{summary.printable(meta['command'], 200)}`{status}")

@@ -1,7 +1,7 @@
 """Write span profiles as gzip-compressed pprof files (``go tool pprof``, Pyroscope, Speedscope).
 
 Each file is a ``perftools.profiles.Profile`` built with the runtime protobuf classes of
-:mod:`pyrospan_launch.receiver.schemas`: one ``cpu``/``nanoseconds`` sample type, like the
+:mod:`pyrospan_launch.wire.schemas`: one ``cpu``/``nanoseconds`` sample type, like the
 profiles pyroscope-io sends, and the ``span_id`` and ``span_name`` labels on every
 sample, so a span's file carries the same identity as its samples in Pyroscope.
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Final
 
 from pyrospan_launch.local.store import Frame, Scope, SpanRecord, Store
-from pyrospan_launch.receiver import schemas
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.names import SPAN_ID, SPAN_NAME
 
 PPROF_DIR: Final = "pprof"
 PROCESS_FILE: Final = "process.pb.gz"
@@ -111,19 +112,19 @@ def write_all(store: Store, report_dir: Path, *, limit: int = MAX_SPAN_FILES) ->
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("*.pb.gz"):
         old.unlink()
-    period = store.period()
-    process = store.stack_values(Scope("process"))
+    period = store.queries.period()
+    process = store.queries.stack_values(Scope("process"))
     (directory / PROCESS_FILE).write_bytes(build_profile(process, period=period))
-    cpu = store.cpu_by_span()
-    spans = [span for span in store.root_spans() if cpu.get(span.span_id, (0, 0))[0] > 0]
+    cpu = store.queries.cpu_by_span()
+    spans = [span for span in store.queries.root_spans() if cpu.get(span.span_id, (0, 0))[0] > 0]
     spans.sort(key=lambda span: (-cpu[span.span_id][0], span.span_id))
     for span in spans[:limit]:
         data = build_profile(
-            store.stack_values(Scope("span", span.span_id)),
+            store.queries.stack_values(Scope("span", span.span_id)),
             period=period,
             time_ns=span.start_ns,
             duration_ns=span.duration_ns,
-            labels={"span_id": span.span_id, "span_name": span.name},
+            labels={SPAN_ID: span.span_id, SPAN_NAME: span.name},
         )
         (directory / span_file_name(span)).write_bytes(data)
     return PprofFiles(directory, min(len(spans), limit), max(0, len(spans) - limit))

@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from pyrospan_launch.local.queries import Queries
 from pyrospan_launch.local.records import Frame, Scope, SpanRecord, StoreError
-from pyrospan_launch.local.store_reads import StoreReads
-from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan
+from pyrospan_launch.receiver.records import ProfileSeries, ReceivedSpan
+from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID
 
 __all__ = [
-    "PROFILE_ID_ATTRIBUTE",
     "SCHEMA_VERSION",
     "Frame",
     "Scope",
@@ -43,7 +43,6 @@ MAX_TEXT: Final = 1000
 MAX_LABEL: Final = 200
 MAX_STACK_DEPTH: Final = 1000
 MAX_ATTRIBUTES: Final = 64
-PROFILE_ID_ATTRIBUTE: Final = "pyroscope.profile.id"
 
 
 _SCHEMA: Final = """
@@ -120,7 +119,7 @@ def _attributes_json(attributes: dict[str, object]) -> str:
     return json.dumps(kept, ensure_ascii=False)
 
 
-class Store(StoreReads):
+class Store:
     """The SQLite file of one report directory; every method is safe from any thread."""
 
     def __init__(self, path: Path, *, fresh: bool = False) -> None:
@@ -154,7 +153,8 @@ class Store(StoreReads):
             }
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a pyrospan-run data file: {exc}") from None
-        self._frames_cache: dict[int, tuple[Frame, ...]] = {}
+        #: What the page, the summary and the pprof files read.
+        self.queries = Queries(self._db, self._lock)
 
     def close(self) -> None:
         """Close the file (a WAL checkpoint leaves one self-contained file behind)."""
@@ -266,7 +266,7 @@ class Store(StoreReads):
                     self._stack_id(_frames_of(frames)),
                     value,
                     round(value / period) if period else 1,
-                    sample_labels.get("span_id", ""),
+                    sample_labels.get(SPAN_ID, ""),
                     json.dumps(sample_labels, ensure_ascii=False),
                 )
             )

@@ -47,9 +47,9 @@ class ProcessStats:
 
 def group_stats(store: Store, top: int = TOP_FUNCTIONS) -> list[GroupStats]:
     """Root spans grouped by name, the most CPU first (then the most spans, then by name)."""
-    durations = store.durations_by_name()
-    cpu = store.cpu_by_name()
-    self_time = store.self_time_by_name()
+    durations = store.queries.durations_by_name()
+    cpu = store.queries.cpu_by_name()
+    self_time = store.queries.self_time_by_name()
     groups = [
         GroupStats(
             name=name,
@@ -67,13 +67,13 @@ def group_stats(store: Store, top: int = TOP_FUNCTIONS) -> list[GroupStats]:
 
 def process_stats(store: Store, top: int = TOP_FUNCTIONS) -> ProcessStats:
     """CPU of the whole process (every service that reported) and its top functions."""
-    cpu_ns, samples = store.cpu_total()
-    in_spans = sum(cpu for cpu, _ in store.cpu_by_name().values())
+    cpu_ns, samples = store.queries.cpu_total()
+    in_spans = sum(cpu for cpu, _ in store.queries.cpu_by_name().values())
     return ProcessStats(
         cpu_ns=cpu_ns,
         samples=samples,
         in_spans_ns=in_spans,
-        top=top_functions(store.self_time(Scope("process")), top),
+        top=top_functions(store.queries.self_time(Scope("process")), top),
     )
 
 
@@ -83,7 +83,7 @@ def _functions_json(functions: list[FunctionTime]) -> list[dict[str, Any]]:
 
 def summary_document(store: Store, *, span_limit: int, **extra: Any) -> dict[str, Any]:
     """The tables of the page: root spans (the latest ``span_limit``), groups, process."""
-    cpu = store.cpu_by_span()
+    cpu = store.queries.cpu_by_span()
     spans = [
         {
             "id": span.span_id,
@@ -96,13 +96,13 @@ def summary_document(store: Store, *, span_limit: int, **extra: Any) -> dict[str
             "samples": cpu.get(span.span_id, (0, 0))[1],
             "error": span.status_code == 2,
         }
-        for span in store.root_spans(limit=span_limit)
+        for span in store.queries.root_spans(limit=span_limit)
     ]
     process = process_stats(store)
     return {
         "version": store.version,
-        "services": store.services(),
-        "total_spans": store.root_span_count(),
+        "services": store.queries.services(),
+        "total_spans": store.queries.root_span_count(),
         "spans": spans,
         "groups": [
             {
@@ -122,7 +122,7 @@ def summary_document(store: Store, *, span_limit: int, **extra: Any) -> dict[str
             "in_spans_ns": process.in_spans_ns,
             "top": _functions_json(process.top),
         },
-        "meta": {k: v for k, v in store.meta().items() if k != "schema"},
+        "meta": {k: v for k, v in store.queries.meta().items() if k != "schema"},
         **extra,
     }
 
@@ -132,9 +132,9 @@ def flame_title(store: Store, scope: Scope) -> str | None:
     if scope.kind == "process":
         return "Whole process"
     if scope.kind == "span":
-        span = store.root_span(scope.key)
+        span = store.queries.root_span(scope.key)
         return None if span is None else f"Span {span.name} ({span.span_id})"
-    count = store.count_named(scope.key)
+    count = store.queries.count_named(scope.key)
     return None if not count else f"All {count} spans named {scope.key}"
 
 
@@ -145,7 +145,7 @@ def flame_document(
     title = flame_title(store, scope)
     if title is None:
         return None
-    graph = flame_graph(store.stack_values(scope), min_fraction=min_fraction)
+    graph = flame_graph(store.queries.stack_values(scope), min_fraction=min_fraction)
     return {"view": str(scope), "title": title, **graph.as_json()}
 
 
@@ -160,8 +160,8 @@ def report_flames(store: Store, *, span_limit: int) -> tuple[dict[str, Any], int
         document = flame_document(store, scope)
         if document is not None:
             flames[str(scope)] = document
-    cpu = store.cpu_by_span()
-    root_ids = {span.span_id for span in store.root_spans()}
+    cpu = store.queries.cpu_by_span()
+    root_ids = {span.span_id for span in store.queries.root_spans()}
     busiest = sorted(
         (span_id for span_id in cpu if span_id in root_ids), key=lambda s: (-cpu[s][0], s)
     )

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol, cast
 
-from pyrospan_launch.receiver.records import DecodeError, RequestInfo
+from pyrospan_launch.receiver.records import RequestInfo
+from pyrospan_launch.wire.errors import DecodeError
 
 _log = logging.getLogger("pyrospan_launch.receiver.server")
 
@@ -114,22 +115,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- methods
     def do_POST(self) -> None:
-        self._handle("POST")
+        self._handle(self.command)
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # Every method reaches the routing below, which refuses what a path does not take
+        # (404 or 405), where http.server would answer 501; the relay does the same.
+        if name.startswith("do_"):
+            return self.do_POST
+        raise AttributeError(name)
 
     def handle_expect_100(self) -> bool:
         # Refuse an oversize upload before the client sends it.

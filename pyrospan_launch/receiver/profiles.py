@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pyrospan_launch.receiver import schemas
-from pyrospan_launch.receiver.body import (
+from pyrospan_launch.receiver.records import Frame, ProfileSample, ProfileSeries
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.body import (
     GZIP_MAGIC,
     MAX_DECOMPRESSED_BYTES,
     Budget,
@@ -20,7 +21,7 @@ from pyrospan_launch.receiver.body import (
     gunzip,
     parse_message,
 )
-from pyrospan_launch.receiver.records import DecodeError, Frame, ProfileSample, ProfileSeries
+from pyrospan_launch.wire.errors import DecodeError
 
 
 def decode_push(

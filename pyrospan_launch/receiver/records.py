@@ -1,4 +1,4 @@
-"""What the receiver decodes requests into, and the error a bad request raises."""
+"""What the receiver decodes requests into; a bad request raises wire.errors.DecodeError."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
-    "DecodeError",
     "Frame",
     "ProfileSample",
     "ProfileSeries",
@@ -17,19 +16,6 @@ __all__ = [
 # OTLP SpanFlags: bit 8 says whether bit 9 (parent is remote) is known.
 _FLAG_HAS_IS_REMOTE: Final = 0x100
 _FLAG_IS_REMOTE: Final = 0x200
-
-
-class DecodeError(ValueError):
-    """A request body could not be decoded.
-
-    ``http_status`` is the status a server should answer with: 400 for malformed input,
-    413 when the body decompresses past the cap, 415 for an unsupported content type or
-    content encoding.
-    """
-
-    def __init__(self, message: str, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.http_status = http_status
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,6 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from pyrospan_launch.receiver import schemas
-from pyrospan_launch.receiver.body import MAX_DECOMPRESSED_BYTES, is_json_content_type
 from pyrospan_launch.receiver.handler import (
     LOGS_PATH,
     MAX_BODY_BYTES,
@@ -43,13 +41,11 @@ from pyrospan_launch.receiver.handler import (
     Server,
 )
 from pyrospan_launch.receiver.profiles import decode_push
-from pyrospan_launch.receiver.records import (
-    DecodeError,
-    ProfileSeries,
-    ReceivedSpan,
-    RequestInfo,
-)
+from pyrospan_launch.receiver.records import ProfileSeries, ReceivedSpan, RequestInfo
 from pyrospan_launch.receiver.traces import decode_otlp_traces
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.body import MAX_DECOMPRESSED_BYTES, is_json_content_type
+from pyrospan_launch.wire.errors import DecodeError
 
 __all__ = [
     "LOGS_PATH",
@@ -185,11 +181,6 @@ class Receiver:
     def traces_endpoint(self) -> str:
         """``url + "/v1/traces"``, for ``OTLPSpanExporter(endpoint=...)``."""
         return self.url + TRACES_PATH
-
-    @property
-    def push_endpoint(self) -> str:
-        """``url + "/push.v1.PusherService/Push"``."""
-        return self.url + PUSH_PATH
 
     # ------------------------------------------------------------------ what it saw
 

@@ -13,7 +13,8 @@ from typing import Any, Final
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from pyrospan_launch.receiver.body import (
+from pyrospan_launch.receiver.records import ReceivedSpan
+from pyrospan_launch.wire.body import (
     JSON_TYPES,
     MAX_DECOMPRESSED_BYTES,
     PROTOBUF_TYPES,
@@ -22,7 +23,7 @@ from pyrospan_launch.receiver.body import (
     media_type,
     parse_message,
 )
-from pyrospan_launch.receiver.records import DecodeError, ReceivedSpan
+from pyrospan_launch.wire.errors import DecodeError
 
 # JSON keys holding ids, in both proto3-JSON spellings.
 _ID_KEYS: Final = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")

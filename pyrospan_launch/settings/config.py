@@ -110,13 +110,23 @@ class Config(_ConfigFields):
 
 
 def _read(
-    name: str, environ: Mapping[str, str], errors: list[SettingError], fallback: Any = None
+    setting: registry.Setting,
+    environ: Mapping[str, str],
+    errors: list[SettingError],
+    fallback: Any = None,
 ) -> Any:
     try:
-        return registry.setting(name).read(environ)
+        return setting.read(environ)
     except SettingError as exc:
         errors.append(exc)
-        return registry.setting(name).default if fallback is None else fallback
+        return setting.default if fallback is None else fallback
+
+
+def _field(
+    field: str, environ: Mapping[str, str], errors: list[SettingError], fallback: Any = None
+) -> Any:
+    """The value of the setting that fills ``field``; a bad one is kept in ``errors``."""
+    return _read(registry.BY_FIELD[field], environ, errors, fallback)
 
 
 def service_name_of(environ: Mapping[str, str]) -> tuple[str | None, str]:
@@ -174,15 +184,15 @@ def resolve(environ: Mapping[str, str]) -> Config:
     off: dict[str, str] = {}
     invalid: dict[str, str] = {}
 
-    log_level = _read("PYROSPAN_LOG_LEVEL", environ, errors)
-    strict = _read("PYROSPAN_STRICT", environ, errors)
-    eager = _read("PYROSPAN_EAGER_INSTRUMENTATION", environ, errors)
-    children = _read("PYROSPAN_CHILDREN", environ, errors)
-    span_name_label = _read("PYROSPAN_SPAN_NAME_LABEL", environ, errors)
-    trace_id_label = _read("PYROSPAN_TRACE_ID_LABEL", environ, errors)
-    span_labels = _read("PYROSPAN_SPAN_LABELS", environ, errors)
-    tracing_wanted = _read("PYROSPAN_TRACING", environ, errors, fallback=False)
-    profiling_wanted = _read("PYROSPAN_PROFILING", environ, errors, fallback=False)
+    log_level = _field("log_level", environ, errors)
+    strict = _field("strict", environ, errors)
+    eager = _field("eager_instrumentation", environ, errors)
+    children = _field("children", environ, errors)
+    span_name_label = _field("span_name_label", environ, errors)
+    trace_id_label = _field("trace_id_label", environ, errors)
+    span_labels = _field("span_labels", environ, errors)
+    tracing_wanted = _field("tracing", environ, errors, fallback=False)
+    profiling_wanted = _field("profiling", environ, errors, fallback=False)
 
     service_name, source = service_name_of(environ)
     if service_name is None:
@@ -191,14 +201,14 @@ def resolve(environ: Mapping[str, str]) -> Config:
     tracing_errors: list[SettingError] = []
     for s in registry.ALL:
         if s.group == registry.TRACING:
-            _read(s.name, environ, tracing_errors)
+            _read(s, environ, tracing_errors)
     errors.extend(tracing_errors)
     tracing = bool(tracing_wanted) and not tracing_errors
     if not tracing_wanted:
         off["tracing"] = "PYROSPAN_TRACING is false"
     elif tracing_errors:
         off["tracing"] = invalid["tracing"] = f"{tracing_errors[0].setting.name} is not valid"
-    elif _read("OTEL_SDK_DISABLED", environ, []):
+    elif _read(registry.setting("OTEL_SDK_DISABLED"), environ, []):
         off["tracing"] = "OTEL_SDK_DISABLED is true"
 
     profiling_errors: list[SettingError] = []
@@ -211,8 +221,8 @@ def resolve(environ: Mapping[str, str]) -> Config:
         off["profiling"] = invalid["profiling"] = f"{profiling_errors[0].setting.name} is not valid"
 
     local_errors: list[SettingError] = []
-    local_wanted = _read("PYROSPAN_LOCAL", environ, local_errors)
-    report_dir = _read("PYROSPAN_REPORT_DIR", environ, local_errors)
+    local_wanted = _field("local", environ, local_errors)
+    report_dir = _field("report_dir", environ, local_errors)
     errors.extend(local_errors)
     local = bool(local_wanted) and not local_errors
     if local_errors and (local_wanted or (environ.get("PYROSPAN_LOCAL") or "").strip()):
@@ -242,10 +252,10 @@ def resolve(environ: Mapping[str, str]) -> Config:
 def _profiler_config(
     environ: Mapping[str, str], service_name: str, errors: list[SettingError]
 ) -> ProfilerConfig | None:
-    def read(name: str) -> Any:
-        return _read(name, environ, errors)
+    def read(field: str) -> Any:
+        return _field(f"profiler.{field}", environ, errors)
 
-    application_name = read("PYROSCOPE_APPLICATION_NAME") or service_name
+    application_name = read("application_name") or service_name
     tags: dict[str, str] = {}
     try:
         attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
@@ -254,18 +264,18 @@ def _profiler_config(
     for attribute, label in RESOURCE_LABELS.items():
         if attributes.get(attribute):
             tags[label] = str(attributes[attribute])
-    tags.update(read("PYROSCOPE_LABELS"))
+    tags.update(read("tags"))
     config = ProfilerConfig(
         application_name=application_name,
-        server_address=read("PYROSCOPE_SERVER_ADDRESS"),
-        sample_rate=read("PYROSCOPE_SAMPLE_RATE"),
-        upload_interval=read("PYROSCOPE_UPLOAD_INTERVAL"),
+        server_address=read("server_address"),
+        sample_rate=read("sample_rate"),
+        upload_interval=read("upload_interval"),
         tags=tags,
-        basic_auth_user=read("PYROSCOPE_BASIC_AUTH_USER"),
-        basic_auth_password=read("PYROSCOPE_BASIC_AUTH_PASSWORD"),
-        tenant_id=read("PYROSCOPE_TENANT_ID"),
-        http_headers=read("PYROSCOPE_HTTP_HEADERS"),
-        oncpu=read("PYROSCOPE_ONCPU"),
-        profile_memory=read("PYROSCOPE_PROFILE_MEMORY"),
+        basic_auth_user=read("basic_auth_user"),
+        basic_auth_password=read("basic_auth_password"),
+        tenant_id=read("tenant_id"),
+        http_headers=read("http_headers"),
+        oncpu=read("oncpu"),
+        profile_memory=read("profile_memory"),
     )
     return None if errors else config

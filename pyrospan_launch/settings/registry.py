@@ -64,13 +64,16 @@ if TYPE_CHECKING:
         doc: str
         secret: bool = False
         option: str = ""
+        field: str = ""
+        metavar: str = ""
+        option_help: str = ""
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
     _SettingFields = namedtuple(
         "_SettingFields",
-        "name group parse default expected doc secret option",
-        defaults=(False, ""),
+        "name group parse default expected doc secret option field metavar option_help",
+        defaults=(False, "", "", "", ""),
     )
 
 
@@ -78,7 +81,11 @@ class Setting(_SettingFields):
     """One environment variable: how to read it and what it is for.
 
     ``option`` is the launcher's command-line option that sets it, if any: a value option
-    passes its value, a flag sets ``true`` (``--no-...`` flags set ``false``).
+    passes its value, a flag sets ``true`` (``--no-...`` flags set ``false``).  The
+    launcher builds the option from ``option``, ``metavar`` (none: a flag) and
+    ``option_help``.  ``field`` is the :class:`~pyrospan_launch.settings.config.Config`
+    field the value fills (``profiler.NAME``: a ``ProfilerConfig`` field); empty for the
+    variables only OpenTelemetry reads, which pyrospan-run checks but keeps no value of.
     """
 
     __slots__ = ()
@@ -132,6 +139,8 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Start the Pyroscope CPU profiler and link root spans to its samples.",
         option="--no-profiling",
+        field="profiling",
+        option_help="Do not profile",
     ),
     Setting(
         "PYROSPAN_TRACING",
@@ -141,6 +150,8 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Start OpenTelemetry auto-instrumentation.",
         option="--no-tracing",
+        field="tracing",
+        option_help="Do not trace",
     ),
     Setting(
         "PYROSPAN_EAGER_INSTRUMENTATION",
@@ -150,6 +161,7 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Load every instrumentation at start-up, as opentelemetry-instrument does, instead "
         "of when the app first imports the library.",
+        field="eager_instrumentation",
     ),
     Setting(
         "PYROSPAN_SPAN_NAME_LABEL",
@@ -158,6 +170,7 @@ ALL: tuple[Setting, ...] = (
         True,
         _ON_OFF,
         "Label span-profile samples with span_name as well as span_id.",
+        field="span_name_label",
     ),
     Setting(
         "PYROSPAN_TRACE_ID_LABEL",
@@ -167,6 +180,7 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Also label samples with trace_id (32 hex). Pyroscope 2.1+ keeps it per sample; older "
         "servers make it a high-cardinality series label, so leave it off for them.",
+        field="trace_id_label",
     ),
     Setting(
         "PYROSPAN_SPAN_LABELS",
@@ -177,6 +191,7 @@ ALL: tuple[Setting, ...] = (
         "How root spans reach the samples: frames runs each span's work inside a marker frame "
         "that the profiler reads with the stack (exact at any step length; an in-process relay "
         "turns it into labels); tags sets thread tags, read up to 1 ms late.",
+        field="span_labels",
     ),
     Setting(
         "PYROSPAN_STRICT",
@@ -186,6 +201,8 @@ ALL: tuple[Setting, ...] = (
         _ON_OFF,
         "Exit with status 3 before the app runs if any part fails to start.",
         option="--strict",
+        field="strict",
+        option_help="Exit with status 3 instead of running with a part off",
     ),
     Setting(
         "PYROSPAN_LOG_LEVEL",
@@ -195,6 +212,9 @@ ALL: tuple[Setting, ...] = (
         "one of debug, info, warning, error",
         "How much the bootstrap says on stderr; debug shows every step with its PID.",
         option="--log-level",
+        field="log_level",
+        metavar="LEVEL",
+        option_help="debug, info, warning or error",
     ),
     Setting(
         "PYROSPAN_CHILDREN",
@@ -205,6 +225,7 @@ ALL: tuple[Setting, ...] = (
         "Also instrument the Python programs the app starts (subprocess, multiprocessing "
         "spawn and forkserver, reloaders); false runs them untouched. Forked workers are "
         "always instrumented.",
+        field="children",
     ),
     Setting(
         "PYROSPAN_LOCAL",
@@ -215,6 +236,11 @@ ALL: tuple[Setting, ...] = (
         "Local mode (--local): no backend needed; a live page while the program runs, then a "
         "summary, an HTML report and pprof files in PYROSPAN_REPORT_DIR.",
         option="--local",
+        field="local",
+        option_help=(
+            "No backend needed: a local receiver and live page while COMMAND runs, "
+            "then a summary, an HTML report and pprof files"
+        ),
     ),
     Setting(
         "PYROSPAN_REPORT_DIR",
@@ -224,6 +250,11 @@ ALL: tuple[Setting, ...] = (
         "a directory path",
         "Where local mode keeps its SQLite data, report.html and pprof/ files (--report-dir).",
         option="--report-dir",
+        field="report_dir",
+        metavar="DIR",
+        option_help=(
+            "Where local mode keeps its data, report.html and pprof/ (default ./pyrospan-report)"
+        ),
     ),
     Setting(
         "PYROSCOPE_SERVER_ADDRESS",
@@ -233,6 +264,9 @@ ALL: tuple[Setting, ...] = (
         "an http(s) URL such as http://pyroscope:4040",
         "Where profiles are pushed (Pyroscope or Grafana Cloud Profiles).",
         option="--pyroscope-server",
+        field="profiler.server_address",
+        metavar="URL",
+        option_help="Pyroscope to push profiles to",
     ),
     Setting(
         "PYROSCOPE_APPLICATION_NAME",
@@ -241,6 +275,7 @@ ALL: tuple[Setting, ...] = (
         None,
         "a name without control characters",
         "Profile service_name; defaults to the OpenTelemetry service.name so they match.",
+        field="profiler.application_name",
     ),
     Setting(
         "PYROSCOPE_LABELS",
@@ -249,6 +284,7 @@ ALL: tuple[Setting, ...] = (
         {},
         "k=v,k2=v2 (names of letters, digits and _)",
         "Extra labels on every profile.",
+        field="profiler.tags",
     ),
     Setting(
         "PYROSCOPE_SAMPLE_RATE",
@@ -258,6 +294,9 @@ ALL: tuple[Setting, ...] = (
         f"a positive integer (Hz) up to {MAX_SAMPLE_RATE}",
         "CPU samples per second.",
         option="--sample-rate",
+        field="profiler.sample_rate",
+        metavar="HZ",
+        option_help="CPU samples per second",
     ),
     Setting(
         "PYROSCOPE_UPLOAD_INTERVAL",
@@ -267,6 +306,9 @@ ALL: tuple[Setting, ...] = (
         f"a whole number of seconds from 1 to {MAX_UPLOAD_INTERVAL}, such as 10s, 1m or 15",
         "How often profiles are sent.",
         option="--upload-interval",
+        field="profiler.upload_interval",
+        metavar="SECONDS",
+        option_help="Seconds between profile uploads",
     ),
     Setting(
         "PYROSCOPE_BASIC_AUTH_USER",
@@ -275,6 +317,7 @@ ALL: tuple[Setting, ...] = (
         "",
         "any text",
         "Basic-auth user (Grafana Cloud: the stack's user id).",
+        field="profiler.basic_auth_user",
     ),
     Setting(
         "PYROSCOPE_BASIC_AUTH_PASSWORD",
@@ -284,6 +327,7 @@ ALL: tuple[Setting, ...] = (
         "any text",
         "Basic-auth password or API token; never printed.",
         secret=True,
+        field="profiler.basic_auth_password",
     ),
     Setting(
         "PYROSCOPE_TENANT_ID",
@@ -292,6 +336,7 @@ ALL: tuple[Setting, ...] = (
         "",
         "any text",
         "Tenant for a multi-tenant Pyroscope (sent as X-Scope-OrgID).",
+        field="profiler.tenant_id",
     ),
     Setting(
         "PYROSCOPE_HTTP_HEADERS",
@@ -301,6 +346,7 @@ ALL: tuple[Setting, ...] = (
         'a JSON object such as {"X-Key":"v"} or Name=value,Name2=value',
         "Extra HTTP headers on every push; values never printed.",
         secret=True,
+        field="profiler.http_headers",
     ),
     Setting(
         "PYROSCOPE_ONCPU",
@@ -309,6 +355,7 @@ ALL: tuple[Setting, ...] = (
         True,
         _ON_OFF,
         "true: CPU time only; false: wall-clock, so waiting in I/O shows in span profiles.",
+        field="profiler.oncpu",
     ),
     Setting(
         "PYROSCOPE_PROFILE_MEMORY",
@@ -317,6 +364,7 @@ ALL: tuple[Setting, ...] = (
         False,
         _ON_OFF,
         "Also send process memory (allocation) profiles.",
+        field="profiler.profile_memory",
     ),
     Setting(
         "OTEL_SERVICE_NAME",
@@ -326,6 +374,9 @@ ALL: tuple[Setting, ...] = (
         "a name without control characters",
         "service.name of traces and profiles; pyrospan-run derives one from the command.",
         option="--service-name",
+        field="service_name",
+        metavar="NAME",
+        option_help="Service name of traces and profiles",
     ),
     Setting(
         "OTEL_RESOURCE_ATTRIBUTES",
@@ -344,6 +395,8 @@ ALL: tuple[Setting, ...] = (
         "an http(s) URL such as http://tempo:4318",
         "OTLP base URL; traces go to <endpoint>/v1/traces.",
         option="--otlp-endpoint",
+        metavar="URL",
+        option_help="OTLP/HTTP base URL for traces",
     ),
     Setting(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -422,6 +475,8 @@ ALL: tuple[Setting, ...] = (
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in ALL}
+#: Config field (``profiler.NAME`` for ProfilerConfig's) -> the setting that fills it.
+BY_FIELD: dict[str, Setting] = {setting.field: setting for setting in ALL if setting.field}
 
 
 def setting(name: str) -> Setting:

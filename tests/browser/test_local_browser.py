@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, clean_env
+from helpers import PROGRAMS, PYROSPAN_RUN, clean_env
 
 pytestmark = pytest.mark.e2e
 

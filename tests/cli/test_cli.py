@@ -13,6 +13,8 @@ from pyrospan_launch import __version__
 from pyrospan_launch.launcher import cli, command
 from pyrospan_launch.launcher.child_env import bootstrap_dir
 
+pytestmark = pytest.mark.otel
+
 
 class Exec:
     """Stands in for os.execve so the CLI's decision can be inspected in-process."""

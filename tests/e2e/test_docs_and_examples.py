@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run
+from helpers import clean_env, run
 
 from pyrospan_launch.settings import registry
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,
@@ -54,6 +54,7 @@ def run_workload(receiver: RecordingReceiver, scenario: str, *extra: str, **env:
     return score(receiver.samples(), owner)
 
 
+@pytest.mark.otel
 @pytest.mark.parametrize("scenario", ["asyncio", "uvloop"])
 def test_concurrent_tasks_on_one_loop_each_get_their_own_samples(
     receiver: RecordingReceiver, scenario: str
@@ -105,6 +106,7 @@ def test_span_name_label_off_and_trace_id_label_on(receiver: RecordingReceiver) 
     assert {s.labels["trace_id"] for s in labelled} == {span.trace_id}
 
 
+@pytest.mark.otel
 @pytest.mark.parametrize(
     ("paths", "functions"),
     [

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, clean_env, start_server
 from fake_backends import KINDS, backend
+from helpers import PROGRAMS, PYROSPAN_RUN, clean_env, start_server
 from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e

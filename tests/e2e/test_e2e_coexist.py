@@ -14,10 +14,10 @@ import os
 import sys
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from recording_receiver import RecordingReceiver
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 PY = sys.executable
 OPENTELEMETRY_INSTRUMENT = os.path.join(os.path.dirname(PY), "opentelemetry-instrument")

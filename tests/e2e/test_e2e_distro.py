@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.receiver.records import ReceivedSpan
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 PY = sys.executable
 # Differ from one process to the next whatever starts OpenTelemetry.

@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PYROSPAN_RUN, backend_env, clean_env, run
 from fake_backends import Recorded, recording_backend
+from helpers import PYROSPAN_RUN, backend_env, clean_env, run
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.agent.spans.span_markers import PREFIX
-from pyrospan_launch.receiver import ProfileSample, decode_push
+from pyrospan_launch.receiver.profiles import decode_push
+from pyrospan_launch.receiver.records import ProfileSample
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = ROOT / "benchmarks" / "attribution" / "workload.py"
@@ -220,7 +221,7 @@ def test_local_mode_pprof_files_hold_no_marker_frame(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    from pyrospan_launch.receiver import decode_pprof
+    from pyrospan_launch.receiver.profiles import decode_pprof
 
     files = list((report / "pprof").glob("*.pb.gz"))
     assert len(files) >= 2

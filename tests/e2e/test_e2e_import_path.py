@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PYROSPAN_RUN, backend_env, clean_env, run
+from helpers import PYROSPAN_RUN, backend_env, clean_env, run
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir

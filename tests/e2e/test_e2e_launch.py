@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
@@ -82,7 +82,7 @@ def test_console_script_entry_point_runs_instrumented(receiver: RecordingReceive
     assert "instrumentation flask: loaded" in result.stderr
     # OpenTelemetry started with the app's first import of flask, linking included.
     assert "OpenTelemetry starts: first import of flask" in result.stderr
-    assert "OpenTelemetry ready: tracing=True linking=True" in result.stderr
+    assert "OpenTelemetry ready: tracing=on linking=on" in result.stderr
 
 
 def test_user_sitecustomize_runs_exactly_once(launcher: list[str], tmp_path: Path) -> None:

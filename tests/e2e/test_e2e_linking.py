@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,
@@ -25,7 +25,7 @@ from conftest import (
 )
 from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import ReceivedSpan
+from pyrospan_launch.receiver.records import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +55,7 @@ def assert_linked(
     assert {s.labels.get("span_name") for s in labelled} == {span.name}
 
 
+@pytest.mark.otel
 def test_root_span_linked_to_its_hot_function(receiver: RecordingReceiver) -> None:
     env = backend_env(receiver)
     result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "hot_span.py"), "1.2"], env)
@@ -110,6 +111,7 @@ def server_spans(receiver: RecordingReceiver, route_part: str) -> list[ReceivedS
     return [s for s in receiver.root_spans() if name in s.name and s.kind == 2]
 
 
+@pytest.mark.otel
 @pytest.mark.parametrize(
     ("server_args", "app", "path", "function"),
     [

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,
@@ -38,7 +38,7 @@ from conftest import (
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
-from pyrospan_launch.receiver import ReceivedSpan
+from pyrospan_launch.receiver.records import ReceivedSpan
 
 pytestmark = pytest.mark.e2e
 

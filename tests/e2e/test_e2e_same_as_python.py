@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run, start_server
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run, start_server
 from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e

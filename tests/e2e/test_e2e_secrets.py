@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
 from fake_backends import backend
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
 from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import sys
 from urllib.request import urlopen
 
 import pytest
-from conftest import (
+from helpers import (
     PROGRAMS,
     PYROSPAN_RUN,
     backend_env,
@@ -27,7 +27,7 @@ from conftest import (
 )
 from recording_receiver import RecordingReceiver
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 PY = sys.executable
 CONFIGURED = (

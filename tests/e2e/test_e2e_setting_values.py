@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from recording_receiver import RecordingReceiver

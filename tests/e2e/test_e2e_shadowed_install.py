@@ -20,7 +20,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import backend_env, clean_env, run
+from helpers import backend_env, clean_env, run
 from recording_receiver import RecordingReceiver
 
 pytestmark = pytest.mark.e2e

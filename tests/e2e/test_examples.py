@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import BIN, PYROSPAN_RUN, backend_env, clean_env, free_port, run, stop, wait_for_http
+from helpers import BIN, PYROSPAN_RUN, backend_env, clean_env, free_port, run, stop, wait_for_http
 from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import ProfileSeries, ReceivedSpan
+from pyrospan_launch.receiver.records import ProfileSeries, ReceivedSpan
 from pyrospan_launch.settings import registry
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, clean_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, clean_env, run
 
-from pyrospan_launch.receiver import decode_pprof
+from pyrospan_launch.receiver.profiles import decode_pprof
 
 pytestmark = pytest.mark.e2e
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, clean_env, free_port, run, wait_for_http
+from helpers import PROGRAMS, PYROSPAN_RUN, clean_env, free_port, run, wait_for_http
 
 from pyrospan_launch.local import pprof
-from pyrospan_launch.receiver import PUSH_PATH, TRACES_PATH, schemas
+from pyrospan_launch.receiver.server import PUSH_PATH, TRACES_PATH
+from pyrospan_launch.wire import schemas
 
 pytestmark = pytest.mark.e2e
 

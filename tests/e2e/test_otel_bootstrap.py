@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run
+from helpers import clean_env, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]

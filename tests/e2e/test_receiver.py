@@ -28,20 +28,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from recording_receiver import RecordingReceiver
 
-from pyrospan_launch.receiver import (
-    PUSH_PATH,
-    TRACES_PATH,
-    DecodeError,
-    ProfileSeries,
-    ReceivedSpan,
-    Receiver,
-    RequestInfo,
-    decode_otlp_traces,
-    decode_pprof,
-    decode_push,
-    decompress_body,
-    schemas,
-)
+from pyrospan_launch.receiver.profiles import decode_pprof, decode_push
+from pyrospan_launch.receiver.records import ProfileSeries, ReceivedSpan, RequestInfo
+from pyrospan_launch.receiver.server import PUSH_PATH, TRACES_PATH, Receiver
+from pyrospan_launch.receiver.traces import decode_otlp_traces
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.body import decompress_body
+from pyrospan_launch.wire.errors import DecodeError
 
 SPAN_ID_TAG = "0123456789abcdef"
 TRACE_ID_HEX = "5b8efff798038103d269b633813fc60c"

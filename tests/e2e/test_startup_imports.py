@@ -5,7 +5,8 @@ import.  The standard-library modules below cost milliseconds each; they load on
 setting needs them (a URL or a JSON header to parse), never with no variable set.  Each
 start runs in a subprocess of this environment's python and reports the modules it added
 to ``sys.modules``: what the interpreter (or an editable install) loads anyway does not
-count.  Also here: the records that replace ``typing.NamedTuple`` keep the typed fields.
+count.  Also here: the records that replace ``typing.NamedTuple`` keep the typed fields, and
+an app that has linked spans and sent profiles holds none of local mode's modules.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import clean_env
+from helpers import PYROSPAN_RUN, backend_env, clean_env, start_server, stop
+from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.launcher.child_env import bootstrap_dir
 from pyrospan_launch.settings import config, registry
@@ -141,3 +143,54 @@ def test_records_have_the_typed_fields(module: ModuleType, record: type, declare
     assert getattr(record, "_field_defaults", None) == {
         field.target.id: ast.literal_eval(field.value) for field in fields if field.value
     }
+
+
+# A program that links a span, then waits until the test has seen its labelled samples
+# arrive (through the relay, which rewrote them) before it lists what it has loaded.
+SENT_PROFILES = """
+import os, sys, time
+from opentelemetry import trace
+
+with trace.get_tracer("startup").start_as_current_span("work") as span:
+    end = time.process_time() + 0.5
+    while time.process_time() < end:
+        pass
+    print(format(span.get_span_context().span_id, "016x"), flush=True)
+deadline = time.monotonic() + 30
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(" ".join(sys.modules), flush=True)
+"""
+
+
+def test_an_app_that_sent_linked_profiles_holds_no_receiver_or_local_module(
+    receiver: RecordingReceiver, tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    process = start_server(
+        [PYROSPAN_RUN, sys.executable, "-c", SENT_PROFILES, str(seen)],
+        backend_env(receiver, PYROSPAN_EAGER_INSTRUMENTATION="true"),
+    )
+    try:
+        assert process.stdout is not None
+        span_id = process.stdout.readline().strip()
+        assert receiver.wait_for(
+            lambda r: bool(r.samples_with_label("span_id", span_id)), timeout=20
+        ), "no sample labelled with the span arrived"
+        seen.touch()
+        out, err = process.communicate(timeout=30)
+    finally:
+        stop(process)
+    assert process.returncode == 0, err
+    loaded = set(out.split())
+    # It really went through the relay, which turned marker frames into labels.
+    assert "pyrospan_launch.agent.relay.rewrite" in loaded
+    assert "pyrospan_launch.wire.schemas" in loaded
+    assert (
+        sorted(
+            name
+            for name in loaded
+            if name.startswith(("pyrospan_launch.receiver", "pyrospan_launch.local"))
+        )
+        == []
+    )

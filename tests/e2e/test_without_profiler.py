@@ -15,7 +15,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.common import profiler_support

@@ -37,7 +37,7 @@ def linked_agent(as_current: None) -> tuple[Agent, TagRecorder]:
 
 def test_a_new_agent_has_started_nothing() -> None:
     agent = Agent()
-    assert (agent.profiling, agent.tracing, agent.linking) == (False, False, False)
+    assert (agent.profiling, agent.tracing, agent.linking, agent.children) == ("off",) * 4
     assert agent.processor is None and agent.labels is None and agent.failures == []
     assert Agent().lifecycle is not agent.lifecycle  # nothing shared between agents
 

@@ -128,7 +128,7 @@ def test_settings_and_common_import_neither_side() -> None:
 
 
 def _imports_between(
-    graph: dict[str, set[str]], sources: str, targets: str
+    graph: dict[str, set[str]], sources: str, targets: str | tuple[str, ...]
 ) -> set[tuple[str, str]]:
     return {
         (module, target)
@@ -139,10 +139,38 @@ def _imports_between(
     }
 
 
-def test_the_agent_never_imports_the_launcher() -> None:
-    # What both sides need (PYTHONPATH edits, the log line) lives in common/ or settings/.
+def test_the_agent_never_imports_the_launcher_or_local_mode() -> None:
+    # What both sides need lives below both: PYTHONPATH edits and the log line in common/
+    # or settings/, the push and pprof formats and the label names in wire/.
     assert (
-        _imports_between(import_graph(), "pyrospan_launch.agent", "pyrospan_launch.launcher")
+        _imports_between(
+            import_graph(),
+            "pyrospan_launch.agent",
+            ("pyrospan_launch.launcher", "pyrospan_launch.local", "pyrospan_launch.receiver"),
+        )
+        == set()
+    )
+
+
+def test_the_rule_sees_an_agent_import_of_the_receiver() -> None:
+    graph = {"pyrospan_launch.agent.relay.rewrite": {"pyrospan_launch.receiver.body"}}
+    assert _imports_between(graph, "pyrospan_launch.agent", ("pyrospan_launch.receiver",)) == {
+        ("pyrospan_launch.agent.relay.rewrite", "pyrospan_launch.receiver.body")
+    }
+
+
+def test_wire_imports_neither_side() -> None:
+    assert (
+        _imports_between(
+            import_graph(),
+            "pyrospan_launch.wire",
+            (
+                "pyrospan_launch.agent",
+                "pyrospan_launch.launcher",
+                "pyrospan_launch.local",
+                "pyrospan_launch.receiver",
+            ),
+        )
         == set()
     )
 

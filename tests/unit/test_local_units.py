@@ -21,15 +21,9 @@ import pytest
 from pyrospan_launch.local import environment, html, pprof, summary, supervisor, views
 from pyrospan_launch.local.aggregate import flame_graph, percentile, top_functions
 from pyrospan_launch.local.store import MAX_STACK_DEPTH, MAX_TEXT, Scope, Store, StoreError
-from pyrospan_launch.receiver import (
-    TRACES_PATH,
-    Frame,
-    ProfileSample,
-    ProfileSeries,
-    ReceivedSpan,
-    Receiver,
-    decode_pprof,
-)
+from pyrospan_launch.receiver.profiles import decode_pprof
+from pyrospan_launch.receiver.records import Frame, ProfileSample, ProfileSeries, ReceivedSpan
+from pyrospan_launch.receiver.server import TRACES_PATH, Receiver
 
 HOSTILE = ["</script><script>alert(1)</script>", "<!--", "a\u2028b\u2029c", "&amp;", "{{JS}}"]
 
@@ -78,15 +72,15 @@ def store(tmp_path: Path) -> Store:
 
 def test_samples_arriving_before_their_span_are_attributed_once_it_arrives(store: Store) -> None:
     store.add_profiles([cpu_profile((("main", "work"), 30_000_000, "1" * 16))])
-    assert store.cpu_by_name() == {}
+    assert store.queries.cpu_by_name() == {}
     store.add_spans([span("1" * 16, "GET /a", 0, 50)])
-    assert store.cpu_by_name() == {"GET /a": (30_000_000, 3)}
-    assert store.self_time(Scope("name", "GET /a")) == [("work", "app.py", 30_000_000)]
+    assert store.queries.cpu_by_name() == {"GET /a": (30_000_000, 3)}
+    assert store.queries.self_time(Scope("name", "GET /a")) == [("work", "app.py", 30_000_000)]
 
 
 def test_only_local_root_spans_are_listed(store: Store) -> None:
     store.add_spans([span("1" * 16, "root", 0, 50), span("2" * 16, "child", 10, 20, "1" * 16)])
-    assert [s.name for s in store.root_spans()] == ["root"]
+    assert [s.name for s in store.queries.root_spans()] == ["root"]
 
 
 def test_non_cpu_profiles_are_not_stored(store: Store) -> None:
@@ -96,7 +90,7 @@ def test_non_cpu_profiles_are_not_stored(store: Store) -> None:
         sample_types=[("alloc_space", "bytes")],
     )
     store.add_profiles([memory])
-    assert store.cpu_total() == (0, 0) and store.ignored_profiles == 1
+    assert store.queries.cpu_total() == (0, 0) and store.ignored_profiles == 1
 
 
 def test_data_survives_reopening_and_fresh_starts_empty(tmp_path: Path) -> None:
@@ -105,12 +99,12 @@ def test_data_survives_reopening_and_fresh_starts_empty(tmp_path: Path) -> None:
     first.add_profiles([cpu_profile((("main",), 10_000_000, "1" * 16))])
     first.close()
     again = Store(tmp_path / "d.sqlite")
-    assert [s.name for s in again.root_spans()] == ["kept"]
-    assert again.cpu_by_span() == {"1" * 16: (10_000_000, 1)}
+    assert [s.name for s in again.queries.root_spans()] == ["kept"]
+    assert again.queries.cpu_by_span() == {"1" * 16: (10_000_000, 1)}
     again.add_profiles([cpu_profile((("main",), 10_000_000, "1" * 16))])  # same stack again
-    assert again.cpu_by_span() == {"1" * 16: (20_000_000, 2)}
+    assert again.queries.cpu_by_span() == {"1" * 16: (20_000_000, 2)}
     again.close()
-    assert Store(tmp_path / "d.sqlite", fresh=True).root_spans() == []
+    assert Store(tmp_path / "d.sqlite", fresh=True).queries.root_spans() == []
 
 
 def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path: Path) -> None:
@@ -130,9 +124,9 @@ def test_long_names_and_deep_stacks_are_cut(store: Store) -> None:
     deep = tuple(f"f{i}" for i in range(5000))
     store.add_spans([span("1" * 16, "n" * 50_000, 0, 5)])
     store.add_profiles([cpu_profile((deep, 10_000_000, "1" * 16))])
-    (record,) = store.root_spans()
+    (record,) = store.queries.root_spans()
     assert len(record.name) == MAX_TEXT
-    ((frames, value),) = store.stack_values(Scope("process"))
+    ((frames, value),) = store.queries.stack_values(Scope("process"))
     assert len(frames) == MAX_STACK_DEPTH and value == 10_000_000
     assert frames[0][0] == "f0" and frames[-1][0] == "f4999"
     assert "frames elided" in frames[MAX_STACK_DEPTH // 2][0]
@@ -150,8 +144,8 @@ def test_concurrent_writers_lose_nothing(store: Store) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert store.root_span_count() == 120
-    assert store.cpu_total() == (120 * 10_000_000, 120)
+    assert store.queries.root_span_count() == 120
+    assert store.queries.cpu_total() == (120 * 10_000_000, 120)
 
 
 # --------------------------------------------------------------------------- aggregation

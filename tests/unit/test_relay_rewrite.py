@@ -14,7 +14,9 @@ import pytest
 
 from pyrospan_launch.agent.relay.rewrite import rewrite_profile, rewrite_push, rewrite_raw_profile
 from pyrospan_launch.agent.spans.span_markers import make_marker, marker_name, parse
-from pyrospan_launch.receiver import DecodeError, decode_pprof, decode_push, schemas
+from pyrospan_launch.receiver.profiles import decode_pprof, decode_push
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.errors import DecodeError
 
 SPAN_A = "00000000000000aa"
 SPAN_B = "00000000000000bb"

@@ -14,7 +14,8 @@ from test_relay_rewrite import MAIN, SPAN_A, WORK, ProfileBuilder, marker
 
 from pyrospan_launch.agent import relay as relays
 from pyrospan_launch.agent.relay.server import PUSH_PATH, TOKEN_HEADER, Relay
-from pyrospan_launch.receiver import decode_push, schemas
+from pyrospan_launch.receiver.profiles import decode_push
+from pyrospan_launch.wire import schemas
 
 
 @pytest.fixture

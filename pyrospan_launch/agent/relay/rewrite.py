@@ -14,14 +14,11 @@ import gzip
 from typing import Any
 
 from pyrospan_launch.agent.spans.span_markers import PREFIX, parse
-from pyrospan_launch.receiver import schemas
-from pyrospan_launch.receiver.body import decompress_body
-from pyrospan_launch.receiver.records import DecodeError
+from pyrospan_launch.wire import schemas
+from pyrospan_launch.wire.body import decompress_body
+from pyrospan_launch.wire.errors import DecodeError
+from pyrospan_launch.wire.names import SPAN_ID, SPAN_LABELS, SPAN_NAME, TRACE_ID
 
-SPAN_ID = "span_id"
-SPAN_NAME = "span_name"
-TRACE_ID = "trace_id"
-_SPAN_KEYS = frozenset((SPAN_ID, SPAN_NAME, TRACE_ID))
 _GZIP_MAGIC = b"\x1f\x8b"
 _PREFIX_BYTES = PREFIX.encode()
 
@@ -74,7 +71,7 @@ def rewrite_profile(profile: Any) -> bool:
             del location.line[:]
             location.line.extend(kept)
 
-    span_keys = {i for i, value in enumerate(table) if value in _SPAN_KEYS}
+    span_keys = {i for i, value in enumerate(table) if value in SPAN_LABELS}
     for sample in profile.sample:
         ids = list(sample.location_id)  # leaf first
         labels = next((location_labels[i] for i in ids if i in location_labels), None)

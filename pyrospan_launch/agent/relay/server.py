@@ -202,7 +202,7 @@ class Relay:
         self.stats.received += 1
         if self.markers_possible:
             from pyrospan_launch.agent.relay.rewrite import rewrite_push
-            from pyrospan_launch.receiver.records import DecodeError
+            from pyrospan_launch.wire.errors import DecodeError
 
             try:
                 data = rewrite_push(data, headers.get("Content-Encoding"), MAX_DECOMPRESSED)

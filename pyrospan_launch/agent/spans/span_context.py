@@ -4,7 +4,8 @@ Every time OpenTelemetry makes a span current (``use_span``, ``start_as_current_
 every instrumentation) or stops doing so, it calls the runtime context's ``attach`` and
 ``detach``.  This runtime context is OpenTelemetry's own contextvars implementation
 plus one step: it records the root span of the context now running (in
-:data:`span_profiles.CURRENT`) and shows that root span's labels on the thread.
+:data:`~pyrospan_launch.agent.spans.labels.CURRENT`) and shows that root span's labels on
+the thread.
 
 It is selected through OpenTelemetry's documented switch, ``OTEL_PYTHON_CONTEXT``, by
 the name ``pyrospan_contextvars_context`` (an ``opentelemetry_context`` entry point of

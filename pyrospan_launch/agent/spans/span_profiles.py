@@ -25,11 +25,7 @@ from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
 from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
-
-PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
-SPAN_ID_LABEL = "span_id"
-SPAN_NAME_LABEL = "span_name"
-TRACE_ID_LABEL = "trace_id"
+from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID, SPAN_NAME, TRACE_ID
 
 _SAMPLED = TraceFlags.SAMPLED
 
@@ -119,13 +115,13 @@ class SpanProfileProcessor(SpanProcessor):
         name = ""
         if self._span_name_label:
             name = span._name if fields else span.name
-            labels: Labels = ((SPAN_ID_LABEL, span_id), (SPAN_NAME_LABEL, name))
+            labels: Labels = ((SPAN_ID, span_id), (SPAN_NAME, name))
         else:
-            labels = ((SPAN_ID_LABEL, span_id),)
+            labels = ((SPAN_ID, span_id),)
         trace_id = ""
         if self._trace_id_label:
             trace_id = context.trace_id.to_bytes(16, "big").hex()
-            labels += ((TRACE_ID_LABEL, trace_id),)
+            labels += ((TRACE_ID, trace_id),)
         parts = None
         if self._switch.frames:
             # What the span's own marker frame will carry, made on first use (span_markers).

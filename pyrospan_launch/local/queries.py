@@ -1,7 +1,8 @@
-"""The local store's queries: root spans, CPU by span and by name, stacks of a scope.
+"""Reading the local store: root spans, CPU by span and by name, stacks of a scope.
 
-A mixin of :class:`~pyrospan_launch.local.store.Store`, which owns the connection and the
-lock; kept apart from the writing side, which the receiver's callbacks drive.
+The page, the summary and the pprof files read through :class:`Queries` (a store's
+``queries``); :class:`~pyrospan_launch.local.store.Store` keeps the file and writes what
+the receiver's callbacks hand it.  Both share the store's connection and lock.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import threading
 from pyrospan_launch.local.records import Frame, Scope, SpanRecord
 
 
-class StoreReads:
-    """Reads of the store; every method takes the store's lock."""
+class Queries:
+    """Reads of one store's file; every method takes the store's lock."""
 
-    _lock: threading.RLock
-    _db: sqlite3.Connection
-    _frames_cache: dict[int, tuple[Frame, ...]]
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+        # Stacks are never rewritten once stored, so their frames are cached for good.
+        self._frames_cache: dict[int, tuple[Frame, ...]] = {}
 
     def meta(self) -> dict[str, str]:
-        """Everything :meth:`set_meta` stored."""
+        """Everything :meth:`Store.set_meta` stored."""
         with self._lock:
             return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
 

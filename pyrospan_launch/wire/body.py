@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 
-from pyrospan_launch.receiver.records import DecodeError
+from pyrospan_launch.wire.errors import DecodeError
 
 #: Default cap on the bytes one request may decompress to (outer body + inner profiles).
 MAX_DECOMPRESSED_BYTES: Final = 64 * 1024 * 1024
