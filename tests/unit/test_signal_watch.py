@@ -114,6 +114,8 @@ def test_the_watch_gives_way_when_trio_is_imported(
         sys.modules.pop("trio", None)
 
 
+# pytest's own threads make Python 3.12+ warn at the fork; the warning is not the point here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_the_descriptor_is_left_unset_during_a_fork_then_the_child_has_its_own() -> None:
     watch = SignalWatch(signal.SIGUSR1, lambda: False)
     assert watch.start()
