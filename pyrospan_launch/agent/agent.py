@@ -19,7 +19,9 @@ from pyrospan_launch.agent.worker_exits import WorkerExits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyrospan_launch.agent.app_tags import AppTags
     from pyrospan_launch.agent.export_errors import ExportErrorFilter, HeaderWarningFilter
+    from pyrospan_launch.agent.relay.server import Relay
     from pyrospan_launch.agent.spans.labels import LabelSwitch
     from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
     from pyrospan_launch.settings.config import Config
@@ -48,6 +50,10 @@ class Agent:
         self.failures: list[str] = []
         # The profiler's per-thread labels, once the profiler runs.
         self.labels: LabelSwitch | None = None
+        # The profile relay, when profiles go through one (``pyrospan-run --check`` reads it).
+        self.relay: Relay | None = None
+        # The app's own thread tags, fitted to Pyroscope's limits, once the profiler runs.
+        self.app_tags: AppTags | None = None
         # The span-profile processor (and its span-to-root map), once spans are linked
         # and labels follow the running context.
         self.processor: SpanProfileProcessor | None = None
@@ -61,6 +67,10 @@ class Agent:
         self.provider_handover = ProviderHandover(self.service_names)
         # The filters on OpenTelemetry's export loggers, once tracing starts.
         self.export_filters: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
+
+    def keep_relay(self, relay: Relay) -> None:
+        """Hold the relay the profiler started."""
+        self.relay = relay
 
     def link_context(self, processor: SpanProfileProcessor, labels: LabelSwitch) -> None:
         """Have runtime contexts switch ``labels`` by ``processor``'s roots from now on."""

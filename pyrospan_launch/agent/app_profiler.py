@@ -24,9 +24,16 @@ import sys
 import threading
 from collections.abc import Callable
 
+from pyrospan_launch.agent import relay as relays
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
+from pyrospan_launch.settings.label_limits import (
+    MAX_NAME_BYTES,
+    MAX_VALUE_BYTES,
+    fit_name,
+    fit_value,
+)
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (docs/design.md, start-up imports).
@@ -89,7 +96,8 @@ class ConfigureHandover:
         if self._app_call is None or self._original is None:
             return False
         args, kwargs = _through_relay(self._original, *self._app_call, relay)
-        self._original(*args, **kwargs)
+        with relays.direct(relay):
+            self._original(*args, **kwargs)
         return True
 
     def _hand_over(
@@ -101,6 +109,7 @@ class ConfigureHandover:
 
         # Wrong arguments raise in the app's own call, as they would without pyrospan-run.
         bound = inspect.signature(original).bind(*args, **kwargs)
+        args, kwargs = _fitted(original, args, kwargs)
         self._app_call = (args, kwargs)
         outcome: dict[str, Any] = {}
         done = threading.Event()
@@ -111,7 +120,8 @@ class ConfigureHandover:
             try:
                 pyroscope.shutdown()  # pyrospan-run's profiler sends its last window
                 call_args, call_kwargs = _through_relay(original, args, kwargs, relay)
-                outcome["result"] = original(*call_args, **call_kwargs)
+                with relays.direct(relay):
+                    outcome["result"] = original(*call_args, **call_kwargs)
             except BaseException as exc:  # handed to the app's thread below when in time
                 outcome["error"] = exc
             finally:
@@ -135,6 +145,47 @@ class ConfigureHandover:
             raise outcome["error"]
         self._labels.reapply()  # the calling thread's span labels, lost with the old profiler
         return outcome.get("result")
+
+
+def _fitted(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The app's arguments with its tags and application name within Pyroscope's limits.
+
+    pyroscope-io sends them as series labels, and the server rejects every profile of a
+    series with one that does not fit (docs/design.md, labels within Pyroscope's limits).
+    One warning names what changed.
+    """
+    import inspect
+
+    bound = inspect.signature(original).bind(*args, **kwargs)
+    changed: list[str] = []
+    for key in ("application_name", "app_name"):
+        name = bound.arguments.get(key)
+        if isinstance(name, str) and fit_value(name) != name:
+            bound.arguments[key] = fit_value(name)
+            changed.append(f"{key} cut")
+    tags = bound.arguments.get("tags")
+    if isinstance(tags, dict):
+        fitted: dict[Any, Any] = {}
+        for tag, value in tags.items():
+            if not isinstance(tag, str) or not isinstance(value, str):
+                fitted[tag] = value  # pyroscope-io's own error, as without pyrospan-run
+            elif fit_name(tag) is None:
+                why = f"over {MAX_NAME_BYTES} bytes" if tag else "empty"
+                changed.append(f"tag {tag[:40]!r} left out (its name is {why})")
+            else:
+                fitted[tag] = fit_value(value)
+                if fitted[tag] != value:
+                    changed.append(f"tag {tag} cut")
+        bound.arguments["tags"] = fitted
+    if not changed:
+        return args, kwargs
+    log.warning(
+        f"the app's pyroscope.configure(): {', '.join(changed)} to fit Pyroscope's limits "
+        f"on labels ({MAX_VALUE_BYTES} bytes of UTF-8 a value)"
+    )
+    return tuple(bound.args), dict(bound.kwargs)
 
 
 def _through_relay(

@@ -103,11 +103,12 @@ class Bootstrap:
             setattr(self.agent, part, ON)
 
     def report_settings(self) -> None:
-        """One line per bad value, once per run; strict mode stops on the first."""
+        """One line per bad or changed value, once per run; strict mode stops on the first."""
         config = self.config
 
         def stop() -> None:
-            self._fail("configuration", config.errors[0])
+            first = config.errors[0] if config.errors else ValueError(config.notices[0])
+            self._fail("configuration", first)
 
         report_bad_settings(config, self.environ, log.warning, stop)
 
@@ -150,8 +151,13 @@ class Bootstrap:
         # Marker frames need span linking: without tracing there is no span to mark.
         method = config.span_labels if config.tracing else "tags"
         follow = agent.spans_follow if config.tracing else None
-        self._labels = profiler.start(config.profiler, agent.lifecycle, method, follow)
+        self._labels = profiler.start(
+            config.profiler, agent.lifecycle, method, follow, on_relay=agent.keep_relay
+        )
         agent.labels = self._labels
+        from pyrospan_launch.agent import app_tags
+
+        agent.app_tags = app_tags.install(config)
         agent.service_names.profile_name = config.profiler.application_name
 
     def tracing(self) -> None:

@@ -154,6 +154,11 @@ def classify(record: logging.LogRecord) -> tuple[str, str] | None:
             return _signal(args[0]), cause_of_status(status)
         return _signal(args[0]), cause_of_error(args[2])
     if template.startswith("Transient error %s encountered while exporting %s") and len(args) >= 2:
+        if isinstance(args[0], str):
+            # The HTTP reason phrase of a retryable answer (503, 429...): the status it names.
+            code = {status.phrase: status.value for status in HTTPStatus}.get(args[0])
+            if code is not None:
+                return _signal(args[1]), cause_of_status(code)
         return _signal(args[1]), cause_of_error(args[0])
     if template.startswith("Failed to export %s batch due to timeout") and args:
         return _signal(args[0]), GAVE_UP

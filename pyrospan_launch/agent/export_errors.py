@@ -10,26 +10,25 @@ once per interval, with their count.  The raw records are dropped, because their
 can carry what the backend answered or, for a malformed header, the header itself.
 Every other record of those loggers passes, with secrets hidden.
 
-The interval is the profile upload interval (``PYROSCOPE_UPLOAD_INTERVAL``, 10 s by
-default): the rhythm at which the user expects data to leave.
+The interval is the profile upload interval (``PYROSCOPE_UPLOAD_INTERVAL``), at least
+60 s (see :mod:`pyrospan_launch.agent.problem_lines`).
 
 pyroscope-io says nothing about failed uploads (its Python logger is disabled unless
-``configure(enable_logging=True)`` and its native logging is off), so it needs nothing here.
+``configure(enable_logging=True)`` and its native logging, unfiltered, goes straight to
+stderr); the relay's forwarder says profiles' failures instead
+(:mod:`pyrospan_launch.agent.relay.delivery`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from pyrospan_launch.agent.export_causes import GAVE_UP, classify
 from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.problem_lines import ProblemLines, interval_seconds
 from pyrospan_launch.common import log, redact
-from pyrospan_launch.settings import reads
 
 # Every logger that reports a failed export or a header it cannot use (OpenTelemetry
 # 1.38 to 1.45; otlp.common is new in 0.66b0).  tests/unit/test_export_errors.py checks,
@@ -56,17 +55,6 @@ HEADER_VARIABLES = (
 HEADERS_EXPECTED = "Name=value,Name2=value (values percent-encoded)"
 
 
-@dataclass
-class _Problem:
-    reported_at: float
-    unreported: int = 0
-
-
-def interval_seconds(environ: Mapping[str, str]) -> float:
-    """The reporting interval: the profile upload interval, or its default if not valid."""
-    return reads.upload_interval_seconds(environ)
-
-
 class ExportErrorFilter(logging.Filter):
     """Collapses export errors into rate-limited ``pyrospan:`` lines; hides secrets in the rest."""
 
@@ -74,17 +62,26 @@ class ExportErrorFilter(logging.Filter):
         self, interval: float, secrets: list[str], *, clock: Callable[[], float] | None = None
     ) -> None:
         super().__init__()
-        self.interval = max(interval, 0.0)
+        self.lines = ProblemLines(interval, secrets, clock=clock)
         self.secrets = secrets
-        self._clock = clock or time.monotonic
-        self._problems: dict[tuple[str, str], _Problem] = {}
         self._last_cause: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self.reported: list[str] = []  # what was said, for tests
+        # The last failure of each signal, for ``pyrospan-run --check``: its cause, and the
+        # server's short reason when it answered one (secrets hidden).
+        self.last_failure: dict[str, tuple[str, str]] = {}
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two lines about one problem."""
+        return self.lines.interval
+
+    @property
+    def reported(self) -> list[str]:
+        """What was said, for tests."""
+        return self.lines.reported
 
     def after_fork(self) -> None:
         """A fresh lock in a forked child (the parent's may have been held at the fork)."""
-        self._lock = threading.Lock()
+        self.lines.after_fork()
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -94,44 +91,27 @@ class ExportErrorFilter(logging.Filter):
                 return True
             if problem != ("", ""):
                 self._occurred(*problem)
+                self.last_failure[problem[0]] = (self._last_cause[problem[0]], self._reason(record))
         except Exception as exc:  # never let a log line break the app's export thread
             log.debug(f"export error filter: {type(exc).__name__}: {exc}")
         return False
 
+    def _reason(self, record: logging.LogRecord) -> str:
+        """The server's short reason in a "Failed to export ... code: N, reason: TEXT" record."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        text = args[-1] if "reason" in str(record.msg) and args else ""
+        if not isinstance(text, str):
+            return ""
+        from pyrospan_launch.agent.relay.upstream import short_reason
+
+        return redact.scrub(short_reason(text.encode()), self.secrets)
+
     def _occurred(self, signal: str, cause: str) -> None:
-        # A timeout rather than a plain acquire: a signal handler may log while the code it
-        # interrupted holds the lock; a record lost then is better than a deadlock.
-        if not self._lock.acquire(timeout=0.2):
-            return
-        try:
-            now = self._clock()
-            if cause == GAVE_UP:
-                # The end of the retries reported already: the same problem once more.
-                cause = self._last_cause.get(signal, cause)
-            self._last_cause[signal] = cause
-            key = (signal, cause)
-            problem = self._problems.get(key)
-            if problem is None:
-                self._problems[key] = _Problem(now)
-                line = (
-                    f"{signal} not sent: {cause}; reported again at most once every "
-                    f"{self.interval:g} s while it lasts"
-                )
-            elif now - problem.reported_at >= self.interval:
-                times = problem.unreported + 1
-                line = (
-                    f"{signal} still not sent: {cause} ({times} time{'s' if times > 1 else ''} "
-                    f"in the last {now - problem.reported_at:.0f} s)"
-                )
-                problem.reported_at, problem.unreported = now, 0
-            else:
-                problem.unreported += 1
-                return
-            line = redact.scrub(line, self.secrets)
-            self.reported.append(line)
-        finally:
-            self._lock.release()
-        log.warning(line)
+        if cause == GAVE_UP:
+            # The end of the retries reported already: the same problem once more.
+            cause = self._last_cause.get(signal, cause)
+        self._last_cause[signal] = cause
+        self.lines.occurred(signal, cause)
 
 
 def _hide_secrets(record: logging.LogRecord, secrets: list[str]) -> None:

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# Seconds the exit flush waits for the relay's last pushes (the lifecycle allows 0.5 s in
+# all; what is left is for the one summary line).
+_EXIT_DRAIN = 0.4
+
+
 class ProfilerError(RuntimeError):
     """pyroscope-io refused to start."""
 
@@ -26,31 +31,34 @@ class ProfilerError(RuntimeError):
 def _configure(config: ProfilerConfig, relay: Relay | None = None) -> None:
     import pyroscope
 
+    from pyrospan_launch.agent import relay as relays
+
     server_address = config.server_address
     http_headers = dict(config.http_headers)
     if relay is not None:
         # pyroscope-io pushes to this process's relay, which forwards to the server.
         server_address = relay.address
         http_headers[TOKEN_HEADER] = relay.token
-    started = pyroscope.configure(
-        application_name=config.application_name,
-        server_address=server_address,
-        basic_auth_username=config.basic_auth_user,
-        basic_auth_password=config.basic_auth_password,
-        sample_rate=config.sample_rate,
-        oncpu=config.oncpu,
-        # Wall-clock span profiles must see threads that wait with the GIL released (I/O,
-        # sleep); pyroscope-io samples only the GIL holder unless told otherwise.
-        gil_only=config.oncpu,
-        tags=dict(config.tags),
-        tenant_id=config.tenant_id,
-        http_headers=http_headers,
-        upload_interval=config.upload_interval,
-        mem_enabled=config.profile_memory,
-        # A `pid` label on every sample, the process's own (workers of a prefork server
-        # apart); it matches the `process.pid` resource attribute of its spans.
-        report_pid=True,
-    )
+    with relays.direct(relay):
+        started = pyroscope.configure(
+            application_name=config.application_name,
+            server_address=server_address,
+            basic_auth_username=config.basic_auth_user,
+            basic_auth_password=config.basic_auth_password,
+            sample_rate=config.sample_rate,
+            oncpu=config.oncpu,
+            # Wall-clock span profiles must see threads that wait with the GIL released
+            # (I/O, sleep); pyroscope-io samples only the GIL holder unless told otherwise.
+            gil_only=config.oncpu,
+            tags=dict(config.tags),
+            tenant_id=config.tenant_id,
+            http_headers=http_headers,
+            upload_interval=config.upload_interval,
+            mem_enabled=config.profile_memory,
+            # A `pid` label on every sample, the process's own (workers of a prefork server
+            # apart); it matches the `process.pid` resource attribute of its spans.
+            report_pid=True,
+        )
     if started is False:
         raise ProfilerError("pyroscope.configure() returned False")
 
@@ -95,6 +103,8 @@ def start(
     lifecycle: Lifecycle,
     span_labels: str = "tags",
     spans_follow: Callable[[str], str] | None = None,
+    *,
+    on_relay: Callable[[Relay], None] | None = None,
 ) -> LabelSwitch:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
@@ -105,12 +115,15 @@ def start(
     start their own relay, configure the profiler again (its sampler does not survive
     fork) and put back the labels of the span that was open on the forking thread, if
     any.  The last profile window is sent at exit, within the lifecycle's exit deadline.
+    ``on_relay`` is given the relay once it runs.
     """
     import pyroscope
 
     from pyrospan_launch.agent import relay as relays
 
     relay = relays.start(config.server_address) if span_labels == "frames" else None
+    if relay is not None and on_relay is not None:
+        on_relay(relay)
     _configure(config, relay)
     labels = LabelSwitch(*_tag_functions(pyroscope), frames=relay is not None)
     if relay is not None:
@@ -139,7 +152,11 @@ def start(
     def send_last_window() -> None:
         pyroscope.shutdown()
         if relay is not None and labels.frames:
-            relay.drain()  # bounded by the exit deadline, like the shutdown itself
+            # Within the exit deadline (0.5 s), leaving time to say what was lost.
+            relay.drain(_EXIT_DRAIN)
+            lost = relay.summary()
+            if lost is not None:
+                log.warning(lost)
             log.debug(f"relay: {relay.stats.summary()}")
 
     # Sends the last profile window; pyroscope-io's own exit handler has no deadline.

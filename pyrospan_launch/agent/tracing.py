@@ -150,6 +150,13 @@ def set_defaults() -> None:
         # Empty counts as unset, as for pyrospan-run's own settings (and the SDK's).
         if not os.environ.get(name, "").strip():
             os.environ[name] = value
+    from pyrospan_launch.common import trust
+
+    # The span exporter (requests) never reads SSL_CERT_FILE/SSL_CERT_DIR, which the
+    # profiles honour: one variable for both signals (see common/trust.py).
+    certificate = trust.span_certificate_default(os.environ)
+    if certificate is not None:
+        os.environ["OTEL_EXPORTER_OTLP_CERTIFICATE"] = certificate
 
 
 def start(

@@ -116,11 +116,20 @@ def _local_tool(
     is_flag=True,
     help="Print the resolved configuration and the instrumentations that will load, then exit.",
 )
+@click.option(
+    "--check",
+    "run_check",
+    is_flag=True,
+    help="Send one small profile and one span as the agent would (relay, proxy, TLS, auth, "
+    "tenant, headers) and say what each backend answered; exit 0 only if both accepted. "
+    "A COMMAND, if given, is not run: it only names the service.",
+)
 @click.version_option(__version__, "--version", "-V", prog_name=PROG)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
 def run(
     argv: tuple[str, ...],
     show_info: bool,
+    run_check: bool,
     serve: bool,
     render_dir: str | None,
     port: int | None,
@@ -150,6 +159,13 @@ def run(
         report = info.render(env, argv, bootstrap, derived_name=named is None)
         click.echo(report, nl=False)
         return
+    if run_check:
+        from pyrospan_launch.launcher import check
+
+        if config.resolve(env).local:
+            raise click.UsageError("--check sends to the configured backends: not with --local")
+
+        sys.exit(check.run(env, click.echo))
     if not argv:
         raise click.UsageError("missing COMMAND (for example: pyrospan-run python app.py)")
     asked = config.resolve(env)

@@ -16,6 +16,47 @@ from pyrospan_launch import __version__
 from pyrospan_launch.launcher import command as command_lookup
 from pyrospan_launch.settings import reads, registry
 from pyrospan_launch.settings.config import Config, resolve
+from pyrospan_launch.settings.parsers import url_shown
+
+
+def _section_network(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """How each signal leaves: the path, the proxy by that client's rules, what TLS trusts."""
+    from pyrospan_launch.common import proxies, trust
+
+    lines = ["", "Network (what each signal's client will do with this environment):"]
+    if config.profiling and config.profiler is not None:
+        p = config.profiler
+        relay = config.tracing and config.span_labels == "frames"
+        proxy = proxies.profile_proxy(p.server_address, environ)
+        route = f"through the proxy {proxy.shown}" if proxy else "directly (no proxy applies)"
+        first = (
+            "pyroscope-io -> the relay on 127.0.0.1 (never through a proxy) -> "
+            if relay
+            else "pyroscope-io -> "
+        )
+        auth = ""
+        if p.basic_auth_user or p.basic_auth_password:
+            source = (
+                "PYROSCOPE_BASIC_AUTH_*"
+                if reads.basic_auth_variables_set(environ)
+                else "the user:password in PYROSCOPE_SERVER_ADDRESS"
+            )
+            auth = f", basic auth as {p.basic_auth_user or '(no user)'} from {source}"
+        tenant = f", X-Scope-OrgID {p.tenant_id}" if p.tenant_id else ""
+        lines.append(f"  profiles  {first}{p.server_address} {route}{auth}{tenant}")
+        if p.server_address.startswith("https://"):
+            lines.append(f"            TLS trusts {trust.profiles_trust(environ, relay)}")
+    if config.tracing and reads.traces_exporter(environ) == "otlp":
+        url = reads.traces_url(environ)
+        proxy = proxies.span_proxy(url, environ)
+        route = f"through the proxy {proxy.shown}" if proxy else "directly (no proxy applies)"
+        lines.append(f"  spans     OTLP exporter -> {url_shown(url)} {route}")
+        if url.startswith("https://"):
+            lines.append(f"            TLS trusts {trust.spans_trust(environ)}")
+        conflict = trust.span_conflict(environ)
+        if conflict:
+            lines.append(f"            warning: {conflict}")
+    return lines
 
 
 def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | None:
@@ -82,7 +123,9 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
         protocol = reads.traces_protocol(environ)
         exporter = reads.traces_exporter(environ)
         where = (
-            f"OTLP {protocol} to {reads.traces_url(environ)}" if exporter == "otlp" else exporter
+            f"OTLP {protocol} to {url_shown(reads.traces_url(environ))}"
+            if exporter == "otlp"
+            else exporter
         )
         sampler = reads.traces_sampler(environ)
         note = f" ({config.off_reasons['tracing']})" if "tracing" in config.off_reasons else ""
@@ -187,9 +230,13 @@ def render(
         if problem:
             lines.append(f"  warning: {problem}")
     lines += _section_what_runs(config, environ, derived_name)
+    lines += _section_network(config, environ)
     if config.errors:
         lines += ["", "Problems (each turns its part off for this run):"]
         lines += [f"  {error}" for error in config.errors]
+    if config.notices:
+        lines += ["", "Changed to fit Pyroscope's limits on labels:"]
+        lines += [f"  {notice}" for notice in config.notices]
     lines += _section_instrumentations(environ)
     lines += _section_settings(environ)
     return "\n".join(lines) + "\n"

@@ -48,6 +48,12 @@ def check_settings(env: dict[str, str]) -> config.Config:
     """Resolve ``env`` and report every value that does not parse, before the program starts."""
     resolved = config.resolve(env)
     report_bad_settings(resolved, env, say, _stop_strict, first=True)
+    if resolved.tracing:
+        from pyrospan_launch.common import trust
+
+        conflict = trust.span_conflict(env)
+        if conflict is not None:
+            say(conflict)
     return resolved
 
 

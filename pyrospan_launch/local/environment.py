@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from pyrospan_launch.common import proxies
+
 #: Where the signals would otherwise go; local mode replaces them all.
 BACKEND_VARIABLES: Final = (
     "PYROSCOPE_SERVER_ADDRESS",
@@ -36,8 +38,16 @@ def without_backend(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def pointed_at(environ: Mapping[str, str], receiver_url: str) -> dict[str, str]:
-    """The child's environment: profiles and OTLP/HTTP traces to ``receiver_url``."""
+    """The child's environment: profiles and OTLP/HTTP traces to ``receiver_url``.
+
+    The receiver is on this host's loopback, which no proxy can reach: with a proxy
+    variable set, its host joins ``NO_PROXY`` (and ``no_proxy``), for both signals.
+    """
     env = without_backend(environ)
+    if proxies.any_proxy(env):
+        from urllib.parse import urlsplit
+
+        env.update(proxies.direct_to(env, urlsplit(receiver_url).hostname or "127.0.0.1"))
     env.update(
         PYROSCOPE_SERVER_ADDRESS=receiver_url,
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver_url,

@@ -3,7 +3,8 @@
 Each file is a ``perftools.profiles.Profile`` built with the runtime protobuf classes of
 :mod:`pyrospan_launch.wire.schemas`: one ``cpu``/``nanoseconds`` sample type, like the
 profiles pyroscope-io sends, and the ``span_id`` and ``span_name`` labels on every
-sample, so a span's file carries the same identity as its samples in Pyroscope.
+sample, so a span's file carries the same identity as its samples in Pyroscope (and fits
+the same limits: :mod:`pyrospan_launch.settings.label_limits`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from pyrospan_launch.local.store import Frame, Scope, SpanRecord, Store
+from pyrospan_launch.settings.label_limits import fit_name, fit_value
 from pyrospan_launch.wire import schemas
 from pyrospan_launch.wire.names import SPAN_ID, SPAN_NAME
 
@@ -59,19 +61,21 @@ def build_profile(
     profile.duration_nanos = duration_ns
     functions: dict[tuple[str, str], int] = {}
     locations: dict[tuple[int, int], int] = {}
-    label_ids = [(strings(k), strings(v)) for k, v in (labels or {}).items()]
+    label_ids = []
+    for label_name, label_value in (labels or {}).items():
+        fitted = fit_name(label_name)
+        if fitted is not None:
+            label_ids.append((strings(fitted), strings(fit_value(label_value))))
     for frames, value in stacks:
         location_ids: list[int] = []
         for name, file, line in frames:
             function_id = functions.get((name, file))
             if function_id is None:
                 function_id = functions[(name, file)] = len(functions) + 1
-                profile.function.add(
-                    id=function_id,
-                    name=strings(name),
-                    system_name=strings(name),
-                    filename=strings(file),
-                )
+                # No system_name: pprof demangles a function whose system_name equals its
+                # name, and its C++ heuristics strip "<...>", which blanks Python's
+                # <module>, <lambda>, <listcomp> and <genexpr> (pyroscope-io sets none).
+                profile.function.add(id=function_id, name=strings(name), filename=strings(file))
             location_id = locations.get((function_id, line))
             if location_id is None:
                 location_id = locations[(function_id, line)] = len(locations) + 1

@@ -12,7 +12,8 @@ import os
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
-from pyrospan_launch.settings import registry
+from pyrospan_launch.settings import label_limits, registry
+from pyrospan_launch.settings.parsers import url_userinfo
 from pyrospan_launch.settings.registry import SettingError
 
 # The launcher and every child resolve their configuration at start-up: typing, which
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
         local: bool = False
         report_dir: str = "pyrospan-report"
         span_labels: str = "frames"
+        notices: tuple[str, ...] = ()
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -92,8 +94,8 @@ else:
         "_ConfigFields",
         "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
         "log_level service_name service_name_source profiler errors off_reasons invalid "
-        "children local report_dir span_labels",
-        defaults=(True, False, "pyrospan-report", "frames"),
+        "children local report_dir span_labels notices",
+        defaults=(True, False, "pyrospan-report", "frames", ()),
     )
 
 
@@ -104,7 +106,11 @@ class ProfilerConfig(_ProfilerFields):
 
 
 class Config(_ConfigFields):
-    """Everything the bootstrap needs, and why a part is off."""
+    """Everything the bootstrap needs, and why a part is off.
+
+    ``notices`` are the lines about values changed to fit Pyroscope's limits: reported
+    with the bad values (strict mode stops on them too), though nothing is turned off.
+    """
 
     __slots__ = ()
 
@@ -212,7 +218,12 @@ def resolve(environ: Mapping[str, str]) -> Config:
         off["tracing"] = "OTEL_SDK_DISABLED is true"
 
     profiling_errors: list[SettingError] = []
-    profiler = _profiler_config(environ, service_name, profiling_errors)
+    notices: list[str] = []
+    # Labels pyrospan-run adds to every span sample: span_name, and trace_id if asked.
+    span_labels_added = bool(span_name_label) + bool(trace_id_label)
+    profiler = _profiler_config(
+        environ, service_name, source, profiling_errors, notices, span_labels_added
+    )
     errors.extend(profiling_errors)
     profiling = bool(profiling_wanted) and profiler is not None
     if not profiling_wanted:
@@ -246,17 +257,44 @@ def resolve(environ: Mapping[str, str]) -> Config:
         local=local,
         report_dir=str(report_dir),
         span_labels=str(span_labels),
+        notices=tuple(notices) if profiling else (),
     )
 
 
+def split_credentials(url: str) -> tuple[str, str, str]:
+    """``http://user:pass@host/p`` -> (``http://host/p``, user, password), percent-decoded.
+
+    The profiler gets the URL without them and the pair as basic auth, which is what
+    pyroscope-io does with a URL that holds them; so the address never carries a password
+    into a log line, and ``PYROSCOPE_BASIC_AUTH_*`` can win over it.
+    """
+    parts = url_userinfo(url)
+    if parts is None:
+        return url, "", ""
+    from urllib.parse import unquote
+
+    scheme, userinfo, host, rest = parts
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{host}{rest}", unquote(user), unquote(password)
+
+
 def _profiler_config(
-    environ: Mapping[str, str], service_name: str, errors: list[SettingError]
+    environ: Mapping[str, str],
+    service_name: str,
+    service_name_source: str,
+    errors: list[SettingError],
+    notices: list[str],
+    span_labels_added: int = 1,
 ) -> ProfilerConfig | None:
     def read(field: str) -> Any:
         return _field(f"profiler.{field}", environ, errors)
 
-    application_name = read("application_name") or service_name
+    application_name = read("application_name")
+    name_source = "PYROSCOPE_APPLICATION_NAME"
+    if not application_name:
+        application_name, name_source = service_name, service_name_source
     tags: dict[str, str] = {}
+    sources: dict[str, str] = {}
     try:
         attributes = registry.setting("OTEL_RESOURCE_ATTRIBUTES").read(environ)
     except SettingError:
@@ -264,18 +302,100 @@ def _profiler_config(
     for attribute, label in RESOURCE_LABELS.items():
         if attributes.get(attribute):
             tags[label] = str(attributes[attribute])
-    tags.update(read("tags"))
+            sources[label] = "OTEL_RESOURCE_ATTRIBUTES"
+    user_labels = read("tags")
+    tags.update(user_labels)
+    sources.update(dict.fromkeys(user_labels, "PYROSCOPE_LABELS"))
+    application_name = _fit_service_name(application_name, name_source, notices)
+    tags = _fit_user_labels(tags, sources, span_labels_added, notices)
+    server_address, url_user, url_password = split_credentials(read("server_address"))
+    user, password = read("basic_auth_user"), read("basic_auth_password")
+    if not (user or password):
+        user, password = url_user, url_password
     config = ProfilerConfig(
         application_name=application_name,
-        server_address=read("server_address"),
+        server_address=server_address,
         sample_rate=read("sample_rate"),
         upload_interval=read("upload_interval"),
         tags=tags,
-        basic_auth_user=read("basic_auth_user"),
-        basic_auth_password=read("basic_auth_password"),
+        basic_auth_user=user,
+        basic_auth_password=password,
         tenant_id=read("tenant_id"),
         http_headers=read("http_headers"),
         oncpu=read("oncpu"),
         profile_memory=read("profile_memory"),
     )
     return None if errors else config
+
+
+def _fit_service_name(name: str, source: str, notices: list[str]) -> str:
+    """The profiles' ``service_name``, cut to a Pyroscope label value, said once if cut."""
+    fitted = label_limits.fit_value(name)
+    if fitted != name:
+        mismatch = "" if source == "PYROSCOPE_APPLICATION_NAME" else ", unlike the spans"
+        why, how = _change(name, fitted)
+        notices.append(
+            f"{source or 'the service name'}: {why}; profiles carry service_name {how}{mismatch}"
+        )
+    return fitted
+
+
+def _change(value: str, fitted: str) -> tuple[str, str]:
+    """Why a label value had to change, and how: for the one line that says so."""
+    try:
+        value.encode()
+        bad = ""
+    except UnicodeEncodeError:
+        bad = "with U+FFFD for its undecodable bytes"
+    size = label_limits.utf8_size(value)
+    if size <= label_limits.MAX_VALUE_BYTES:
+        return "not valid UTF-8", bad
+    limit = label_limits.MAX_VALUE_BYTES
+    why = f"{size} bytes, more than the {limit} bytes of UTF-8 Pyroscope takes"
+    how = f"cut to {label_limits.utf8_size(fitted)} bytes"
+    return why, f"{how} {bad}" if bad else how
+
+
+def _shown_name(name: str) -> str:
+    return name if len(name) <= 40 else f"{name[:40]}..."
+
+
+def _fit_user_labels(
+    tags: dict[str, str], sources: dict[str, str], span_labels_added: int, notices: list[str]
+) -> dict[str, str]:
+    """The user's profile labels within Pyroscope's limits, one notice for each change.
+
+    A value is cut (at a character boundary); a name too long is left out, as are the
+    labels past the number a series can still take besides the profiler's own and the
+    span labels (docs/design.md, labels within Pyroscope's limits).
+    """
+    fitted: dict[str, str] = {}
+    for name, value in tags.items():
+        source = sources.get(name, "PYROSCOPE_LABELS")
+        if label_limits.fit_name(name) != name:
+            notices.append(
+                f"{source}: the label name {_shown_name(name)!r} is "
+                f"{label_limits.utf8_size(name)} bytes, more than the "
+                f"{label_limits.MAX_NAME_BYTES} Pyroscope takes; profiles are sent without it"
+            )
+            continue
+        cut = label_limits.fit_value(value)
+        if cut != value:
+            why, how = _change(value, cut)
+            notices.append(f"{source}: the value of {name} is {why}; profiles carry it {how}")
+        fitted[name] = cut
+    room = label_limits.user_label_room(span_labels_added)
+    if len(fitted) > room:
+        left_out = list(fitted)[room:]
+        by_source: dict[str, list[str]] = {}
+        for name in left_out:
+            by_source.setdefault(sources.get(name, "PYROSCOPE_LABELS"), []).append(name)
+        for source, names in by_source.items():
+            notices.append(
+                f"{source}: {len(fitted)} profile labels in all, but a Pyroscope series takes "
+                f"{label_limits.MAX_SERIES_LABELS} labels and "
+                f"{label_limits.MAX_SERIES_LABELS - room} are the profiler's and the spans' "
+                f"own; profiles are sent without {', '.join(names)}"
+            )
+        fitted = {name: fitted[name] for name in list(fitted)[:room]}
+    return fitted

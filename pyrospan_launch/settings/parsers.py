@@ -74,6 +74,32 @@ def parse_interval(raw: str) -> int:
     return int(seconds)
 
 
+def url_userinfo(raw: str) -> tuple[str, str, str, str] | None:
+    """``scheme://userinfo@host...`` -> (scheme, userinfo, host, rest); None without userinfo.
+
+    String work only: the launcher and every child read URLs at start-up, where
+    ``urllib.parse`` costs milliseconds (docs/design.md, start-up imports).
+    """
+    scheme, sep, after = raw.partition("://")
+    end = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
+    netloc, rest = after[:end], after[end:]
+    if not sep or "@" not in netloc:
+        return None
+    userinfo, _, host = netloc.rpartition("@")
+    return scheme, userinfo, host, rest
+
+
+def url_shown(raw: str) -> str:
+    """``raw`` as it may be printed: the password of a ``scheme://user:password@`` hidden."""
+    parts = url_userinfo(raw)
+    if parts is None:
+        return raw
+    scheme, userinfo, host, rest = parts
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:<redacted>" if colon else user
+    return f"{scheme}://{hidden}@{host}{rest}"
+
+
 def parse_url(raw: str) -> str:
     """An http(s) URL with a host; a trailing slash is dropped."""
     from urllib.parse import urlsplit

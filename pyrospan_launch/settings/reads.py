@@ -40,6 +40,14 @@ def upload_interval_seconds(environ: Mapping[str, str]) -> float:
     return float(read_quietly("PYROSCOPE_UPLOAD_INTERVAL", environ))
 
 
+def basic_auth_variables_set(environ: Mapping[str, str]) -> bool:
+    """PYROSCOPE_BASIC_AUTH_USER or _PASSWORD given: they win over a URL's credentials."""
+    return bool(
+        _text("PYROSCOPE_BASIC_AUTH_USER", environ)
+        or _text("PYROSCOPE_BASIC_AUTH_PASSWORD", environ)
+    )
+
+
 def _text(name: str, environ: Mapping[str, str]) -> str:
     value = read_quietly(name, environ)
     return "" if value is None else str(value)

@@ -35,6 +35,8 @@ from pyrospan_launch.settings.parsers import (
     parse_text,
     parse_traces_exporters,
     parse_url,
+    url_shown,
+    url_userinfo,
 )
 
 # Both the launcher and every child start by reading this registry: typing is for type
@@ -48,7 +50,7 @@ class SettingError(ValueError):
     """A variable whose value does not parse; ``str()`` is the one line shown to users."""
 
     def __init__(self, setting: Setting, raw: str) -> None:
-        shown = "<redacted>" if setting.secret else repr(raw)
+        shown = "<redacted>" if setting.secret else repr(url_shown(raw))
         super().__init__(f"{setting.name}={shown}: expected {setting.expected}")
         self.setting = setting
 
@@ -107,7 +109,7 @@ class Setting(_SettingFields):
             return f"(unset, default {self.default_text()})"
         if self.secret:
             return "<redacted>"
-        return raw
+        return url_shown(raw)
 
     def default_text(self) -> str:
         """The default as a user would write it."""
@@ -493,6 +495,25 @@ def read_quietly(name: str, environ: Mapping[str, str]) -> Any:
         return entry.default
 
 
+# Variables whose URL may hold a password (``scheme://user:password@host``).
+URL_VARIABLES = (
+    "PYROSCOPE_SERVER_ADDRESS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "ALL")),
+    *(f"{name}_proxy" for name in ("http", "https", "all")),
+)
+
+
 def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """The raw values of every secret variable that is set, for output scrubbing."""
-    return [environ[s.name] for s in ALL if s.secret and environ.get(s.name)]
+    """The raw values of every secret variable that is set, and the passwords in URLs,
+    for output scrubbing."""
+    found = [environ[s.name] for s in ALL if s.secret and environ.get(s.name)]
+    for name in URL_VARIABLES:
+        parts = url_userinfo(environ.get(name, ""))
+        if parts is not None and ":" in parts[1]:
+            from urllib.parse import unquote
+
+            password = parts[1].partition(":")[2]
+            found += [password, unquote(password)]
+    return [value for value in found if value]

@@ -20,9 +20,13 @@ REPORTED_MARKER = "_PYROSPAN_CONFIG_REPORTED"
 
 
 def problem_lines(config: Config) -> list[str]:
-    """One line per value that does not parse, then one per part it turned off."""
+    """One line per value that does not parse, then one per part it turned off.
+
+    Then one per value changed to fit Pyroscope's limits (``config.notices``).
+    """
     lines = [str(error) for error in config.errors]
     lines += [f"{part} is off for this run ({reason})" for part, reason in config.invalid.items()]
+    lines += list(config.notices)
     return lines
 
 
@@ -34,12 +38,12 @@ def report_bad_settings(
     *,
     first: bool = False,
 ) -> None:
-    """Say every bad value of ``config`` once, then call ``stop`` if strict mode is on.
+    """Say every bad or changed value of ``config`` once, then ``stop`` if strict mode is on.
 
     ``first`` (the launcher, where a run begins) reports even when ``environ`` says a
     parent process already did; the bootstrap does not repeat a parent's lines.
     """
-    if not config.errors:
+    if not config.errors and not config.notices:
         return
     if first or environ.get(REPORTED_MARKER) != "1":
         for line in problem_lines(config):

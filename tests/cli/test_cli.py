@@ -92,6 +92,7 @@ def test_help_names_every_option() -> None:
         "--no-profiling",
         "--no-tracing",
         "--info",
+        "--check",
         "--version",
         "--help",
     ):
@@ -176,6 +177,17 @@ def test_info_explains_why_profiling_is_off() -> None:
     assert "PYROSCOPE_LABELS='bad': expected" in out
 
 
+def test_info_shows_labels_changed_to_fit_pyroscope() -> None:
+    code, out, _ = invoke("--info", env={"PYROSCOPE_LABELS": "team=" + "t" * 3000})
+    assert code == 0
+    assert "profiling      on" in out
+    assert (
+        "Changed to fit Pyroscope's limits on labels:\n"
+        "  PYROSCOPE_LABELS: the value of team is 3000 bytes, more than the 2048 bytes of "
+        "UTF-8 Pyroscope takes; profiles carry it cut to 2048 bytes\n"
+    ) in out
+
+
 def test_bare_python_runs_the_launchers_own_environment(exec_spy: Exec, tmp_path: Path) -> None:
     # `.venv/bin/pyrospan-run python app.py` with the venv not on PATH: another python on
     # PATH could not load the bootstrap, so the launcher's own interpreter is chosen.
@@ -212,3 +224,35 @@ def test_a_wrong_span_labels_method_is_one_line() -> None:
     code, out, _ = invoke("--info", env={"PYROSPAN_SPAN_LABELS": "stack"})
     assert code == 0
     assert "PYROSPAN_SPAN_LABELS='stack': expected frames or tags" in out
+
+
+def test_info_shows_each_signals_path_proxy_and_trust_without_passwords() -> None:
+    code, out, err = invoke(
+        "--info",
+        "python",
+        "app.py",
+        env={
+            "PYROSCOPE_SERVER_ADDRESS": "https://u:pa55-URL@pyro.example:4040/prefix?org=1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://o:pa55-OTLP@tempo.example:4318",
+            "HTTPS_PROXY": "http://p:pa55-PROXY@proxy.example:3128",
+            "no_proxy": "tempo.example",
+            "SSL_CERT_FILE": "/ca/private.pem",
+            "REQUESTS_CA_BUNDLE": "",
+            "CURL_CA_BUNDLE": "",
+            "NO_PROXY": "",
+        },
+    )
+    assert code == 0
+    assert "pa55" not in out + err
+    assert (
+        "profiles  pyroscope-io -> the relay on 127.0.0.1 (never through a proxy) -> "
+        "https://pyro.example:4040/prefix?org=1 through the proxy http://proxy.example:3128 "
+        "(HTTPS_PROXY), basic auth as u from the user:password in PYROSCOPE_SERVER_ADDRESS"
+    ) in out
+    assert "TLS trusts SSL_CERT_FILE=/ca/private.pem" in out
+    # requests reads the lower-case no_proxy first: spans go directly.
+    assert (
+        "spans     OTLP exporter -> https://o:<redacted>@tempo.example:4318/v1/traces directly"
+        in out
+    )
+    assert "TLS trusts /ca/private.pem (from SSL_CERT_FILE" in out

@@ -4,13 +4,12 @@ A Flask service runs under pyrospan-run with both PYROSCOPE_SERVER_ADDRESS and
 OTEL_EXPORTER_OTLP_ENDPOINT pointed at a broken backend of each kind (see fake_backends),
 answers real HTTP requests for a few seconds, then quits by itself.  Against a run with a
 healthy receiver: the same answers and exit status, request latency of the same order,
-each problem on stderr at most once per interval (1 s here) in a ``pyrospan:`` line and
+each problem on stderr once (repeats come at most once a minute) in a ``pyrospan:`` line and
 nothing else there, and the process gone within 1 s of the app's last statement.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from recording_receiver import RecordingReceiver
 pytestmark = pytest.mark.e2e
 
 PY = sys.executable
-INTERVAL = 1  # PYROSCOPE_UPLOAD_INTERVAL, which is also the reporting interval
+INTERVAL = 1  # PYROSCOPE_UPLOAD_INTERVAL (the reporting interval is at least 60 s)
 REQUEST_SECONDS = 2.5
 
 # What the line about the spans says for each backend that makes exports fail in the time
@@ -127,10 +126,9 @@ def test_broken_backend_changes_nothing_for_the_app(kind: str, healthy: ServiceR
     # Request latency of the same order (wide margins: a busy 2-core machine).
     assert statistics.median(broken.latencies) < 3 * statistics.median(healthy.latencies) + 0.02
     assert max(broken.latencies) < 2.0, sorted(broken.latencies)[-5:]
-    # Each problem at most once per interval, plus its first report.
-    bound = math.ceil(broken.seconds / INTERVAL) + 1
+    # Each problem once: a run this short sees no repeat.
     counts = problems(broken.stderr)
-    assert all(n <= bound for n in counts.values()), (bound, counts)
+    assert all(n == 1 for n in counts.values()), counts
     if kind in EXPECTED_CAUSE:
         assert counts[f"spans not sent: {EXPECTED_CAUSE[kind]}"] >= 1, broken.stderr
     # Whatever the backend does, the process ends within 1 s of the app.

@@ -33,7 +33,10 @@ END_TO_END = [
 ]
 _SETTING_LINE = re.compile(r"pyrospan-run: (?P<name>[A-Z_]+)=.*: expected (?P<expected>.+)")
 # A backend the values point at may fail at run time: that is reported in its own line.
-_EXPORT_LINE = re.compile(r"pyrospan: (spans|metrics|logs|telemetry) (still )?not sent: .+")
+_EXPORT_LINE = re.compile(
+    r"pyrospan: (spans|metrics|logs|telemetry|profiles) (still )?not sent: .+"
+    r"|pyrospan: profiles: \d+ of \d+ pushes were not delivered this run .+"
+)
 _OFF_LINE = re.compile(
     r"pyrospan-run: (profiling|tracing) is off for this run \([A-Z_]+ is not valid\)"
 )

@@ -1,7 +1,7 @@
 """An app that configures the Pyroscope profiler itself, then works in one root span.
 
-argv: the Pyroscope server address the app chooses.  Prints the span id and what its
-own configure() returned.
+argv: the Pyroscope server address the app chooses, and optionally the value of its
+``team`` tag.  Prints the span id and what its own configure() returned.
 """
 
 import sys
@@ -13,7 +13,7 @@ from opentelemetry import trace
 configured = pyroscope.configure(
     application_name="own-app",
     server_address=sys.argv[1],
-    tags={"team": "own"},
+    tags={"team": sys.argv[2] if len(sys.argv) > 2 else "own"},
     upload_interval=1,
 )
 

@@ -177,5 +177,16 @@ def test_marker_functions_carry_the_labels_and_call_through() -> None:
     assert parse(code.co_name, code.co_filename) == (SPAN_A, "GET /a", TRACE)
     assert parse("pyrospan.span:short", "x") is None
     assert parse("handler_work", "app.py") is None
-    long_name = make_marker(SPAN_A, "x" * 5000)
-    assert len(long_name.__code__.co_filename) == 1000
+    # Cut to a label value Pyroscope takes (2,048 bytes of UTF-8), far below what py-spy
+    # refuses to read (4,096 characters).
+    assert make_marker(SPAN_A, "x" * 5000).__code__.co_filename == "x" * 2048
+    assert make_marker(SPAN_A, "中" * 800).__code__.co_filename == "中" * 682
+
+
+def test_a_marker_name_too_long_for_a_label_is_cut() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, marker(SPAN_A, "中" * 800), WORK], 10)
+    profile = builder.profile
+    assert rewrite_profile(profile)
+    (sample,) = decoded(profile.SerializeToString()).samples
+    assert sample.labels == {"span_id": SPAN_A, "span_name": "中" * 682}

@@ -26,6 +26,7 @@ DERIVED = {
     "errors",
     "off_reasons",
     "invalid",
+    "notices",
 }
 
 # A valid value other than the default, and what the field then holds, per setting.
@@ -56,7 +57,7 @@ EXAMPLES: dict[str, tuple[str, object]] = {
 }
 
 # click's own options and local mode's tools, which set no variable.
-NOT_SETTINGS = {"--serve", "--render", "--port", "--info", "--version", "--help"}
+NOT_SETTINGS = {"--serve", "--render", "--port", "--info", "--check", "--version", "--help"}
 
 
 def _value(config: Config, field: str) -> object:

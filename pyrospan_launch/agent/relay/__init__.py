@@ -4,18 +4,21 @@ pyroscope-io pushes to :class:`~pyrospan_launch.agent.relay.server.Relay` on the
 loopback interface; the relay rewrites each push
 (:mod:`pyrospan_launch.agent.relay.rewrite`) and forwards it to the configured server.
 :func:`start` starts one, or says in one line why it could not (span labels then fall
-back to thread tags).  See docs/design.md.
+back to thread tags).  :func:`direct` keeps pyroscope-io's pushes to it off any proxy.
+See docs/design.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
-from pyrospan_launch.common import log
+from pyrospan_launch.common import log, proxies
 from pyrospan_launch.common.relay_host import HOST_VARIABLE, relay_host
 
-__all__ = ["HOST_VARIABLE", "TOKEN_HEADER", "Relay", "start"]
+__all__ = ["HOST_VARIABLE", "TOKEN_HEADER", "Relay", "direct", "start"]
 
 
 def start(upstream: str) -> Relay | None:
@@ -30,3 +33,29 @@ def start(upstream: str) -> Relay | None:
         )
         return None
     return relay
+
+
+@contextlib.contextmanager
+def direct(relay: Relay | None) -> Iterator[None]:
+    """While pyroscope-io is configured to push to ``relay``: the relay's host in NO_PROXY.
+
+    pyroscope-io reads the proxy variables when ``configure()`` builds its HTTP client,
+    never again (measured on 1.4), so the relay's address is added to ``NO_PROXY`` for that
+    call only, and the app's environment is as it was afterwards.  Without it, a proxy
+    variable sends every push to the proxy, which cannot reach this host's loopback.
+    """
+    if relay is None or not proxies.any_proxy(os.environ):
+        yield
+        return
+    host = relay.host
+    changed = proxies.direct_to(os.environ, host)
+    saved = {name: os.environ.get(name) for name in changed}
+    os.environ.update(changed)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

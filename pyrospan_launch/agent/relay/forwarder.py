@@ -2,8 +2,9 @@
 
 A push is queued the moment it is read, so pyroscope-io never waits for the backend.  A
 backend that is down or never answers costs no memory: at most ``max_queued`` pushes
-wait, and the oldest is dropped (and counted) to make room.  Nothing logged here names a
-header, a credential or the text of an upstream answer.
+wait, and the oldest is dropped (and counted) to make room.  Each failure and drop is said
+by :mod:`pyrospan_launch.agent.relay.delivery` (loaded with the first), which names no
+header or credential, and of an answer only a refusal's short reason, secrets hidden.
 
 This module loads with the profiler, before the app: it imports nothing costly until the
 first push is sent (docs/design.md, "Start-up and exit discipline").
@@ -12,30 +13,30 @@ first push is sent (docs/design.md, "Start-up and exit discipline").
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-
-from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrospan_launch.agent.relay.delivery import Deliveries
     from pyrospan_launch.agent.relay.stats import Stats
-
-# (url, headers, body, timeout) -> the HTTP status of the answer.
-Send = Callable[[str, list[tuple[str, str]], bytes, float], int]
+    from pyrospan_launch.agent.relay.upstream import Upstream
 
 
 class Push:
-    """One push on its way: where it goes, the headers it goes with, its (rewritten) body."""
+    """One push on its way: the server, the target it came with, its headers and body."""
 
-    __slots__ = ("body", "headers", "target")
+    __slots__ = ("body", "headers", "target", "upstream")
 
-    def __init__(self, target: str, headers: list[tuple[str, str]], body: bytes) -> None:
+    def __init__(
+        self, upstream: Upstream, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        self.upstream = upstream
         self.target = target
         self.headers = headers
         self.body = body
@@ -44,11 +45,11 @@ class Push:
 class Forwarder:
     """Queues pushes and sends them upstream one at a time, on a thread of its own."""
 
-    def __init__(self, stats: Stats, send: Send, *, max_queued: int, timeout: float) -> None:
+    def __init__(self, stats: Stats, *, max_queued: int, timeout: float) -> None:
         self.stats = stats
         self.timeout = timeout
         self.queue: deque[Push] = deque()
-        self._send = send
+        self._deliveries: Deliveries | None = None
         self._max_queued = max_queued
         self._cond = threading.Condition()
         self._busy = False
@@ -63,13 +64,32 @@ class Forwarder:
     def put(self, push: Push) -> None:
         """Queue ``push``, dropping the oldest one waiting if the queue is full."""
         with self._cond:
+            dropped = None
             if len(self.queue) >= self._max_queued:
-                self.queue.popleft()
+                dropped = self.queue.popleft()
                 self.stats.dropped += 1
-                if self.stats.dropped == 1:
-                    log.debug("relay: the profile backend is not keeping up: oldest push dropped")
             self.queue.append(push)
             self._cond.notify_all()
+        if dropped is not None:
+            self.deliveries.dropped(dropped.upstream)
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """What says the failures (made, and its module loaded, with the first one)."""
+        if self._deliveries is None:
+            from pyrospan_launch.agent.problem_lines import interval_seconds
+            from pyrospan_launch.agent.relay.delivery import Deliveries
+
+            self._deliveries = Deliveries(interval_seconds(os.environ), _secrets())
+        return self._deliveries
+
+    def summary(self) -> str | None:
+        """The exit line when pushes were lost (failed, dropped, or still queued)."""
+        stats = self.stats
+        left = len(self.queue) + (1 if self._busy else 0)
+        if not (stats.failed or stats.dropped or left):
+            return None
+        return self.deliveries.summary(stats.failed, stats.dropped, left, stats.forwarded)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every queued push was forwarded; False if ``timeout`` passed first."""
@@ -103,51 +123,33 @@ class Forwarder:
 
     def _forward(self, push: Push) -> None:
         started = time.thread_time()
+        if self._deliveries is None:
+            # Made here, on this thread, so that reporting never imports at exit.
+            self._deliveries = self.deliveries
+        token = _suppress_instrumentation()
         try:
-            status = self._send(push.target, push.headers, push.body, self.timeout)
-        except Exception as exc:  # the network, in all its forms: counted, never raised
+            answer = push.upstream.send(push.target, push.headers, push.body, self.timeout)
+        except Exception as exc:  # the network, in all its forms: counted and said, never raised
             self.stats.failed += 1
-            log.debug(f"relay: push not forwarded: {type(exc).__name__}")
+            self.stats.last_status = None
+            self.stats.last_cause = self.deliveries.failed(push.upstream, error=exc)
             return
         finally:
+            _restore_instrumentation(token)
             self.stats.cpu_seconds += time.thread_time() - started
-        if 200 <= status < 300:
+        self.stats.last_status = answer.status
+        if 200 <= answer.status < 300:
             self.stats.forwarded += 1
+            self.stats.last_cause = ""
         else:
             self.stats.failed += 1
-            log.debug(f"relay: push not forwarded: HTTP {status}")
+            self.stats.last_cause = self.deliveries.failed(push.upstream, answer=answer)
 
 
-def post(url: str, headers: list[tuple[str, str]], body: bytes, timeout: float) -> int:
-    """POST ``body`` to ``url``; the HTTP status (errors answered by the server included).
+def _secrets() -> list[str]:
+    from pyrospan_launch.common import redact
 
-    ``http.client``, not urllib: importing ``urllib.request`` (at exit, maybe) would load
-    OpenTelemetry's urllib instrumentation in the middle of the app's shutdown.  The
-    request runs with OpenTelemetry's instrumentation suppressed all the same: the
-    relay's own requests are not the app's and must never become its spans.
-    """
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.netloc.rpartition("@")[2], timeout=timeout)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    token = _suppress_instrumentation()
-    try:
-        connection.putrequest("POST", target, skip_accept_encoding=True)
-        for name, value in headers:
-            connection.putheader(name, value)
-        connection.putheader("Content-Length", str(len(body)))
-        connection.endheaders(body)
-        response = connection.getresponse()
-        response.read()
-        return int(response.status)
-    finally:
-        connection.close()
-        _restore_instrumentation(token)
+    return redact.secret_values(os.environ)
 
 
 def _suppress_instrumentation() -> Any:

@@ -6,6 +6,10 @@ replacing any span labels that came from thread tags: the frame was read with th
 stack, the tags up to a millisecond later, and a sample never carries two ``span_id``
 values.  Every marker frame is removed from every stack; locations, functions and
 strings nothing refers to any more are dropped, and samples left identical are merged.
+
+Every label the rewrite writes, and every label of the push's series, fits Pyroscope's
+limits (:mod:`pyrospan_launch.settings.label_limits`): a profile that breaks one is
+rejected whole by the server.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import gzip
 from typing import Any
 
 from pyrospan_launch.agent.spans.span_markers import PREFIX, parse
+from pyrospan_launch.settings.label_limits import MAX_NAME_BYTES, fit_name, fit_value
 from pyrospan_launch.wire import schemas
 from pyrospan_launch.wire.body import decompress_body
 from pyrospan_launch.wire.errors import DecodeError
@@ -85,7 +90,7 @@ def rewrite_profile(profile: Any) -> bool:
         span_id, span_name, trace_id = labels
         _add(sample, strings, SPAN_ID, span_id)
         if span_name:
-            _add(sample, strings, SPAN_NAME, span_name)
+            _add(sample, strings, SPAN_NAME, fit_value(span_name))
         if trace_id:
             _add(sample, strings, TRACE_ID, trace_id)
 
@@ -208,8 +213,43 @@ def rewrite_raw_profile(raw: bytes, max_bytes: int) -> bytes:
     return gzip.compress(out, compresslevel=6) if zipped else out
 
 
-def rewrite_push(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
-    """A ``push.v1.PushRequest`` body with every raw profile rewritten, encoded as it came."""
+def fit_series_labels(labels: Any, changes: set[str] | None = None) -> bool:
+    """Fit a push series' labels (``types.v1.LabelPair``) in place; False if all fitted.
+
+    A value is cut; a name too long to send leaves with its label.  ``changes`` gets one
+    line for each kind of change, for the relay to say once.
+    """
+    changed = False
+    kept = []
+    for label in labels:
+        name = fit_name(label.name)
+        if name is None:
+            changed = True
+            if changes is not None:
+                changes.add(
+                    f"a profile label with an empty name or one of more than {MAX_NAME_BYTES} "
+                    f"bytes ({label.name[:40]!r}) was left out"
+                )
+            continue
+        value = fit_value(label.value)
+        if value != label.value:
+            changed = True
+            label.value = value
+            if changes is not None:
+                changes.add(f"the value of the profile label {name} was cut to fit Pyroscope")
+        kept.append(label)
+    if len(kept) != len(labels):
+        _replace(labels, kept)
+    return changed
+
+
+def rewrite_push(
+    body: bytes, content_encoding: str | None, max_bytes: int, changes: set[str] | None = None
+) -> bytes:
+    """A ``push.v1.PushRequest`` body with every raw profile rewritten, encoded as it came.
+
+    Series labels are fitted to Pyroscope's limits too (:func:`fit_series_labels`).
+    """
     encoding = (content_encoding or "").strip().lower()
     data = decompress_body(body, encoding, max_bytes)
     request = schemas.PushRequest()
@@ -219,6 +259,7 @@ def rewrite_push(body: bytes, content_encoding: str | None, max_bytes: int) -> b
         raise DecodeError(f"bad PushRequest protobuf: {type(exc).__name__}") from None
     changed = False
     for series in request.series:
+        changed = fit_series_labels(series.labels, changes) or changed
         for sample in series.samples:
             raw = bytes(sample.raw_profile)
             new = rewrite_raw_profile(raw, max_bytes)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 
-from pyrospan_launch.agent.relay.forwarder import Forwarder, Push, Send, post
+from pyrospan_launch.agent.relay.forwarder import Forwarder, Push
 from pyrospan_launch.agent.relay.listener import Listener
 from pyrospan_launch.agent.relay.stats import Stats
+from pyrospan_launch.agent.relay.upstream import Upstream
 from pyrospan_launch.common import log
 
 # Nothing costly at start-up: http.server, http.client and protobuf load when linking
@@ -72,19 +73,18 @@ class Relay:
         max_body: int = MAX_BODY,
         max_queued: int = MAX_QUEUED,
         forward_timeout: float = FORWARD_TIMEOUT,
-        send: Send | None = None,
     ) -> None:
-        self.upstream = upstream.rstrip("/")
+        self._upstream = Upstream(upstream)
         self.host = host
         self.max_body = max_body
         self.forward_timeout = forward_timeout
         self.token = _new_token()
         self.stats = Stats()
-        self._send = send or post
         self._max_queued = max_queued
         self._forwarder = self._new_forwarder()
         self._listener: Listener | None = None
         self._closed = False
+        self._label_changes_said: set[str] = set()  # what the rewrite changed, said once
         # False until this process made a marker frame: until then pushes pass unparsed.
         self.markers_possible = False
 
@@ -128,6 +128,26 @@ class Relay:
         return f"http://{shown}:{port}"
 
     @property
+    def upstream(self) -> str:
+        """The server pushes are forwarded to, as configured (credentials included)."""
+        return self._upstream.url
+
+    @upstream.setter
+    def upstream(self, url: str) -> None:
+        # The proxy and TLS variables are read now, as pyroscope-io reads them when the app
+        # configures it again.
+        self._upstream = Upstream(url)
+
+    @property
+    def upstream_shown(self) -> str:
+        """The server as it may be printed (no credentials)."""
+        return self._upstream.shown
+
+    def summary(self) -> str | None:
+        """The exit line when pushes were lost, else None."""
+        return self._forwarder.summary()
+
+    @property
     def running(self) -> bool:
         """True while the relay serves."""
         return self._listener is not None and not self._closed
@@ -163,9 +183,7 @@ class Relay:
         return self._forwarder.drain(timeout)
 
     def _new_forwarder(self) -> Forwarder:
-        return Forwarder(
-            self.stats, self._send, max_queued=self._max_queued, timeout=self.forward_timeout
-        )
+        return Forwarder(self.stats, max_queued=self._max_queued, timeout=self.forward_timeout)
 
     # -- receiving ---------------------------------------------------------------------
     def accept(self, method: str, target: str, headers: Any, body: Any) -> int:
@@ -204,8 +222,12 @@ class Relay:
             from pyrospan_launch.agent.relay.rewrite import rewrite_push
             from pyrospan_launch.wire.errors import DecodeError
 
+            changes: set[str] = set()
             try:
-                data = rewrite_push(data, headers.get("Content-Encoding"), MAX_DECOMPRESSED)
+                data = rewrite_push(
+                    data, headers.get("Content-Encoding"), MAX_DECOMPRESSED, changes
+                )
+                self._say_label_changes(changes)
             except DecodeError as exc:
                 # Forwarding it as it came could send marker frames out: drop it.
                 self.stats.failed += 1
@@ -213,8 +235,14 @@ class Relay:
                 return 400
         # The upstream as it is now: a push sent before the app's own configure() replaced
         # the server goes where it was meant to.
-        self._forwarder.put(Push(self.upstream + target, forwarded_headers(headers), data))
+        self._forwarder.put(Push(self._upstream, target, forwarded_headers(headers), data))
         return 200
+
+    def _say_label_changes(self, changes: set[str]) -> None:
+        """One warning for each kind of label the rewrite had to change, the first time."""
+        for change in sorted(changes - self._label_changes_said):
+            self._label_changes_said.add(change)
+            log.warning(f"profiles: {change} (Pyroscope rejects a profile that breaks a limit)")
 
 
 def _preload() -> None:

@@ -13,6 +13,8 @@ class Stats:
         self.failed = 0
         self.dropped = 0  # oldest pushes dropped while the backend was slow or down
         self.cpu_seconds = 0.0  # thread CPU spent reading, rewriting and forwarding pushes
+        self.last_status: int | None = None  # the last forward's HTTP status (None: no answer)
+        self.last_cause = ""  # why the last forward failed, in words ("" when it did not)
 
     def summary(self) -> str:
         """One line for debug output."""

@@ -7,7 +7,8 @@ object carries the span's labels:
 
 * ``co_qualname`` (py-spy's frame name from Python 3.11, ``co_name`` before) is
   ``pyrospan.span:<span id>`` or ``pyrospan.span:<span id>:<trace id>`` (hex);
-* ``co_filename`` (the frame's file) is the span name, cut to :data:`MAX_NAME_CHARS`.
+* ``co_filename`` (the frame's file) is the span name, cut to fit a Pyroscope label
+  value (:func:`~pyrospan_launch.settings.label_limits.fit_value`).
 
 Every asyncio task step of the span (``coro.send``) and every thread-pool work item it
 hands off runs inside that function; the relay (:mod:`pyrospan_launch.agent.relay`) turns the
@@ -23,15 +24,13 @@ from __future__ import annotations
 import types
 from collections.abc import Callable
 
+from pyrospan_launch.settings.label_limits import fit_value
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 PREFIX = "pyrospan.span:"
-
-# py-spy refuses to copy strings of 4096 bytes or more; a span name is at most 4 bytes a
-# character in the interpreter's storage.
-MAX_NAME_CHARS = 1000
 
 Marker = Callable[..., "Any"]
 
@@ -65,7 +64,7 @@ def _function(template: types.CodeType, name: str, span_name: str) -> Marker:
 
 def make_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
     """``marker(f, *args, **kwargs)`` calls ``f`` inside a frame named after the root span."""
-    return _function(_CALL_CODE, marker_name(span_id, trace_id), span_name[:MAX_NAME_CHARS])
+    return _function(_CALL_CODE, marker_name(span_id, trace_id), fit_value(span_name))
 
 
 def make_async_marker(span_id: str, span_name: str = "", trace_id: str = "") -> Marker:
@@ -74,7 +73,7 @@ def make_async_marker(span_id: str, span_name: str = "", trace_id: str = "") -> 
     A coroutine frame is re-entered at every resume, so once in the await chain it is on
     the stack in every later step of the task, including the rest of the step it started in.
     """
-    return _function(_AWAIT_CODE, marker_name(span_id, trace_id), span_name[:MAX_NAME_CHARS])
+    return _function(_AWAIT_CODE, marker_name(span_id, trace_id), fit_value(span_name))
 
 
 def parse(name: str, filename: str) -> tuple[str, str, str] | None:

@@ -25,6 +25,7 @@ from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
 from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
+from pyrospan_launch.settings.label_limits import MAX_VALUE_BYTES, fit_value
 from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID, SPAN_NAME, TRACE_ID
 
 _SAMPLED = TraceFlags.SAMPLED
@@ -115,6 +116,11 @@ class SpanProfileProcessor(SpanProcessor):
         name = ""
         if self._span_name_label:
             name = span._name if fields else span.name
+            if type(name) is not str or len(name) > MAX_VALUE_BYTES or not name.isascii():
+                # The one cut of every span_name label, thread tag and marker frame alike, so
+                # a long name costs no upload window (docs/design.md, labels within
+                # Pyroscope's limits).
+                name = fit_value(str(name))
             labels: Labels = ((SPAN_ID, span_id), (SPAN_NAME, name))
         else:
             labels = ((SPAN_ID, span_id),)
