@@ -100,6 +100,14 @@ test-otel: ## Tests against one supported OpenTelemetry set: OTEL=oldest or OTEL
 	@$(MAKE) --no-print-directory $(OTEL_VENV)/bin/pyrospan-run
 	$(OTEL_VENV)/bin/python -m pytest $(PYTEST_ARGS) $(OTEL_TESTS)
 
+# Python 3.14 and 3.15 from Debian unstable, in a chroot that .ci/sid builds once with
+# debootstrap (about a minute; root needed) and tears down after each run.
+PY ?= 3.14
+
+.PHONY: test-sid
+test-sid: ## Tests under Debian sid's Python in a chroot (root): PY=3.14 all layers, PY=3.15 install and tracing
+	PYTEST_ARGS="$(PYTEST_ARGS)" .ci/sid $(PY)
+
 .PHONY: clean
 clean: ## Remove the virtual environments and caches
 	rm -rf $(VENV) .venv-3.* .venv-otel-* .venv-transparency-* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

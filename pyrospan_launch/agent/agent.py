@@ -100,6 +100,16 @@ class Agent:
         self.worker_exits.install()
         if in_uwsgi():
             self.uwsgi_workers.install()
+        self.signal_watch_gives_way()
+
+    def signal_watch_gives_way(self) -> None:
+        """Give the wakeup descriptor back when Trio is imported: it warns if one is set.
+
+        Trio sets its own on the main thread and wakes it for every signal.
+        """
+        watch = self.lifecycle.signal_watch
+        if watch is not None:
+            self.import_hooks.when_imported("trio", lambda module: watch.stop())
 
 
 _current: Agent | None = None

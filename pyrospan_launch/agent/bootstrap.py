@@ -81,8 +81,8 @@ class Bootstrap:
 
     # --- failures --------------------------------------------------------------------
 
-    def _fail(self, what: str, exc: BaseException) -> None:
-        message = f"{what} disabled: {type(exc).__name__}: {exc}"
+    def _fail(self, what: str, exc: BaseException, message: str | None = None) -> None:
+        message = message or f"{what} disabled: {type(exc).__name__}: {exc}"
         self.agent.failures.append(message)
         if self.config.strict:
             log.error(f"{message} (PYROSPAN_STRICT=true: exiting before the app starts)")
@@ -120,7 +120,28 @@ class Bootstrap:
         if not (config.profiling and config.profiler is not None):
             log.debug(f"profiling off: {config.off_reasons.get('profiling', 'not requested')}")
             return
+        from pyrospan_launch.agent import profiler
+
+        if not profiler.installed():
+            self._without_profiler()
+            return
         self._attempt("profiling", "profiling", self._start_profiler)
+
+    def _without_profiler(self) -> None:
+        """pyroscope-io is not installed: say so once, and link spans all the same.
+
+        Root spans still get ``pyroscope.profile.id`` (the processor needs a label switch,
+        here one with nothing to label), so traces look the same wherever it runs.
+        """
+        from pyrospan_launch.agent import profiler
+        from pyrospan_launch.common import profiler_support
+
+        self.agent.profiling = FAILED
+        self._labels = profiler.links_only()
+        try:
+            import pyroscope  # noqa: F401  (the error the line stands for)
+        except ImportError as exc:
+            self._fail("profiling", exc, profiler_support.unavailable_reason())
 
     def _start_profiler(self) -> None:
         from pyrospan_launch.agent import profiler
@@ -151,9 +172,12 @@ class Bootstrap:
         # Label switching needs pyrospan's runtime context, chosen before OpenTelemetry
         # loads, and the asyncio/thread-pool hooks in place before the app makes loops and
         # pools.
+        # Without a profiler there is nothing to label: spans get only pyroscope.profile.id.
         labels = self._labels
-        self._switching = labels is not None and tracing.select_label_switching_context(
-            agent.import_hooks
+        self._switching = (
+            labels is not None
+            and agent.profiling == ON
+            and tracing.select_label_switching_context(agent.import_hooks)
         )
         if self._switching:
             assert labels is not None

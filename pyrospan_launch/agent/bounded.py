@@ -35,6 +35,11 @@ def helper_thread_ids() -> set[int]:
     return set(_helper_thread_ids)
 
 
+def count_as_helper() -> None:
+    """Count the calling thread among pyrospan's helpers (fork warnings leave them out)."""
+    _helper_thread_ids.add(native.get_native_id())
+
+
 class _Helper:
     """One call and its thread, blocked on ``go`` until told to run; ``done`` says it ended."""
 
@@ -57,7 +62,7 @@ class _Helper:
         return True
 
     def _main(self) -> None:
-        _helper_thread_ids.add(native.get_native_id())
+        count_as_helper()
         self.go.acquire()
         try:
             self.call()

@@ -14,10 +14,11 @@ Just before each fork this module puts filters for exactly those messages first 
 app's.  They stay until the next fork decides again (Python 3.13 warns after the
 "after fork" hooks, so they cannot be taken away there); those messages come only from a
 fork, so between forks the filters change nothing.  A forked child drops them.
-Python threads are told apart by name (the SDK's start with ``Otel``) or id (pyrospan's
-helpers).  Native threads Python does not know are taken for the profiler's while it runs
-(pyroscope-io starts and ends some of them as it uploads, so they cannot be listed once);
-without the profiler they count as the app's.  With ``PYROSPAN_LOG_LEVEL=debug`` nothing
+Python threads are told apart by name (the SDK's start with ``Otel``, the profile
+relay's with ``pyrospan-``) or id (pyrospan's exit helpers and signal watch).  Native
+threads Python does not know are taken for the profiler's while it runs (pyroscope-io
+starts and ends some of them as it uploads, so they cannot be listed once); without the
+profiler they count as the app's.  With ``PYROSPAN_LOG_LEVEL=debug`` nothing
 is silenced.
 """
 
@@ -36,8 +37,9 @@ from pyrospan_launch.common import log
 PYROSCOPE_MESSAGE = r"This process \(pid=\d+\) is running Pyroscope, use of fork\(\)"
 MULTI_THREADED_MESSAGE = r"This process \(pid=\d+\) is multi-threaded, use of \w+\(\)"
 
-# Names of the OpenTelemetry SDK's export threads ("OtelBatchSpanRecordProcessor", ...).
-OTEL_THREAD_PREFIX = "Otel"
+# Names of the OpenTelemetry SDK's export threads ("OtelBatchSpanRecordProcessor", ...)
+# and of the profile relay's ("pyrospan-relay", "pyrospan-relay-forward", ...).
+OUR_THREAD_PREFIXES = ("Otel", "pyrospan-")
 
 
 def _os_thread_ids() -> set[int] | None:
@@ -56,7 +58,7 @@ def only_pyrospan_threads_besides_caller() -> bool:
         if thread.native_id is None:
             continue
         python_threads.add(thread.native_id)
-        if thread.name.startswith(OTEL_THREAD_PREFIX):
+        if thread.name.startswith(OUR_THREAD_PREFIXES):
             ours.add(thread.native_id)
     if python_threads - ours - {me}:
         return False  # a Python thread of the app's

@@ -13,7 +13,9 @@ answers held the process 10 s).  That flush runs once per process:
 * at a normal exit, and after an uncaught KeyboardInterrupt (SIGINT), from ``atexit``;
 * on SIGTERM (``docker stop``) when the signal would otherwise kill the process on the
   spot: the handler flushes, puts the default action back and raises the signal again,
-  so the process still dies of SIGTERM.  A handler the app installs replaces it; the app
+  so the process still dies of SIGTERM (on Python 3.14+, a
+  :class:`~pyrospan_launch.agent.signal_watch.SignalWatch` wakes the main thread when
+  Python would leave the handler pending).  A handler the app installs replaces it; the app
   then ends through its own code and ``atexit``;
 * at the end of a forked pool worker (multiprocessing, celery), which leaves through
   ``os._exit`` and skips ``atexit``: :mod:`pyrospan_launch.agent.worker_exits` runs the flush.
@@ -32,8 +34,9 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent import bounded, signal_watch
 from pyrospan_launch.agent.green import Green, patched
+from pyrospan_launch.agent.signal_watch import SignalWatch
 from pyrospan_launch.agent.spans.span_markers import hidden, hide
 from pyrospan_launch.common import log
 
@@ -62,6 +65,7 @@ class Lifecycle:
     def __init__(self) -> None:
         self._before_fork: list[Hook] = []
         self._after_fork_in_child: list[Hook] = []
+        self._after_fork_in_parent: list[Hook] = []
         self._exit_calls: list[bounded.Call] = []
         self._registered_at_fork = False
         # The process whose fork hooks ran last (this one, or a child they ran in).
@@ -73,6 +77,9 @@ class Lifecycle:
         self._set_handler: Callable[..., object] | None = None
         # In a gevent or eventlet process the flush runs on a greenlet instead (green.py).
         self._green_flush_started = False
+        # Set when the SIGTERM handler starts; the signal watch wakes the main thread until.
+        self.sigterm_started = False
+        self.signal_watch: SignalWatch | None = None
 
     def _register_at_fork(self) -> None:
         if self._registered_at_fork:
@@ -81,6 +88,7 @@ class Lifecycle:
         os.register_at_fork(
             before=lambda: _run(self._before_fork, "before fork"),
             after_in_child=self._run_after_fork_in_child,
+            after_in_parent=lambda: _run(self._after_fork_in_parent, "after fork in parent"),
         )
 
     def _run_after_fork_in_child(self) -> None:
@@ -94,6 +102,11 @@ class Lifecycle:
     def before_fork(self, hook: Hook) -> None:
         """Run ``hook`` just before this process forks (exceptions reported, not raised)."""
         self._before_fork.append(hook)
+        self._register_at_fork()
+
+    def after_fork_in_parent(self, hook: Hook) -> None:
+        """Run ``hook`` in this process after each fork (exceptions reported, not raised)."""
+        self._after_fork_in_parent.append(hook)
         self._register_at_fork()
 
     def after_fork_in_child(self, hook: Hook) -> None:
@@ -178,6 +191,7 @@ class Lifecycle:
         self._standby = bounded.Standby(self._exit_calls)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.sigterm_started = True
         green = patched()
         if green is not None and green.in_loop():
             # gevent and eventlet run the handler inside their event loop, where nothing
@@ -211,6 +225,17 @@ class Lifecycle:
         signal.signal(signal.SIGTERM, handler)
         self._set_handler = _report_default_for(handler)
         log.debug("SIGTERM: the last data is sent before the default action kills the process")
+        if signal_watch.NEEDED:
+            watch = SignalWatch(signal.SIGTERM, self._sigterm_due)
+            if watch.start():
+                self.signal_watch = watch
+                self.before_fork(watch.pause)
+                self.after_fork_in_parent(watch.resume)
+                self.after_fork_in_child(watch.restart_in_child)
+
+    def _sigterm_due(self) -> bool:
+        """True while SIGTERM's handler is this lifecycle's and has not started."""
+        return not self.sigterm_started and signal.getsignal(signal.SIGTERM) == self._on_sigterm
 
     def install_exit_handling(self) -> None:
         """Flush at exit and on a fatal SIGTERM, within the deadline, here and in forks.

@@ -63,6 +63,27 @@ def _configure(config: ProfilerConfig, relay: Relay | None = None) -> None:
         raise ProfilerError("pyroscope.configure() returned False")
 
 
+def installed() -> bool:
+    """True when pyroscope-io can be imported (not so where it has no wheel: README)."""
+    try:
+        import pyroscope  # noqa: F401
+    except ImportError as exc:
+        from pyrospan_launch.common import profiler_support
+
+        # Another module missing inside pyroscope-io: start() fails on it, reported then.
+        return not profiler_support.is_missing(exc)
+    return True
+
+
+def _no_tag(key: str, value: str) -> None:
+    """Stands for pyroscope-io's thread-tag calls where it is not installed."""
+
+
+def links_only() -> LabelSwitch:
+    """The label switch for a process without pyroscope-io: spans linked, nothing labelled."""
+    return LabelSwitch(_no_tag, _no_tag)
+
+
 def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
     """The thread-tag functions, native ones when present.
 

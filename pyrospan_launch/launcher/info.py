@@ -88,9 +88,28 @@ def _python_can_bootstrap(program: str, environ: Mapping[str, str]) -> str | Non
     return None
 
 
+def _profiler_missing() -> str | None:
+    """The bootstrap's line when pyroscope-io cannot be imported here, else None.
+
+    Imported, as the bootstrap does (importing starts nothing): a module that is found
+    and fails to load is missing all the same.
+    """
+    from pyrospan_launch.common import profiler_support
+
+    try:
+        import pyroscope  # noqa: F401
+    except ImportError as exc:
+        if profiler_support.is_missing(exc):
+            return profiler_support.unavailable_reason()
+    return None
+
+
 def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool) -> list[str]:
     lines = ["", "What will run:"]
-    if config.profiling and config.profiler is not None:
+    missing = _profiler_missing() if config.profiling else None
+    if missing is not None:
+        lines.append(f"  profiling      off: {missing}")
+    elif config.profiling and config.profiler is not None:
         p = config.profiler
         tags = ",".join(f"{k}={v}" for k, v in p.tags.items()) or "none"
         lines.append(
@@ -119,16 +138,22 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     else:
         lines.append(f"  tracing        off: {config.off_reasons.get('tracing', '')}")
     linked = config.profiling and config.tracing
-    lines.append(
-        "  span profiles  "
-        + (
-            "on: local root spans get pyroscope.profile.id; their CPU samples get "
-            "span_id and span_name"
-            if linked
-            else "off: needs both profiling and tracing"
+    if linked and missing is not None:
+        lines.append(
+            "  span profiles  on: local root spans get pyroscope.profile.id; no CPU samples "
+            "without pyroscope-io"
         )
-    )
-    if linked:
+    else:
+        lines.append(
+            "  span profiles  "
+            + (
+                "on: local root spans get pyroscope.profile.id; their CPU samples get "
+                "span_id and span_name"
+                if linked
+                else "off: needs both profiling and tracing"
+            )
+        )
+    if linked and missing is None:
         lines.append("  span labels    " + _span_labels_line(config, environ))
     source = (
         "derived from the command; set OTEL_SERVICE_NAME to choose"

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -305,6 +306,32 @@ def test_signal_sends_last_span_batch_and_profile_window(
     (span,) = [s for s in receiver.spans if s.span_id == span_id]
     assert span.resource["process.pid"] == process.pid
     assert_linked_in_own_process(receiver, [span], "last_words_work", 200, timeout=5)
+
+
+SIGTERM_RUNS = 12
+
+
+def test_sigterm_ends_a_program_at_once_whatever_it_was_doing(receiver: RecordingReceiver) -> None:
+    # Without pyrospan-run SIGTERM kills at once.  With it, a Python handler sends the last
+    # data first, and on Python 3.14 a signal arriving as print() ends waits for the sleep
+    # that follows (a quarter to half of such runs measured) unless the signal watch wakes
+    # the main thread.  Several runs, so a missed wake-up shows.
+    env = backend_env(receiver, PYROSPAN_PROFILING="false", PYROSPAN_LOG_LEVEL="debug")
+    for _ in range(SIGTERM_RUNS):
+        process = start_server([PYROSPAN_RUN, PY, str(PROGRAMS / "prints_then_sleeps.py")], env)
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+            pytest.fail(f"still running 5 s after SIGTERM:\n{err}")
+        assert process.returncode == -signal.SIGTERM, err
+        assert time.monotonic() - signalled < 2.0
+        assert "SIGTERM: the last data is sent before the default action" in err
 
 
 @pytest.fixture

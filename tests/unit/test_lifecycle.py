@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pyrospan_launch.agent import lifecycle
+from pyrospan_launch.agent import lifecycle, signal_watch
 from pyrospan_launch.agent.lifecycle import Lifecycle
 
 
@@ -27,6 +27,8 @@ def installed() -> Iterator[Lifecycle]:
     atexit.unregister(agent_lifecycle.flush_at_exit)
     signal.signal, signal.getsignal = functions
     signal.signal(signal.SIGTERM, before)
+    if agent_lifecycle.signal_watch is not None:
+        agent_lifecycle.signal_watch.stop()
 
 
 def test_exit_calls_run_once_within_the_deadline(installed: Lifecycle) -> None:
@@ -48,6 +50,8 @@ def test_sigterm_gets_the_flushing_handler(installed: Lifecycle) -> None:
     real_getsignal = signal.getsignal.__wrapped__  # type: ignore[attr-defined]
     assert real_getsignal(signal.SIGTERM) == installed._on_sigterm
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # what the app is told
+    # Woken by the signal watch where Python may leave the handler pending (3.14 on).
+    assert (installed.signal_watch is not None) == signal_watch.NEEDED
 
 
 def test_without_exit_handling_flush_does_nothing() -> None:
