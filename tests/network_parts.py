@@ -127,6 +127,8 @@ def private_ca(tmp: Path, host: str = "127.0.0.2") -> PrivateCA:
         "2",
         "-subj",
         "/CN=pyrospan test CA",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     )
     openssl(
         "req",
@@ -140,7 +142,16 @@ def private_ca(tmp: Path, host: str = "127.0.0.2") -> PrivateCA:
         "-subj",
         f"/CN={host}",
     )
-    (tmp / "san.ext").write_text(f"subjectAltName=IP:{host}\n")
+    # What Python 3.13+ checks by default (VERIFY_X509_STRICT): a leaf names its issuer's
+    # key and says what it is for, as certificates from a real private CA do.
+    (tmp / "san.ext").write_text(
+        f"subjectAltName=IP:{host}\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
     openssl(
         "x509",
         "-req",
