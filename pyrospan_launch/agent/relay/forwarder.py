@@ -52,7 +52,9 @@ class Forwarder:
         self.queue: deque[Push] = deque()
         self._deliveries: Deliveries | None = None
         self._max_queued = max_queued
-        self._cond = native.Condition()  # real, even in a monkey-patched app
+        # Real, even in a monkey-patched app; over a plain lock, as eventlet's patching
+        # swaps every recursive lock it finds for a green one keyed by greenlet.
+        self._cond = native.Condition(native.allocate_lock())
         self._busy = False
         # Set without the lock: a forked child abandons its parent's forwarder, whose lock
         # the parent's thread may have held at the fork.
