@@ -77,7 +77,7 @@ def test_a_failing_patch_is_one_line_and_the_import_goes_on(
     def broken(module: object, switch: LabelSwitch) -> None:
         raise RuntimeError("no Task here")
 
-    hook = handoff._guarded(broken, labels)
+    hook = handoff.guarded(broken, labels)
     hook(SimpleNamespace(__name__="asyncio"))  # type: ignore[arg-type]
     err = capsys.readouterr().err
     assert err == "pyrospan: span labels for asyncio unavailable: RuntimeError: no Task here\n"

@@ -380,12 +380,14 @@ _HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
 def install(switch: LabelSwitch, hooks: ImportHooks) -> None:
     """Patch asyncio, thread pools and anyio as soon as the app imports them."""
     for module, patch in _HOOKS.items():
-        hooks.when_imported(module, _guarded(patch, switch))
+        hooks.when_imported(module, guarded(patch, switch))
 
 
-def _guarded(
+def guarded(
     patch: Callable[[ModuleType, LabelSwitch], None], switch: LabelSwitch
 ) -> Callable[[ModuleType], None]:
+    """An import hook applying ``patch``; a failure costs that module's labels, in one line."""
+
     def hook(module: ModuleType) -> None:
         try:
             patch(module, switch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
+from pyrospan_launch.agent.spans.handoff import guarded
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False
@@ -78,16 +79,4 @@ def install(switch: LabelSwitch, hooks: ImportHooks) -> None:
     """Patch each server entry point as soon as the app imports its module."""
     patches = {**FRAMES, **ALWAYS} if switch.frames else dict(ALWAYS)
     for module, patch in patches.items():
-        hooks.when_imported(module, _guarded(patch, switch))
-
-
-def _guarded(patch: Patch, switch: LabelSwitch) -> Callable[[ModuleType], None]:
-    def hook(module: ModuleType) -> None:
-        try:
-            patch(module, switch)
-        except Exception as exc:  # never break the app's import over a label
-            log.warning(
-                f"span labels for {module.__name__} unavailable: {type(exc).__name__}: {exc}"
-            )
-
-    return hook
+        hooks.when_imported(module, guarded(patch, switch))
