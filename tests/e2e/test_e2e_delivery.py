@@ -333,6 +333,24 @@ def test_a_failing_profile_backend_is_said_once(kind: str, method: str) -> None:
     assert "Authorization" not in done.stderr and "X-Pyrospan-Relay" not in done.stderr
 
 
+def test_thread_tags_without_a_relay_push_directly_and_say_so_once(
+    receiver2: RecordingReceiver,
+) -> None:
+    # The relay binds to loopback only: pointed elsewhere, it refuses to start.
+    env = env_for(receiver2.url, PYROSPAN_SPAN_LABELS="tags", _PYROSPAN_RELAY_HOST="192.0.2.1")
+    done = hot_span(env, 1.5)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "pyrospan: profiles: the profile relay could not start (ValueError: 192.0.2.1 is not "
+        "a loopback address); pyroscope-io pushes to the server itself, and a push it cannot "
+        "deliver goes unreported"
+    ]
+    span_id = done.stdout.split()[-1]
+    assert receiver2.wait_for(lambda r: r.samples_with_label("span_id", span_id), timeout=10)
+    labelled = receiver2.samples_with_label("span_id", span_id)
+    assert any(sample.leaf == "burn_cpu_in_span" for sample in labelled)
+
+
 # -- pyrospan-run --check --------------------------------------------------------------
 
 CHECK_EXPECTED = {

@@ -88,6 +88,32 @@ def test_push_is_rewritten_and_forwarded_with_its_headers_path_and_query(
     assert relay.stats.forwarded == 1
 
 
+def test_a_relay_for_thread_tags_forwards_each_push_byte_for_byte(
+    upstream: tuple[str, Recorded],
+) -> None:
+    # PYROSPAN_SPAN_LABELS=tags: no marker frame is ever made, warm_up is never called.
+    builder = ProfileBuilder()
+    builder.sample([MAIN, WORK], 10, span_id=SPAN_A, span_name="GET /a", customer="中" * 3)
+    request: Any = schemas.PushRequest()
+    series = request.series.add()
+    series.labels.add(name="service_name", value="shop")
+    series.samples.add(raw_profile=builder.bytes())
+    body = gzip.compress(request.SerializeToString())
+    live = Relay(upstream[0])
+    live.start()
+    try:
+        headers = {TOKEN_HEADER: live.token, "Content-Encoding": "gzip"}
+        assert post(live, body, headers) == 200
+        assert live.drain(5)
+    finally:
+        live.close()
+    (_, _, forwarded) = upstream[1].requests[0]
+    assert forwarded == body
+    (profile,) = decode_push(forwarded, "gzip")
+    (sample,) = profile.samples
+    assert sample.labels == {"span_id": SPAN_A, "span_name": "GET /a", "customer": "中中中"}
+
+
 @pytest.mark.parametrize(
     ("headers", "target", "status"),
     [
@@ -194,6 +220,13 @@ def test_the_relay_binds_to_loopback_only(
     assert err.splitlines() == [
         "pyrospan: span labels: the profile relay could not start (ValueError: 0.0.0.0 is not a "
         "loopback address); using thread tags, exact only for steps of 10 ms or more"
+    ]
+    # Span labels were thread tags anyway: what is lost is hearing about failed pushes.
+    assert relays.start("http://127.0.0.1:9", frames=False) is None
+    assert capsys.readouterr().err.splitlines() == [
+        "pyrospan: profiles: the profile relay could not start (ValueError: 0.0.0.0 is not a "
+        "loopback address); pyroscope-io pushes to the server itself, and a push it cannot "
+        "deliver goes unreported"
     ]
 
 
