@@ -131,8 +131,9 @@ def start(
         on_relay(relay)
     _configure(config, relay)
     labels = LabelSwitch(*_tag_functions(pyroscope), frames=frames and relay is not None)
-    if relay is not None and labels.frames:
-        labels.warm_up = relay.warm_up
+    if relay is not None:
+        # Loaded when span linking starts, not on the relay's threads (Relay.warm_up).
+        labels.warm_up = relay.warm_up if labels.frames else relay.load_forwarding
     handover = ConfigureHandover(labels, relay, spans_follow)
 
     def restart_in_child() -> None:

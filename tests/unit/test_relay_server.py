@@ -91,7 +91,8 @@ def test_push_is_rewritten_and_forwarded_with_its_headers_path_and_query(
 def test_a_relay_for_thread_tags_forwards_each_push_byte_for_byte(
     upstream: tuple[str, Recorded],
 ) -> None:
-    # PYROSPAN_SPAN_LABELS=tags: no marker frame is ever made, warm_up is never called.
+    # PYROSPAN_SPAN_LABELS=tags: no marker frame is ever made; linking loads the forwarding
+    # side only (load_forwarding, not warm_up).
     builder = ProfileBuilder()
     builder.sample([MAIN, WORK], 10, span_id=SPAN_A, span_name="GET /a", customer="中" * 3)
     request: Any = schemas.PushRequest()
@@ -101,6 +102,8 @@ def test_a_relay_for_thread_tags_forwards_each_push_byte_for_byte(
     body = gzip.compress(request.SerializeToString())
     live = Relay(upstream[0])
     live.start()
+    live.load_forwarding()
+    assert not live.markers_possible  # pushes pass unparsed
     try:
         headers = {TOKEN_HEADER: live.token, "Content-Encoding": "gzip"}
         assert post(live, body, headers) == 200
