@@ -333,6 +333,22 @@ def test_a_failing_profile_backend_is_said_once(kind: str, method: str) -> None:
     assert "Authorization" not in done.stderr and "X-Pyrospan-Relay" not in done.stderr
 
 
+@pytest.mark.parametrize("method", ["frames", "tags"])
+def test_a_program_that_ends_before_its_first_upload_still_delivers_its_window(
+    receiver2: RecordingReceiver, method: str
+) -> None:
+    # Its only push is the exit flush's, on a new connection to the relay, when Python
+    # 3.12+ starts no more threads.
+    env = env_for(receiver2.url, PYROSPAN_SPAN_LABELS=method, PYROSCOPE_UPLOAD_INTERVAL="10")
+    done = hot_span(env, 0.5)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    span_id = done.stdout.split()[-1]
+    assert receiver2.wait_for(lambda r: r.samples_with_label("span_id", span_id), timeout=10)
+    labelled = receiver2.samples_with_label("span_id", span_id)
+    assert any(sample.leaf == "burn_cpu_in_span" for sample in labelled)
+
+
 def test_thread_tags_without_a_relay_push_directly_and_say_so_once(
     receiver2: RecordingReceiver,
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 from fake_backends import Recorded, backend, recording_backend
 from test_relay_rewrite import MAIN, SPAN_A, WORK, ProfileBuilder, marker
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.agent import relay as relays
 from pyrospan_launch.agent.relay.server import PUSH_PATH, TOKEN_HEADER, Relay
 from pyrospan_launch.receiver.profiles import decode_push
@@ -115,6 +116,27 @@ def test_a_relay_for_thread_tags_forwards_each_push_byte_for_byte(
     (profile,) = decode_push(forwarded, "gzip")
     (sample,) = profile.samples
     assert sample.labels == {"span_id": SPAN_A, "span_name": "GET /a", "customer": "中中中"}
+
+
+def test_a_push_is_served_when_no_thread_can_start(
+    upstream: tuple[str, Recorded], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = Relay(upstream[0])
+    live.start()  # its accepting and forwarding threads run
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        # What Python 3.12+ says once the interpreter is finalizing (the exit flush).
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(native, "Thread", no_thread)
+    try:
+        headers = {TOKEN_HEADER: live.token, "Content-Encoding": "gzip"}
+        assert post(live, push_body(), headers) == 200
+        assert post(live, push_body(), headers) == 200  # and the next connection too
+        assert live.drain(5)
+    finally:
+        live.close()
+    assert len(upstream[1].requests) == 2
 
 
 @pytest.mark.parametrize(
