@@ -10,7 +10,7 @@ warnings point, an instrumentation that warns while it loads under
 ``simplefilter("error")``, ``signal.getsignal`` and ``OpenTelemetryMiddleware.app``.
 
 It runs once under ``opentelemetry-instrument`` and once under ``pyrospan-run``; the two
-reports must be equal but for the one difference documented in the README, and every
+reports must be equal, and every
 root span's work must have run inside a marker frame under pyrospan-run (or the
 comparison would prove nothing).  ``make test-transparency`` runs this file under every
 Python that pyenv has.
@@ -35,11 +35,6 @@ PY = sys.executable
 PROBE = str(PROGRAMS / "transparency_probe.py")
 OPENTELEMETRY_INSTRUMENT = os.path.join(os.path.dirname(PY), "opentelemetry-instrument")
 
-# What cannot be kept (README, "What the app sees"): anyio's worker thread calls the
-# function it runs directly, so the span's marker frame must be that function's caller.
-ANYIO_WORKER_WARNING = "anyio run_sync(cancellable=True) warnings"
-
-
 # Python 3.10 re-raises the traceback it caught, whose head is the catching frame: the
 # outermost wrapper of ours at each boundary keeps its one entry there (never a marker).
 OURS_STAY = sys.version_info < (3, 11)
@@ -49,7 +44,6 @@ STABLE_WRAPPERS = {
     "labelled",
     "app_in_root_span",
     "run_endpoint_in_root_span",
-    "labelled_run_sync_in_worker_thread",
 }
 OUR_ENTRY = re.compile(r'  File "[^"]*/pyrospan_launch/[^"]*", line \d+, in (\w+)\n(    .*\n)?')
 
@@ -121,20 +115,11 @@ def test_the_app_sees_what_it_sees_under_opentelemetry_instrument(
         names: set[str] = set()
         ours = without_our_wrappers(ours, names)
         assert names <= STABLE_WRAPPERS, names
-    if point == ANYIO_WORKER_WARNING:
-        # The function anyio runs warns with stacklevel=2: without us that names anyio's
-        # worker, with us the marker frame that calls it.  run_sync's own warning (about
-        # its caller) must still name the probe's line.
-        assert ours[point][0] == reference[point][0]
-        assert ours[point][1:] != reference[point][1:]
-        return
     assert ours[point] == reference[point]
 
 
 def test_no_frame_of_ours_in_any_traceback_the_app_saw(reports: dict[str, Any]) -> None:
-    seen = dict(reports["pyrospan-run"]["same"])
-    del seen[ANYIO_WORKER_WARNING]  # the documented exception, checked above
-    text = json.dumps(seen)
+    text = json.dumps(reports["pyrospan-run"]["same"])
     assert "pyrospan.span:" not in text
     if not OURS_STAY:
         assert "pyrospan_launch" not in text
