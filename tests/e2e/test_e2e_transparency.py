@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, both_tools_env, run
 from recording_receiver import RecordingReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.otel]
@@ -77,13 +77,7 @@ def probe(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
 def reports(distro_dir: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cwd = tmp_path_factory.mktemp("transparency")
     with RecordingReceiver() as receiver:
-        env = backend_env(
-            receiver,
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-            # opentelemetry-instrument defaults to gRPC, whose exporter is not installed.
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        )
+        env = both_tools_env(receiver)
         reference = probe([OPENTELEMETRY_INSTRUMENT], {**env, "PYTHONPATH": distro_dir}, cwd)
         ours = probe([PYROSPAN_RUN], env, cwd)
     return {"opentelemetry-instrument": reference, "pyrospan-run": ours}
