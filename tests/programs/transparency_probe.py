@@ -128,6 +128,13 @@ def sync_boom() -> str:
     raise RuntimeError("def endpoint failed")
 
 
+@app.get("/deprecated")
+def deprecated_endpoint() -> str:
+    note_marker("fastapi def endpoint that warns")
+    warnings.warn("old endpoint", DeprecationWarning, stacklevel=2)
+    return "ok"
+
+
 @app.exception_handler(RuntimeError)
 async def on_runtime_error(request: Any, exc: RuntimeError) -> PlainTextResponse:
     HANDLED["exception handler sees"] = chain(exc)
@@ -169,6 +176,12 @@ async def fastapi_section() -> None:
     SAME["fastapi async endpoint raises"] = await call_app("/boom")
     SAME["fastapi exception with a context"] = await call_app("/context")
     SAME["fastapi def endpoint, exception handler"] = await call_app("/sync")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await call_app("/deprecated")
+    SAME["warning from a fastapi def endpoint, stacklevel=2"] = warned(
+        [w for w in caught if str(w.message) == "old endpoint"]
+    )
     SAME.update(HANDLED)
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
