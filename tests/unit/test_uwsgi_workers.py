@@ -149,8 +149,8 @@ FORKED_FROM_C = textwrap.dedent(
 
 @pytest.mark.parametrize("import_lock", ["free", "held"])
 def test_the_after_fork_step_runs_in_a_child_forked_from_c(import_lock: str) -> None:
-    # Python 3.14's step gives back an import lock it expects os.fork() to have taken:
-    # called alone it aborts the worker ("unlocking mutex that is not locked").
+    # From Python 3.13 the step gives back an import lock it expects os.fork() to have
+    # taken: called alone it aborts the child ("unlocking ... mutex that is not ...").
     result = subprocess.run(
         [sys.executable, "-c", FORKED_FROM_C, import_lock],
         capture_output=True,
