@@ -116,6 +116,8 @@ clean: ## Remove the virtual environments and caches
 # that pyenv has, each in a small virtual environment of its own: what the probe needs,
 # with the newest OpenTelemetry set.
 TRANSPARENCY_PYTHONS ?= 3.10 3.11 3.12 3.13
+# anyio 3 (still allowed by Starlette) in one lane, anyio 4 in the others.
+TRANSPARENCY_ANYIO3_PYTHON ?= 3.10
 TRANSPARENCY_DEPS := "pytest>=8,<10" "pytest-timeout>=2.3,<3" "fastapi>=0.110,<1" \
   "aiohttp>=3.9,<4" "opentelemetry-instrumentation-asgi>=0.59b0,<1" \
   "opentelemetry-instrumentation-fastapi>=0.59b0,<1" \
@@ -129,7 +131,8 @@ test-transparency: ## The app sees what it sees under opentelemetry-instrument: 
 	  venv=.venv-transparency-$$v; \
 	  if [ ! -x $$venv/bin/pyrospan-run ] || [ pyproject.toml -nt $$venv/bin/pyrospan-run ]; then \
 	    $$py -m venv $$venv && $$venv/bin/python -m pip install --quiet --upgrade pip && \
-	    $$venv/bin/python -m pip install --quiet -c constraints/otel-newest.txt -e . $(TRANSPARENCY_DEPS) && \
+	    $$venv/bin/python -m pip install --quiet -c constraints/otel-newest.txt -e . $(TRANSPARENCY_DEPS) \
+	      $$([ $$v = $(TRANSPARENCY_ANYIO3_PYTHON) ] && echo "anyio>=3.6.2,<4") && \
 	    touch $$venv/bin/pyrospan-run || exit 1; \
 	  fi; \
 	  echo "make test-transparency: Python $$v"; \

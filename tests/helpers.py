@@ -50,6 +50,21 @@ def backend_env(receiver: RecordingReceiver, **extra: str) -> dict[str, str]:
     )
 
 
+def both_tools_env(receiver: RecordingReceiver, **extra: str) -> dict[str, str]:
+    """:func:`backend_env` that ``opentelemetry-instrument`` and pyrospan-run read alike.
+
+    Spans only, over OTLP/HTTP: ``opentelemetry-instrument`` defaults to gRPC, whose
+    exporter is not installed here, and to metrics and logs exporters.
+    """
+    return backend_env(
+        receiver,
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        **extra,
+    )
+
+
 def run(
     command: Sequence[str],
     env: Mapping[str, str],

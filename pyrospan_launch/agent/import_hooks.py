@@ -76,7 +76,7 @@ class ImportHooks:
         if not self._after:
             return
         with self._lock:
-            ready = [(n, h) for n, h in self._after if not _importing(sys.modules.get(n))]
+            ready = [(n, h) for n, h in self._after if not is_importing(sys.modules.get(n))]
             if not ready:
                 return
             self._after = [entry for entry in self._after if entry not in ready]
@@ -168,7 +168,7 @@ class _Finder:
         return spec
 
 
-def _importing(module: ModuleType | None) -> bool:
+def is_importing(module: ModuleType | None) -> bool:
     """True while ``module``'s code runs (its import has not finished)."""
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
@@ -17,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from pyrospan_launch.agent import triggers
-from pyrospan_launch.agent.import_hooks import ImportHooks
+from pyrospan_launch.agent.import_hooks import ImportHooks, is_importing
 from pyrospan_launch.agent.startup_warnings import StartupWarnings
 from pyrospan_launch.common import installed, log
 from pyrospan_launch.common.skipped import SkippedRecord
@@ -76,12 +77,24 @@ def _load_on_import(
                 return
             loaded = True
         loader.load(entry_point, when)
+        # An instrumentation module that imported another library while it loaded held
+        # that library's instrumentation back (below): its module is whole now.
+        hooks.run_finished()
 
     def on_import(module: ModuleType) -> None:
         setup_function = _AFTER_SETUP.get(module.__name__)
         if setup_function is not None and _defer_until_setup(module, setup_function, load_once):
             return
-        load_once(f"on import of {module.__name__}")
+        when = f"on import of {module.__name__}"
+        home = entry_point.module
+        if is_importing(sys.modules.get(home)):
+            # The instrumentation's own module is importing this library (the httpx
+            # instrumentation imports httpx2 to instrument both): what the entry point
+            # names is not defined yet.  It loads once that module is whole.
+            log.debug(f"instrumentation {entry_point.name}: waits for {home} to finish importing")
+            hooks.when_done_importing(home, lambda _module: load_once(f"{when}, after {home}"))
+            return
+        load_once(when)
 
     for module in modules:
         hooks.when_imported(module, on_import)

@@ -106,6 +106,8 @@ class Lifecycle:
         self._standby: bounded.Standby | None = None
         # signal.signal as it was before ours stood in for it (see _report_default_for).
         self._set_handler: Callable[..., object] | None = None
+        # signal.getsignal as it was before ours stood in for it.
+        self._get_handler: Callable[[int], object] | None = None
         # In a gevent or eventlet process the flush runs on a greenlet instead (green.py).
         self._green_flush_started = False
         # Set when the SIGTERM handler starts; the signal watch wakes the main thread until.
@@ -257,6 +259,9 @@ class Lifecycle:
             return
         handler = self._on_sigterm
         signal.signal(signal.SIGTERM, handler)
+        # The real one: once _report_default_for stands in, signal.getsignal says SIG_DFL
+        # for our handler, and the watch would never find the handler due.
+        self._get_handler = signal.getsignal
         self._set_handler = _report_default_for(handler)
         log.debug("SIGTERM: the last data is sent before the default action kills the process")
         if signal_watch.NEEDED:
@@ -269,7 +274,8 @@ class Lifecycle:
 
     def _sigterm_due(self) -> bool:
         """True while SIGTERM's handler is this lifecycle's and has not started."""
-        return not self.sigterm_started and signal.getsignal(signal.SIGTERM) == self._on_sigterm
+        get_handler = self._get_handler or signal.getsignal
+        return not self.sigterm_started and get_handler(signal.SIGTERM) == self._on_sigterm
 
     def install_exit_handling(self) -> None:
         """Flush at exit and on a fatal SIGTERM, within the deadline, here and in forks.

@@ -80,9 +80,21 @@ def _truthy(value: object) -> bool:
 
 
 def run_cpython_after_fork() -> None:
-    """CPython's after-fork step in this child, as ``os.fork()`` (and uWSGI's flag) run it."""
+    """CPython's after-fork step in this child, as ``os.fork()`` (and uWSGI's flag) run it.
+
+    ``os.fork()`` takes the import lock before it forks (``PyOS_BeforeFork``) and the
+    child's step gives it back: from Python 3.13, whose import lock is a recursive mutex,
+    it unlocks it, and unlocking one that is not locked is a fatal error (the worker
+    aborts, uWSGI respawns it, and so on for ever).  So the lock is taken here first, as
+    the fork would have held it; up to 3.12 the step makes a new lock, taken or not.
+    Unless it is held already: a thread of the master held it as uWSGI forked (that
+    thread is gone here; taking it would wait for ever).  The step then hands it over.
+    """
+    import _imp
     import ctypes
 
+    if not _imp.lock_held():
+        _imp.acquire_lock()
     after_fork = getattr(ctypes.pythonapi, "PyOS_AfterFork_Child", None)
     if after_fork is None:  # pragma: no cover - Python 3.7+ always has it
         after_fork = ctypes.pythonapi.PyOS_AfterFork

@@ -10,7 +10,7 @@ warnings point, an instrumentation that warns while it loads under
 ``simplefilter("error")``, ``signal.getsignal`` and ``OpenTelemetryMiddleware.app``.
 
 It runs once under ``opentelemetry-instrument`` and once under ``pyrospan-run``; the two
-reports must be equal but for the one difference documented in the README, and every
+reports must be equal, and every
 root span's work must have run inside a marker frame under pyrospan-run (or the
 comparison would prove nothing).  ``make test-transparency`` runs this file under every
 Python that pyenv has.
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, both_tools_env, run
 from recording_receiver import RecordingReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.otel]
@@ -34,11 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.otel]
 PY = sys.executable
 PROBE = str(PROGRAMS / "transparency_probe.py")
 OPENTELEMETRY_INSTRUMENT = os.path.join(os.path.dirname(PY), "opentelemetry-instrument")
-
-# What cannot be kept (README, "What the app sees"): anyio's worker thread calls the
-# function it runs directly, so the span's marker frame must be that function's caller.
-ANYIO_WORKER_WARNING = "anyio run_sync(cancellable=True) warnings"
-
 
 # Python 3.10 re-raises the traceback it caught, whose head is the catching frame: the
 # outermost wrapper of ours at each boundary keeps its one entry there (never a marker).
@@ -49,7 +44,6 @@ STABLE_WRAPPERS = {
     "labelled",
     "app_in_root_span",
     "run_endpoint_in_root_span",
-    "labelled_run_sync_in_worker_thread",
 }
 OUR_ENTRY = re.compile(r'  File "[^"]*/pyrospan_launch/[^"]*", line \d+, in (\w+)\n(    .*\n)?')
 
@@ -83,13 +77,7 @@ def probe(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
 def reports(distro_dir: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cwd = tmp_path_factory.mktemp("transparency")
     with RecordingReceiver() as receiver:
-        env = backend_env(
-            receiver,
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-            # opentelemetry-instrument defaults to gRPC, whose exporter is not installed.
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        )
+        env = both_tools_env(receiver)
         reference = probe([OPENTELEMETRY_INSTRUMENT], {**env, "PYTHONPATH": distro_dir}, cwd)
         ours = probe([PYROSPAN_RUN], env, cwd)
     return {"opentelemetry-instrument": reference, "pyrospan-run": ours}
@@ -121,20 +109,11 @@ def test_the_app_sees_what_it_sees_under_opentelemetry_instrument(
         names: set[str] = set()
         ours = without_our_wrappers(ours, names)
         assert names <= STABLE_WRAPPERS, names
-    if point == ANYIO_WORKER_WARNING:
-        # The function anyio runs warns with stacklevel=2: without us that names anyio's
-        # worker, with us the marker frame that calls it.  run_sync's own warning (about
-        # its caller) must still name the probe's line.
-        assert ours[point][0] == reference[point][0]
-        assert ours[point][1:] != reference[point][1:]
-        return
     assert ours[point] == reference[point]
 
 
 def test_no_frame_of_ours_in_any_traceback_the_app_saw(reports: dict[str, Any]) -> None:
-    seen = dict(reports["pyrospan-run"]["same"])
-    del seen[ANYIO_WORKER_WARNING]  # the documented exception, checked above
-    text = json.dumps(seen)
+    text = json.dumps(reports["pyrospan-run"]["same"])
     assert "pyrospan.span:" not in text
     if not OURS_STAY:
         assert "pyrospan_launch" not in text

@@ -104,7 +104,20 @@ def environment(name: str, source: Path, work: Path) -> Path:
     python = str(venv / "bin" / "python")
     pip = [python, "-m", "pip", "install", "--quiet"]
     sh([*pip, "--upgrade", "pip"])
-    sh([*pip, "-e", str(REPO), "opentelemetry-distro", *INSTRUMENTATIONS, "pytest"])
+    # The OTLP exporters as OpenTelemetry's guide installs them, gRPC included: a suite's
+    # subprocesses that drop the OTEL_* variables get opentelemetry-instrument's default
+    # (gRPC), and without its exporter the reference would silently instrument nothing.
+    sh(
+        [
+            *pip,
+            "-e",
+            str(REPO),
+            "opentelemetry-distro",
+            "opentelemetry-exporter-otlp",
+            *INSTRUMENTATIONS,
+            "pytest",
+        ]
+    )
     requirement_files = [
         f
         for f in sorted(source.glob("requirements*.txt"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import inspect
 import io
@@ -38,6 +39,7 @@ with warnings.catch_warnings():
 
 import anyio.to_thread
 import fastapi
+import starlette.concurrency
 from fastapi.responses import PlainTextResponse
 from opentelemetry import trace
 
@@ -126,6 +128,13 @@ def sync_boom() -> str:
     raise RuntimeError("def endpoint failed")
 
 
+@app.get("/deprecated")
+def deprecated_endpoint() -> str:
+    note_marker("fastapi def endpoint that warns")
+    warnings.warn("old endpoint", DeprecationWarning, stacklevel=2)
+    return "ok"
+
+
 @app.exception_handler(RuntimeError)
 async def on_runtime_error(request: Any, exc: RuntimeError) -> PlainTextResponse:
     HANDLED["exception handler sees"] = chain(exc)
@@ -167,6 +176,12 @@ async def fastapi_section() -> None:
     SAME["fastapi async endpoint raises"] = await call_app("/boom")
     SAME["fastapi exception with a context"] = await call_app("/context")
     SAME["fastapi def endpoint, exception handler"] = await call_app("/sync")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await call_app("/deprecated")
+    SAME["warning from a fastapi def endpoint, stacklevel=2"] = warned(
+        [w for w in caught if str(w.message) == "old endpoint"]
+    )
     SAME.update(HANDLED)
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
@@ -325,13 +340,17 @@ async def tasks_section() -> None:
 # -- threads and warnings -------------------------------------------------------------------
 
 
-def deprecated_helper() -> None:
-    note_marker("thread-pool work item")
+def deprecated_helper(where: str = "thread-pool work item") -> None:
+    note_marker(where)
     warnings.warn("old helper", DeprecationWarning, stacklevel=2)
 
 
 def pool_fails() -> None:
     raise OSError("pool work failed")
+
+
+def warned(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [f"{w.filename}:{w.lineno}:{w.category.__name__}:{w.message}" for w in caught]
 
 
 def recorded(call: Any) -> list[str]:
@@ -354,12 +373,32 @@ async def threads_section() -> None:
             await asyncio.to_thread(pool_fails)
         except OSError as exc:
             SAME["exception out of asyncio.to_thread"] = chain(exc)
+        # Each function below warns with stacklevel=2, naming whatever called it: the
+        # standard library's or anyio's own worker, never a frame of ours.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             await anyio.to_thread.run_sync(deprecated_helper, cancellable=True)
-        SAME["anyio run_sync(cancellable=True) warnings"] = [
-            f"{w.filename}:{w.lineno}:{w.category.__name__}" for w in caught
-        ]
+        SAME["anyio run_sync(cancellable=True) warnings"] = warned(caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await anyio.to_thread.run_sync(deprecated_helper, "anyio worker thread")
+            await anyio.to_thread.run_sync(functools.partial(deprecated_helper, "anyio partial"))
+        SAME["warning from a function anyio's worker thread runs, stacklevel=2"] = warned(caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_in_threadpool = starlette.concurrency.run_in_threadpool
+            await run_in_threadpool(deprecated_helper, where="run_in_threadpool")
+        SAME["warning from Starlette's run_in_threadpool, stacklevel=2"] = warned(caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await asyncio.to_thread(deprecated_helper, "asyncio.to_thread")
+        SAME["warning from asyncio.to_thread, stacklevel=2"] = warned(caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, deprecated_helper, "run_in_executor(None)")
+            await loop.run_in_executor(pool, deprecated_helper, "run_in_executor(pool)")
+        SAME["warning from loop.run_in_executor, stacklevel=2"] = warned(caught)
         try:
             await anyio.to_thread.run_sync(pool_fails)
         except OSError as exc:

@@ -54,6 +54,14 @@ def test_sigterm_gets_the_flushing_handler(installed: Lifecycle) -> None:
     assert (installed.signal_watch is not None) == signal_watch.NEEDED
 
 
+def test_the_signal_watch_finds_the_handler_due_until_it_starts(installed: Lifecycle) -> None:
+    # The app is told SIG_DFL; the watch must still see pyrospan's handler installed, or it
+    # never wakes the main thread.
+    assert installed._sigterm_due()
+    installed.sigterm_started = True
+    assert not installed._sigterm_due()
+
+
 def test_without_exit_handling_flush_does_nothing() -> None:
     ran: list[str] = []
     quiet = Lifecycle()

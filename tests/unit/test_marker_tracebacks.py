@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures.thread
 import gc
+import importlib
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -210,3 +212,80 @@ def test_an_async_marker_alone_leaves_no_entry() -> None:
     marked = no_marker(names(asyncio.run(outer(True))))
     if not OURS_STAY:
         assert marked == plain
+
+
+def _second_root() -> RootLabels:
+    return RootLabels(
+        (("span_id", "00000000000000bb"), ("span_name", "GET /other")),
+        span_id=0xBB,
+        marker_parts=("00000000000000bb", "GET /other", ""),
+    )
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_anyio_worker_threads_call_the_function_from_anyios_own_frame(
+    monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """Each function anyio's worker runs is called by anyio's frame, inside its own span.
+
+    A ``stacklevel=2`` warning names anyio's worker as without us, tracebacks match, the
+    worker threads serve calls of two spans and one of none, each seeing only its own
+    marker, and anyio's asyncio worker stops with the event loop (trio's thread cache
+    keeps its idle threads a while, by design).
+    """
+    import anyio
+    import anyio.to_thread
+
+    module = importlib.import_module(f"anyio._backends._{backend}")
+
+    def deprecated() -> list[str]:
+        warnings.warn("old", DeprecationWarning, stacklevel=2)
+        frame: Any = sys._getframe()
+        seen = []
+        while frame is not None:
+            if frame.f_code.co_name.startswith(PREFIX):
+                seen.append(frame.f_code.co_filename)
+            frame = frame.f_back
+        return seen
+
+    async def in_span(node: RootLabels | None) -> list[str]:
+        token = CURRENT.set(node)
+        try:
+            return await anyio.to_thread.run_sync(deprecated)
+        finally:
+            CURRENT.reset(token)
+
+    async def calls() -> tuple[list[Any], list[str], list[str]]:
+        exc: BaseException | None = None
+        try:
+            await anyio.to_thread.run_sync(failing)
+        except ValueError as error:
+            exc = error
+        assert exc is not None
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            seen = [await in_span(root()), await in_span(_second_root()), await in_span(None)]
+        return seen, [f"{w.filename}:{w.lineno}" for w in warned], names(exc)
+
+    def observe() -> tuple[list[Any], list[str], list[str]]:
+        before = set(threading.enumerate())
+        result = anyio.run(calls, backend=backend)
+        for thread in set(threading.enumerate()) - before if backend == "asyncio" else ():
+            thread.join(5)
+            assert not thread.is_alive(), f"{thread.name} outlived its event loop"
+        return result
+
+    plain_seen, plain_warnings, plain_tb = observe()
+    assert plain_seen == [[], [], []]
+    assert all(f"anyio/_backends/_{backend}.py" in w for w in plain_warnings), plain_warnings
+    switch = LabelSwitch(TagRecorder().add, TagRecorder().remove)
+    if backend == "asyncio":
+        monkeypatch.setattr(module, "WorkerThread", module.WorkerThread)
+        handoff._patch_anyio_asyncio(module, switch)
+    else:
+        monkeypatch.setattr(module, "run_sync", module.run_sync)
+        handoff._patch_anyio_trio(module, switch)
+    seen, warned, tb = observe()
+    assert seen == [["GET /boom"], ["GET /other"], []]
+    assert warned == plain_warnings
+    assert tb == plain_tb

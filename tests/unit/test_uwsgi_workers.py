@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import types
 from collections.abc import Iterator
 
@@ -122,3 +124,38 @@ def test_a_worker_forked_without_python_fork_hooks_names_the_flag(
     err = capsys.readouterr().err
     assert ("add --py-call-uwsgi-fork-hooks" in err) is warned
     assert err.count("pyrospan: ") == int(warned)
+
+
+# A child forked from C, as uWSGI forks its workers: no PyOS_BeforeFork in the parent, so
+# the import lock is free at the fork (or held, when a thread of the parent held it then).
+FORKED_FROM_C = textwrap.dedent(
+    """
+    import _imp, ctypes, os, sys
+    from pyrospan_launch.agent.uwsgi_workers import run_cpython_after_fork
+    os.register_at_fork(after_in_child=lambda: print("after fork in child", flush=True))
+    if sys.argv[1] == "held":
+        _imp.acquire_lock()
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:
+        run_cpython_after_fork()
+        print("import lock held:", _imp.lock_held(), flush=True)
+        import json  # noqa: F401
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+@pytest.mark.parametrize("import_lock", ["free", "held"])
+def test_the_after_fork_step_runs_in_a_child_forked_from_c(import_lock: str) -> None:
+    # From Python 3.13 the step gives back an import lock it expects os.fork() to have
+    # taken: called alone it aborts the child ("unlocking ... mutex that is not ...").
+    result = subprocess.run(
+        [sys.executable, "-c", FORKED_FROM_C, import_lock],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["after fork in child", "import lock held: False"]

@@ -286,23 +286,95 @@ def _patch_thread_pool(thread_module: ModuleType, switch: LabelSwitch) -> None:
     log.debug("concurrent.futures: thread-pool work keeps its root span's labels")
 
 
-def _patch_anyio(to_thread: ModuleType, switch: LabelSwitch) -> None:
-    """anyio worker threads (Starlette/FastAPI ``def`` endpoints) keep the request's labels.
+class _OneItem:
+    """An anyio worker's queue as anyio's own loop reads it while it runs one item for us.
 
-    anyio 4 hands the function to its backend's ``run_sync_in_worker_thread``, which is
-    wrapped (below ``to_thread.run_sync``, so the warnings ``run_sync`` issues about its
-    caller still name the caller).  anyio 3 has no backend classes: ``run_sync`` itself is.
+    ``get`` hands over the item already taken from the real queue, then ``None`` (anyio's
+    stop command), so anyio's loop returns after that item; everything else (the event
+    loop's ``put_nowait``, ``task_done``) is the real queue's.
     """
-    if hasattr(to_thread, "get_async_backend"):
-        return  # anyio 4: the backends' own hooks (_patch_anyio_backend) do it
-    run_sync = to_thread.run_sync
+
+    __slots__ = ("item", "queue")
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.item: Any = None
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        item, self.item = self.item, None
+        return item
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+
+def _root_labels_of(item: Any) -> RootLabels | None:
+    """The root span an anyio work item was submitted from: its copied context's labels."""
+    try:
+        node: RootLabels | None = item[0].get(CURRENT)
+    except (TypeError, IndexError, AttributeError):
+        return None
+    return node
+
+
+def _patch_anyio_asyncio(module: ModuleType, switch: LabelSwitch) -> None:
+    """anyio's asyncio worker threads run each function with its caller's root span labels.
+
+    The worker thread is replaced by a subclass whose ``run`` takes each work item from
+    the queue, finds the submitter's root span in the item's copied context, and runs
+    anyio's own ``run`` for that one item inside the span's marker.  The function is then
+    called by anyio's own frame, as without us: a ``warnings.warn(..., stacklevel=2)`` in
+    it names anyio's worker, and what it raises is caught there (anyio 3 and 4).
+    """
+    base = getattr(module, "WorkerThread", None)
+    if base is None or not callable(getattr(base, "run", None)):
+        raise RuntimeError(f"{module.__name__} has no WorkerThread.run to label")
+    if getattr(base, _PATCHED, False):
+        return
+    run_items = base.run
+
+    class WorkerThread(base):  # type: ignore[misc, valid-type]
+        __doc__ = base.__doc__
+
+        def run(self) -> None:
+            queue: Any = self.queue  # type: ignore[has-type]
+            one = _OneItem(queue)
+            self.queue = one
+            while True:
+                one.item = item = queue.get()
+                node = _root_labels_of(item) if item is not None else None
+                if node is None:
+                    run_items(self)
+                else:
+                    call_as(node, switch, run_items, self)
+                if item is None:
+                    return  # anyio's stop command, handled by its own loop above
+
+    setattr(WorkerThread, _PATCHED, True)
+    WorkerThread.__module__ = base.__module__
+    WorkerThread.__qualname__ = base.__qualname__
+    setattr(module, "WorkerThread", WorkerThread)  # noqa: B010
+    log.debug(f"anyio ({module.__name__}): worker threads keep the request's root span labels")
+
+
+def _patch_anyio_trio(module: ModuleType, switch: LabelSwitch) -> None:
+    """anyio's trio backend runs worker-thread functions with the caller's root span labels.
+
+    anyio hands trio's ``to_thread.run_sync`` a function of its own that calls the app's
+    function; the name it imported is replaced by one that runs anyio's function inside
+    the caller's marker.  The app's function is then called by anyio's frame, as without
+    us (anyio 3 and 4).
+    """
+    run_sync = getattr(module, "run_sync", None)
+    if not callable(run_sync):
+        raise RuntimeError(f"{module.__name__} has no trio run_sync to label")
     if getattr(run_sync, _PATCHED, False):
         return
 
     @functools.wraps(run_sync)
-    async def labelled_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def labelled_to_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            node = CURRENT.get()
+            node = _current_get()
             if node is not None:
                 func = run_as(node, switch, func)
             return await run_sync(func, *args, **kwargs)
@@ -310,43 +382,9 @@ def _patch_anyio(to_thread: ModuleType, switch: LabelSwitch) -> None:
             exc.__traceback__ = hide(exc.__traceback__)
             raise
 
-    hidden(labelled_run_sync)
-    setattr(labelled_run_sync, _PATCHED, True)
-    setattr(to_thread, "run_sync", labelled_run_sync)  # noqa: B010
-    log.debug("anyio: worker threads keep the request's root span labels")
-
-
-_ANYIO_BACKENDS = {
-    "anyio._backends._asyncio": "AsyncIOBackend",
-    "anyio._backends._trio": "TrioBackend",
-}
-
-
-def _patch_anyio_backend(module: ModuleType, switch: LabelSwitch) -> None:
-    """anyio 4's backend runs worker-thread functions with the caller's root span labels."""
-    backend = getattr(module, _ANYIO_BACKENDS[module.__name__], None)
-    if backend is None:
-        return  # anyio 3: to_thread.run_sync is wrapped instead
-    original = backend.__dict__["run_sync_in_worker_thread"].__func__
-    if getattr(original, _PATCHED, False):
-        return
-
-    @functools.wraps(original)
-    async def labelled_run_sync_in_worker_thread(
-        cls: Any, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        try:
-            node = _current_get()
-            if node is not None:
-                func = run_as(node, switch, func)
-            return await original(cls, func, *args, **kwargs)
-        except BaseException as exc:
-            exc.__traceback__ = hide(exc.__traceback__)
-            raise
-
-    hidden(labelled_run_sync_in_worker_thread)
-    setattr(labelled_run_sync_in_worker_thread, _PATCHED, True)
-    setattr(backend, "run_sync_in_worker_thread", classmethod(labelled_run_sync_in_worker_thread))  # noqa: B010
+    hidden(labelled_to_thread)
+    setattr(labelled_to_thread, _PATCHED, True)
+    setattr(module, "run_sync", labelled_to_thread)  # noqa: B010
     log.debug(f"anyio ({module.__name__}): worker threads keep the request's root span labels")
 
 
@@ -369,9 +407,8 @@ def _patch_fastapi(module: ModuleType, switch: LabelSwitch) -> None:
 _HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
     "asyncio": _patch_asyncio,
     "concurrent.futures.thread": _patch_thread_pool,
-    "anyio.to_thread": _patch_anyio,
-    "anyio._backends._asyncio": _patch_anyio_backend,
-    "anyio._backends._trio": _patch_anyio_backend,
+    "anyio._backends._asyncio": _patch_anyio_asyncio,
+    "anyio._backends._trio": _patch_anyio_trio,
     "opentelemetry.instrumentation.asgi": _patch_asgi,
     "fastapi.routing": _patch_fastapi,
 }
