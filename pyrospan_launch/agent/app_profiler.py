@@ -51,9 +51,9 @@ _OUR_MODULES = ("pyrospan_launch.agent.profiler", __name__)
 class ConfigureHandover:
     """Routes the app's ``pyroscope.configure()`` to replace pyrospan-run's profiler, once.
 
-    With a relay (span labels from marker frames), the app's server becomes the relay's
-    upstream and pyroscope-io pushes to the relay: the app's auth, tenant, headers and
-    tags reach its server unchanged.
+    With a relay running, the app's server becomes the relay's upstream and pyroscope-io
+    pushes to the relay: the app's auth, tenant, headers and tags reach its server
+    unchanged, and a push it cannot deliver is said as pyrospan-run's own.
     """
 
     def __init__(
@@ -91,7 +91,7 @@ class ConfigureHandover:
     def configure_again(self, relay: Relay | None = None) -> bool:
         """In a forked child: start the profiler with the app's arguments; False if none.
 
-        ``relay`` is the child's own relay (None when span labels are thread tags there).
+        ``relay`` is the child's own relay (None when it could not start there).
         """
         if self._app_call is None or self._original is None:
             return False
@@ -114,7 +114,7 @@ class ConfigureHandover:
         outcome: dict[str, Any] = {}
         done = threading.Event()
 
-        relay = self._relay if self._labels.frames else None
+        relay = self._relay if self._relay is not None and self._relay.running else None
 
         def swap() -> None:
             try:

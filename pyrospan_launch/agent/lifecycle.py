@@ -10,7 +10,8 @@ all together within :data:`EXIT_TIMEOUT` seconds, however the backend behaves (a
 that refuses connections made the OpenTelemetry exporter retry for 7 s, one that never
 answers held the process 10 s).  That flush runs once per process:
 
-* at a normal exit, and after an uncaught KeyboardInterrupt (SIGINT), from ``atexit``;
+* at a normal exit, and after an uncaught KeyboardInterrupt (SIGINT), from ``atexit`` (the
+  process then still dies of SIGINT, whatever the flush ran: :func:`_still_die_of_sigint`);
 * on SIGTERM (``docker stop``) when the signal would otherwise kill the process on the
   spot: the handler flushes, puts the default action back and raises the signal again,
   so the process still dies of SIGTERM (on Python 3.14+, a
@@ -48,6 +49,36 @@ Hook = Callable[[], None]
 
 # Seconds the exit flush may take in all, so the process ends within 1 s of the app.
 EXIT_TIMEOUT = 0.5
+
+
+def _uncaught_keyboard_interrupt() -> bool:
+    """True when a KeyboardInterrupt ended the program's main code, which Python printed.
+
+    Python sets ``sys.last_exc`` (``last_value`` before 3.12) as it prints it.  An
+    interactive console sets them too, for an interrupted command: its traceback starts
+    in the console's own module, not in ``__main__`` (or runpy's, for ``-m``).
+    """
+    import sys
+
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if not isinstance(last, KeyboardInterrupt) or last.__traceback__ is None:
+        return False
+    return last.__traceback__.tb_frame.f_globals.get("__name__") in ("__main__", "runpy")
+
+
+def _still_die_of_sigint() -> None:
+    """Make the process still die of SIGINT, as the uncaught KeyboardInterrupt asked.
+
+    CPython ends such a program by SIGINT after finalizing, as a shell expects (status
+    130), on a flag that every ``exec``/``eval`` of source text clears first and sets
+    again when that code raises KeyboardInterrupt.  The flush may have run such code (a
+    module that defines a namedtuple or a dataclass, imported by the profile relay for its
+    first push), which left the status 1; code that raises KeyboardInterrupt sets it back.
+    """
+    import contextlib
+
+    with contextlib.suppress(KeyboardInterrupt):
+        exec("raise KeyboardInterrupt")
 
 
 def _run(hooks: list[Hook], when: str) -> None:
@@ -143,16 +174,19 @@ class Lifecycle:
         if standby is None:
             return
         green = None if on_threads else patched()
-        if green is not None and not standby.started:
-            self._flush_on_this_greenlet(green)
-            return
         if standby.started:
             standby.begin(EXIT_TIMEOUT)  # tells the helpers the interrupted flush had not told
             standby.wait()
             return
-        started = time.monotonic()
-        standby.begin(EXIT_TIMEOUT)
-        self._report(standby.wait(), started)
+        interrupted = _uncaught_keyboard_interrupt()
+        if green is not None:
+            self._flush_on_this_greenlet(green)
+        else:
+            started = time.monotonic()
+            standby.begin(EXIT_TIMEOUT)
+            self._report(standby.wait(), started)
+        if interrupted:
+            _still_die_of_sigint()
 
     def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -108,9 +109,12 @@ def start(
 ) -> LabelSwitch:
     """Configure pyroscope-io and return the handle that labels threads' samples.
 
-    ``span_labels="frames"`` starts this process's relay first and points pyroscope-io
-    at it, so that root spans' marker frames become sample labels (tags when it cannot
-    start).  ``spans_follow`` is called with the application name an app's own
+    pyroscope-io pushes to this process's relay, which forwards to the server and says
+    when a push is not delivered (pushing directly, pyroscope-io reports nothing readable).
+    ``span_labels="frames"`` also makes the relay turn root spans' marker frames into
+    sample labels; with "tags" it passes pushes on as they came.  Without a relay
+    (it could not start) pyroscope-io pushes directly and span labels are thread tags.
+    ``spans_follow`` is called with the application name an app's own
     ``pyroscope.configure()`` gives (see :class:`ConfigureHandover`).  Forked children
     start their own relay, configure the profiler again (its sampler does not survive
     fork) and put back the labels of the span that was open on the forking thread, if
@@ -121,13 +125,15 @@ def start(
 
     from pyrospan_launch.agent import relay as relays
 
-    relay = relays.start(config.server_address) if span_labels == "frames" else None
+    frames = span_labels == "frames"
+    relay = relays.start(config.server_address, frames=frames)
     if relay is not None and on_relay is not None:
         on_relay(relay)
     _configure(config, relay)
-    labels = LabelSwitch(*_tag_functions(pyroscope), frames=relay is not None)
+    labels = LabelSwitch(*_tag_functions(pyroscope), frames=frames and relay is not None)
     if relay is not None:
-        labels.warm_up = relay.warm_up
+        # Loaded when span linking starts, not on the relay's threads (Relay.warm_up).
+        labels.warm_up = relay.warm_up if labels.frames else relay.load_forwarding
     handover = ConfigureHandover(labels, relay, spans_follow)
 
     def restart_in_child() -> None:
@@ -135,12 +141,12 @@ def start(
             try:
                 relay.restart_in_child()
             except Exception as exc:
+                # Closed, so that nothing in this child pushes to it (relay.running).
+                with contextlib.suppress(Exception):
+                    relay.close()
+                log.warning(relays.not_started(exc, labels.frames, f" in pid {os.getpid()}"))
                 labels.frames = False
-                log.warning(
-                    f"span labels: the profile relay could not start in pid {os.getpid()} "
-                    f"({type(exc).__name__}: {exc}); using thread tags"
-                )
-        child_relay = relay if labels.frames else None
+        child_relay = relay if relay is not None and relay.running else None
         if not handover.configure_again(child_relay):  # the app's own configure() won
             _configure(config, child_relay)
         labels.reapply()
@@ -151,7 +157,7 @@ def start(
 
     def send_last_window() -> None:
         pyroscope.shutdown()
-        if relay is not None and labels.frames:
+        if relay is not None and relay.running:
             # Within the exit deadline (0.5 s), leaving time to say what was lost.
             relay.drain(_EXIT_DRAIN)
             lost = relay.summary()
@@ -166,6 +172,6 @@ def start(
         f"profiler started: application {config.application_name!r}, "
         f"{config.sample_rate} Hz, upload every {config.upload_interval}s "
         f"to {config.server_address} {how}; span labels "
-        f"{'from marker frames' if relay is not None else 'from thread tags'}"
+        f"{'from marker frames' if labels.frames else 'from thread tags'}"
     )
     return labels

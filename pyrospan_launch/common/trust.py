@@ -1,10 +1,11 @@
 """Which certificates each signal trusts, and the relay's TLS context that trusts them all.
 
-* Profiles that pyroscope-io pushes itself (``PYROSPAN_SPAN_LABELS=tags``): its OpenSSL
-  reads ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else the system's store.
-* Profiles the relay forwards: Python's OpenSSL does the same, and the relay also trusts
-  the files the span exporter is told to trust (``OTEL_EXPORTER_OTLP_CERTIFICATE``,
+* Profiles the relay forwards (every push, in either span-label mode): Python's OpenSSL
+  reads ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else the system's store, and the relay also
+  trusts the files the span exporter is told to trust (``OTEL_EXPORTER_OTLP_CERTIFICATE``,
   ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), so any one of them serves both signals.
+* Profiles that pyroscope-io pushes itself (only where the relay cannot start): its
+  OpenSSL reads ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else the system's store.
 * Spans (the OTLP/HTTP exporter, on ``requests``): ``REQUESTS_CA_BUNDLE``, else
   ``CURL_CA_BUNDLE``, else ``OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE``, else
   ``OTEL_EXPORTER_OTLP_CERTIFICATE``, else certifi's bundle.  The exporter sets its

@@ -41,10 +41,6 @@ def run(env: Mapping[str, str], say: Any = print) -> int:
     started = time.monotonic()
     try:
         child = {**env, "PYROSPAN_CHILDREN": "false"}
-        if config.span_labels == "tags":
-            # pyroscope-io pushing directly says nothing of its answers: the relay, which
-            # applies pyroscope-io's own proxy and URL rules, reads them instead.
-            child["PYROSPAN_SPAN_LABELS"] = "frames"
         done = subprocess.run(
             [sys.executable, "-m", "pyrospan_launch.agent.checkup"],
             env=child,
@@ -81,8 +77,6 @@ def run(env: Mapping[str, str], say: Any = print) -> int:
         server = url_shown(config.profiler.server_address)
         proxy = proxies.profile_proxy(config.profiler.server_address, env)
         path = "pyroscope-io -> relay on 127.0.0.1 -> "
-        if config.span_labels == "tags":
-            path = "(checked through the relay, which follows pyroscope-io's rules) " + path
         lines.append(("profiles", f"{path}{server} {_route(proxy)}", profiles))
     else:
         lines.append(("profiles", "", profiles))

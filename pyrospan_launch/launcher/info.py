@@ -21,12 +21,13 @@ from pyrospan_launch.settings.parsers import url_shown
 
 def _section_network(config: Config, environ: Mapping[str, str]) -> list[str]:
     """How each signal leaves: the path, the proxy by that client's rules, what TLS trusts."""
-    from pyrospan_launch.common import proxies, trust
+    from pyrospan_launch.common import proxies, relay_host, trust
 
     lines = ["", "Network (what each signal's client will do with this environment):"]
     if config.profiling and config.profiler is not None:
         p = config.profiler
-        relay = config.tracing and config.span_labels == "frames"
+        # Every push goes through the relay, in either span-label mode, when it can start.
+        relay = relay_host.why_not(environ) is None
         proxy = proxies.profile_proxy(p.server_address, environ)
         route = f"through the proxy {proxy.shown}" if proxy else "directly (no proxy applies)"
         first = (

@@ -267,3 +267,27 @@ def test_info_shows_each_signals_path_proxy_and_trust_without_passwords() -> Non
         in out
     )
     assert "TLS trusts /ca/private.pem (from SSL_CERT_FILE" in out
+
+
+def test_info_shows_thread_tags_pushes_going_through_the_relay_with_its_trust() -> None:
+    code, out, err = invoke(
+        "--info",
+        "python",
+        "app.py",
+        env={
+            "PYROSPAN_SPAN_LABELS": "tags",
+            "PYROSCOPE_SERVER_ADDRESS": "https://pyro.example:4040",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": "/ca/private.pem",
+            "SSL_CERT_FILE": "",
+            "SSL_CERT_DIR": "",
+            "REQUESTS_CA_BUNDLE": "",
+            "CURL_CA_BUNDLE": "",
+        },
+    )
+    assert code == 0, err
+    assert (
+        "profiles  pyroscope-io -> the relay on 127.0.0.1 (never through a proxy) -> "
+        "https://pyro.example:4040 "
+    ) in out
+    trusts = "TLS trusts the system's CA store + OTEL_EXPORTER_OTLP_CERTIFICATE=/ca/private.pem"
+    assert trusts in out

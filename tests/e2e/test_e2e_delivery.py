@@ -91,8 +91,7 @@ def test_a_proxy_that_refuses_loopback_still_gets_every_profile(
         assert all(line.startswith(f"POST http://127.0.0.2:{receiver2.port}/") for line in pushes)
         assert proxy.refused() == 0, proxy.text()
         assert f"POST http://127.0.0.2:{receiver2.port}/v1/traces" in proxy.requests()
-        if method == "frames":
-            assert receiver2.samples_with_label("span_name", "checkout")
+        assert receiver2.samples_with_label("span_name", "checkout")
 
 
 def test_no_proxy_sends_profiles_and_spans_directly(
@@ -106,7 +105,8 @@ def test_no_proxy_sends_profiles_and_spans_directly(
         assert proxy.requests() == []
 
 
-def test_https_through_a_proxy_shows_it_only_connect(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["frames", "tags"])
+def test_https_through_a_proxy_shows_it_only_connect(tmp_path: Path, method: str) -> None:
     ca = private_ca(tmp_path)
     with RecordingReceiver(host="127.0.0.2") as receiver:
         assert receiver._server is not None
@@ -119,6 +119,7 @@ def test_https_through_a_proxy_shows_it_only_connect(tmp_path: Path) -> None:
                 HTTPS_PROXY=proxy.url,
                 SSL_CERT_FILE=str(ca.ca),
                 PYROSCOPE_TENANT_ID="tenant-9",
+                PYROSPAN_SPAN_LABELS=method,
             )
             done = hot_span(env)
             assert done.returncode == 0, done.stderr
@@ -182,9 +183,11 @@ def test_local_mode_reaches_its_receiver_whatever_proxy_is_set(tmp_path: Path) -
         ("SSL_CERT_DIR", "frames"),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", "frames"),
         ("REQUESTS_CA_BUNDLE", "frames"),
-        # pyroscope-io pushing by itself reads OpenSSL's variables only.
+        # Thread tags' pushes go through the relay too: the same variables serve them.
         ("SSL_CERT_FILE", "tags"),
         ("SSL_CERT_DIR", "tags"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "tags"),
+        ("REQUESTS_CA_BUNDLE", "tags"),
     ],
 )
 def test_one_variable_makes_both_signals_trust_a_private_ca(
@@ -202,13 +205,22 @@ def test_one_variable_makes_both_signals_trust_a_private_ca(
         assert done.returncode == 0, done.stderr
         assert "pyrospan" not in done.stderr, done.stderr
         assert receiver.wait_for(lambda r: r.spans and r.profiles, timeout=10)
-        assert receiver.samples_with_label("span_name", "checkout") or method == "tags"
+        # The span's own samples, of its own function, carry its span_id.
+        span_id = done.stdout.split()[-1]
+        labelled = receiver.samples_with_label("span_id", span_id)
+        assert any(sample.leaf == "burn_cpu_in_span" for sample in labelled), method
+        assert all(sample.labels.get("span_name") == "checkout" for sample in labelled)
 
 
-def test_an_untrusted_certificate_is_said_once_with_the_variables(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["frames", "tags"])
+def test_an_untrusted_certificate_is_said_once_with_the_variables(
+    tmp_path: Path, method: str
+) -> None:
     ca = private_ca(tmp_path)
     with echo_backend("127.0.0.2", ca=ca) as (url, _):
-        env = env_for(url, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.2:9")
+        env = env_for(
+            url, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.2:9", PYROSPAN_SPAN_LABELS=method
+        )
         done = hot_span(env)
     lines = [line for line in done.stderr.splitlines() if line.startswith("pyrospan: profiles")]
     assert lines[0].startswith("pyrospan: profiles not sent: TLS: the certificate is not trusted")
@@ -266,8 +278,8 @@ EXPECTED = {
 }
 
 
-def run_against(url: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = env_for(url, OTEL_EXPORTER_OTLP_ENDPOINT=url)
+def run_against(url: str, method: str = "frames") -> tuple[subprocess.CompletedProcess[str], float]:
+    env = env_for(url, OTEL_EXPORTER_OTLP_ENDPOINT=url, PYROSPAN_SPAN_LABELS=method)
     process = subprocess.Popen(
         [PYROSPAN_RUN, PY, HOT_SPAN, "2.5"],
         env=env,
@@ -285,8 +297,10 @@ def run_against(url: str) -> tuple[subprocess.CompletedProcess[str], float]:
     )
 
 
+# Thread tags too: their pushes go through the relay, which reads the answers.
+@pytest.mark.parametrize("method", ["frames", "tags"])
 @pytest.mark.parametrize("kind", ["401", "400", "503", "refused", "blackhole"])
-def test_a_failing_profile_backend_is_said_once(kind: str) -> None:
+def test_a_failing_profile_backend_is_said_once(kind: str, method: str) -> None:
     if kind in ("400", "503"):
         body = b'{"code":"invalid_argument","message":"series label value too long"}'
         context = echo_backend("127.0.0.1", status=int(kind), body=body)
@@ -294,7 +308,7 @@ def test_a_failing_profile_backend_is_said_once(kind: str) -> None:
         context = backend(kind)
     with context as started:
         url = started if isinstance(started, str) else started[0]
-        done, exit_after_app = run_against(url)
+        done, exit_after_app = run_against(url, method)
     assert done.returncode == 0, done.stderr
     assert exit_after_app < 1.0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -317,6 +331,40 @@ def test_a_failing_profile_backend_is_said_once(kind: str) -> None:
     summary = [line for line in profile_lines if "were not delivered this run" in line]
     assert len(summary) == 1, lines
     assert "Authorization" not in done.stderr and "X-Pyrospan-Relay" not in done.stderr
+
+
+@pytest.mark.parametrize("method", ["frames", "tags"])
+def test_a_program_that_ends_before_its_first_upload_still_delivers_its_window(
+    receiver2: RecordingReceiver, method: str
+) -> None:
+    # Its only push is the exit flush's, on a new connection to the relay, when Python
+    # 3.12+ starts no more threads.
+    env = env_for(receiver2.url, PYROSPAN_SPAN_LABELS=method, PYROSCOPE_UPLOAD_INTERVAL="10")
+    done = hot_span(env, 0.5)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    span_id = done.stdout.split()[-1]
+    assert receiver2.wait_for(lambda r: r.samples_with_label("span_id", span_id), timeout=10)
+    labelled = receiver2.samples_with_label("span_id", span_id)
+    assert any(sample.leaf == "burn_cpu_in_span" for sample in labelled)
+
+
+def test_thread_tags_without_a_relay_push_directly_and_say_so_once(
+    receiver2: RecordingReceiver,
+) -> None:
+    # The relay binds to loopback only: pointed elsewhere, it refuses to start.
+    env = env_for(receiver2.url, PYROSPAN_SPAN_LABELS="tags", _PYROSPAN_RELAY_HOST="192.0.2.1")
+    done = hot_span(env, 1.5)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "pyrospan: profiles: the profile relay could not start (ValueError: 192.0.2.1 is not "
+        "a loopback address); pyroscope-io pushes to the server itself, and a push it cannot "
+        "deliver goes unreported"
+    ]
+    span_id = done.stdout.split()[-1]
+    assert receiver2.wait_for(lambda r: r.samples_with_label("span_id", span_id), timeout=10)
+    labelled = receiver2.samples_with_label("span_id", span_id)
+    assert any(sample.leaf == "burn_cpu_in_span" for sample in labelled)
 
 
 # -- pyrospan-run --check --------------------------------------------------------------
@@ -375,9 +423,12 @@ def test_check_says_what_each_backend_answered(kind: str) -> None:
     )
 
 
-def test_check_through_a_proxy_names_it(tmp_path: Path, receiver2: RecordingReceiver) -> None:
+@pytest.mark.parametrize("method", ["frames", "tags"])
+def test_check_through_a_proxy_names_it(
+    tmp_path: Path, receiver2: RecordingReceiver, method: str
+) -> None:
     with forward_proxy(tmp_path, refuse=("127.0.0.1",)) as proxy:
-        env = env_for(receiver2.url, HTTP_PROXY=proxy.url)
+        env = env_for(receiver2.url, HTTP_PROXY=proxy.url, PYROSPAN_SPAN_LABELS=method)
         done = run([PYROSPAN_RUN, "--check"], env, timeout=30)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"through the proxy {proxy.url} (HTTP_PROXY)" in done.stdout

@@ -103,3 +103,20 @@ def test_signals_end_the_app_as_they_would_without_us(
         # These end the process through Python, which sends the last data first; SIGHUP's
         # and SIGUSR1's default actions kill it on the spot, with whatever was not sent.
         assert_traced(receiver)
+
+
+@pytest.mark.parametrize("method", ["frames", "tags"])
+def test_ctrl_c_before_the_first_upload_still_ends_by_sigint(
+    receiver: RecordingReceiver, method: str
+) -> None:
+    # No span is ever made, so linking never starts: the relay loads its HTTP modules for
+    # the last window, during the exit flush, which must not change how Python ends.
+    env = backend_env(receiver, PYROSPAN_SPAN_LABELS=method)
+    env["PYROSCOPE_UPLOAD_INTERVAL"] = "10"  # only the exit flush uploads: no wait
+    program = str(PROGRAMS / "untraced_wait.py")
+    for _ in range(3):  # the flush's imports reset the exit on most runs, not all
+        plain = signalled([PY, program], clean_env(), signal.SIGINT)
+        launched = signalled([PYROSPAN_RUN, PY, program], env, signal.SIGINT)
+        assert launched == plain
+        assert plain[0] == -signal.SIGINT
+    assert receiver.wait_for(lambda r: r.profiles, timeout=10)  # the flush sent the window

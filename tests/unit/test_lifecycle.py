@@ -79,3 +79,36 @@ def test_a_failing_fork_hook_is_reported_not_raised(capsys: pytest.CaptureFixtur
     lifecycle._run([broken, lambda: ran.append("next")], "after fork")
     assert ran == ["next"]
     assert "after fork in pid" in capsys.readouterr().err
+
+
+def _keyboard_interrupt_caught_in(module_name: str) -> BaseException:
+    """A KeyboardInterrupt whose traceback starts in code of ``module_name``."""
+    namespace: dict[str, object] = {"__name__": module_name}
+    exec(
+        "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt as exc:\n    caught = exc\n",
+        namespace,
+    )
+    caught = namespace["caught"]
+    assert isinstance(caught, BaseException)
+    return caught
+
+
+@pytest.mark.parametrize(
+    ("last", "ending"),
+    [
+        (lambda: _keyboard_interrupt_caught_in("__main__"), True),  # the script's own code
+        (lambda: _keyboard_interrupt_caught_in("runpy"), True),  # python -m
+        (lambda: _keyboard_interrupt_caught_in("code"), False),  # an interactive console
+        (lambda: ValueError("not an interrupt"), False),
+        (lambda: None, False),
+    ],
+)
+def test_only_an_interrupt_that_ended_the_main_code_keeps_dying_of_sigint(
+    monkeypatch: pytest.MonkeyPatch, last: object, ending: bool
+) -> None:
+    import sys
+
+    value = last()  # type: ignore[operator]
+    for name in ("last_exc", "last_value"):
+        monkeypatch.setattr(sys, name, value, raising=False)
+    assert lifecycle._uncaught_keyboard_interrupt() is ending

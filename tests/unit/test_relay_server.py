@@ -12,6 +12,7 @@ import pytest
 from fake_backends import Recorded, backend, recording_backend
 from test_relay_rewrite import MAIN, SPAN_A, WORK, ProfileBuilder, marker
 
+from pyrospan_launch.agent import native
 from pyrospan_launch.agent import relay as relays
 from pyrospan_launch.agent.relay.server import PUSH_PATH, TOKEN_HEADER, Relay
 from pyrospan_launch.receiver.profiles import decode_push
@@ -86,6 +87,56 @@ def test_push_is_rewritten_and_forwarded_with_its_headers_path_and_query(
     assert sample.stack == ("<module>", "handler_work")
     assert sample.labels == {"span_id": SPAN_A, "span_name": "GET /a"}
     assert relay.stats.forwarded == 1
+
+
+def test_a_relay_for_thread_tags_forwards_each_push_byte_for_byte(
+    upstream: tuple[str, Recorded],
+) -> None:
+    # PYROSPAN_SPAN_LABELS=tags: no marker frame is ever made; linking loads the forwarding
+    # side only (load_forwarding, not warm_up).
+    builder = ProfileBuilder()
+    builder.sample([MAIN, WORK], 10, span_id=SPAN_A, span_name="GET /a", customer="中" * 3)
+    request: Any = schemas.PushRequest()
+    series = request.series.add()
+    series.labels.add(name="service_name", value="shop")
+    series.samples.add(raw_profile=builder.bytes())
+    body = gzip.compress(request.SerializeToString())
+    live = Relay(upstream[0])
+    live.start()
+    live.load_forwarding()
+    assert not live.markers_possible  # pushes pass unparsed
+    try:
+        headers = {TOKEN_HEADER: live.token, "Content-Encoding": "gzip"}
+        assert post(live, body, headers) == 200
+        assert live.drain(5)
+    finally:
+        live.close()
+    (_, _, forwarded) = upstream[1].requests[0]
+    assert forwarded == body
+    (profile,) = decode_push(forwarded, "gzip")
+    (sample,) = profile.samples
+    assert sample.labels == {"span_id": SPAN_A, "span_name": "GET /a", "customer": "中中中"}
+
+
+def test_a_push_is_served_when_no_thread_can_start(
+    upstream: tuple[str, Recorded], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = Relay(upstream[0])
+    live.start()  # its accepting and forwarding threads run
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        # What Python 3.12+ says once the interpreter is finalizing (the exit flush).
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(native, "Thread", no_thread)
+    try:
+        headers = {TOKEN_HEADER: live.token, "Content-Encoding": "gzip"}
+        assert post(live, push_body(), headers) == 200
+        assert post(live, push_body(), headers) == 200  # and the next connection too
+        assert live.drain(5)
+    finally:
+        live.close()
+    assert len(upstream[1].requests) == 2
 
 
 @pytest.mark.parametrize(
@@ -194,6 +245,13 @@ def test_the_relay_binds_to_loopback_only(
     assert err.splitlines() == [
         "pyrospan: span labels: the profile relay could not start (ValueError: 0.0.0.0 is not a "
         "loopback address); using thread tags, exact only for steps of 10 ms or more"
+    ]
+    # Span labels were thread tags anyway: what is lost is hearing about failed pushes.
+    assert relays.start("http://127.0.0.1:9", frames=False) is None
+    assert capsys.readouterr().err.splitlines() == [
+        "pyrospan: profiles: the profile relay could not start (ValueError: 0.0.0.0 is not a "
+        "loopback address); pyroscope-io pushes to the server itself, and a push it cannot "
+        "deliver goes unreported"
     ]
 
 

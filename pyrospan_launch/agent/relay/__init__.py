@@ -1,11 +1,11 @@
-"""The in-process relay that turns marker frames into span labels before profiles leave.
+"""The in-process relay every profile push goes through on its way to the server.
 
 pyroscope-io pushes to :class:`~pyrospan_launch.agent.relay.server.Relay` on the
-loopback interface; the relay rewrites each push
-(:mod:`pyrospan_launch.agent.relay.rewrite`) and forwards it to the configured server.
-:func:`start` starts one, or says in one line why it could not (span labels then fall
-back to thread tags).  :func:`direct` keeps pyroscope-io's pushes to it off any proxy.
-See docs/design.md.
+loopback interface; the relay rewrites each push that may hold marker frames
+(:mod:`pyrospan_launch.agent.relay.rewrite`), passes the others on as they came, and
+forwards them to the configured server, saying why when one is not delivered.
+:func:`start` starts one, or says in one line why it could not and what that costs.
+:func:`direct` keeps pyroscope-io's pushes to it off any proxy.  See docs/design.md.
 """
 
 from __future__ import annotations
@@ -18,21 +18,33 @@ from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.common import log, proxies
 from pyrospan_launch.common.relay_host import HOST_VARIABLE, relay_host
 
-__all__ = ["HOST_VARIABLE", "TOKEN_HEADER", "Relay", "direct", "start"]
+__all__ = ["HOST_VARIABLE", "TOKEN_HEADER", "Relay", "direct", "not_started", "start"]
 
 
-def start(upstream: str) -> Relay | None:
-    """A running relay forwarding to ``upstream``, or None (with one ``pyrospan:`` line)."""
+def start(upstream: str, *, frames: bool = True) -> Relay | None:
+    """A running relay forwarding to ``upstream``, or None (with one ``pyrospan:`` line).
+
+    ``frames``: span labels were to come from marker frames (the line says what replaces
+    them); without, the relay was there to report failed pushes.
+    """
     try:
         relay = Relay(upstream, host=relay_host(os.environ))
         relay.start()
     except Exception as exc:
-        log.warning(
-            f"span labels: the profile relay could not start ({type(exc).__name__}: {exc}); "
-            "using thread tags, exact only for steps of 10 ms or more"
-        )
+        log.warning(not_started(exc, frames))
         return None
     return relay
+
+
+def not_started(exc: BaseException, frames: bool, where: str = "") -> str:
+    """The line that says the relay could not start (``where``: " in pid N") and the cost."""
+    what = f"the profile relay could not start{where} ({type(exc).__name__}: {exc})"
+    if frames:
+        return f"span labels: {what}; using thread tags, exact only for steps of 10 ms or more"
+    return (
+        f"profiles: {what}; pyroscope-io pushes to the server itself, and a push it "
+        "cannot deliver goes unreported"
+    )
 
 
 @contextlib.contextmanager

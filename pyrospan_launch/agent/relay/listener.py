@@ -121,6 +121,12 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 name="pyrospan-relay-conn",
                 daemon=True,
             ).start()
+        except RuntimeError:
+            # No new thread: Python 3.12+ starts none once it is finalizing, which is when
+            # the exit flush of a program that ends before its first upload connects (or
+            # the process has no room for one).  Served on this thread instead: at exit
+            # it is the one push left, and a late push beats a lost one.
+            self._serve_connection(request, client_address, slots)
         except BaseException:
             slots.release()  # socketserver closes the connection and calls handle_error
             raise

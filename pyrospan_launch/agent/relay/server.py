@@ -101,7 +101,15 @@ class Relay:
         if self.markers_possible:
             return
         self.markers_possible = True
-        _preload()
+        _preload(rewrite=True)
+
+    def load_forwarding(self) -> None:
+        """Load what receiving and forwarding pushes needs, now; never rewrite them.
+
+        For a relay that passes pushes on as they came (span labels from thread tags),
+        called at the same point as :meth:`warm_up`, for the same reasons.
+        """
+        _preload(rewrite=False)
 
     # -- life --------------------------------------------------------------------------
     def start(self) -> None:
@@ -245,14 +253,16 @@ class Relay:
             log.warning(f"profiles: {change} (Pyroscope rejects a profile that breaks a limit)")
 
 
-def _preload() -> None:
+def _preload(rewrite: bool) -> None:
     try:
         import hmac  # noqa: F401
         import http.client  # noqa: F401
         import ssl  # noqa: F401
 
         from pyrospan_launch.agent.relay.handler import PushHandler  # noqa: F401
-        from pyrospan_launch.agent.relay.rewrite import rewrite_push  # noqa: F401
+
+        if rewrite:
+            from pyrospan_launch.agent.relay.rewrite import rewrite_push  # noqa: F401
     except Exception as exc:
         log.debug(f"relay: could not load its rewrite: {type(exc).__name__}: {exc}")
 
