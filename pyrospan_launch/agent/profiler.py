@@ -319,7 +319,9 @@ class Profiler:
         done.wait(_SWITCH_WAIT)
         if labels is not None:
             labels.retarget(add, remove)
-        log.info(f"profiles: {reason}; this process moves to py-spy, which labels it")
+        # Said as a warning when it overrides PYROSPAN_SAMPLER=stack.
+        say = log.info if self.sampling.automatic else log.warning
+        say(f"profiles: {reason}; this process moves to py-spy, which labels it")
         if failure:
             log.warning(f"profiles: py-spy did not start after the Stack sampler: {failure[0]}")
             return False
