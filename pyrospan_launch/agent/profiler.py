@@ -250,10 +250,12 @@ class Profiler:
         """Start the chosen sampler; when Stack is refused, py-spy with one line."""
         try:
             _configure(self.config, relay, stack=self.sampling.stack)
-        except ProfilerError as exc:
+        except Exception as exc:
+            # Its options are experimental in pyroscope-io: a release that changes them
+            # costs the Stack sampler, not the profile.
             if not self.sampling.stack:
                 raise
-            reason = f"the Stack sampler did not start ({exc})"
+            reason = f"the Stack sampler did not start ({type(exc).__name__}: {exc})"
             self._change(self.sampling.on_pyspy(reason))
             log.warning(f"profiles: {reason}; py-spy samples instead")
             _configure(self.config, relay, stack=False)

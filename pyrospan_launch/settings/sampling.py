@@ -141,7 +141,8 @@ def choose(
     py-spy where Stack is measured worse or cannot serve: before 3.12 (its wall-clock
     loop tears deep stacks), for thread tags and wall-clock profiles (it reads no tags
     and counts CPU only), and in the servers :func:`server_against_stack` names.  An
-    explicit ``stack`` is kept except with thread tags, which it would lose entirely.
+    explicit ``stack`` is kept except with thread tags, which it would lose entirely,
+    and wall-clock profiles, which it refuses to start for.
     """
     version = python or (sys.version_info[0], sys.version_info[1])
     if not tracing:
@@ -155,6 +156,16 @@ def choose(
             else "tracing is off: only the app's own thread tags label samples; py-spy reads them"
         )
         return Sampling(PYSPY, labels, asked, why)
+    if not oncpu:
+        # configure() refuses the Stack sampler for wall-clock profiles (measured: it
+        # returns False with oncpu=False).
+        return Sampling(
+            PYSPY,
+            labels,
+            asked,
+            "wall-clock profiles (PYROSCOPE_ONCPU=false) come from py-spy: "
+            "the Stack sampler counts CPU time only",
+        )
     if asked == STACK:
         if version < CPU_TIMERS:
             return Sampling(STACK, labels, asked, "as asked; wall-clock loop before CPython 3.12")
@@ -165,10 +176,6 @@ def choose(
             labels,
             asked,
             f"CPython {version[0]}.{version[1]}: the Stack sampler needs 3.12+ for CPU timers",
-        )
-    if not oncpu:
-        return Sampling(
-            PYSPY, labels, asked, "wall-clock profiles (PYROSCOPE_ONCPU=false) come from py-spy"
         )
     if server_reason is not None:
         return Sampling(PYSPY, labels, asked, server_reason)

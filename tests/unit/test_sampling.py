@@ -25,6 +25,7 @@ NEW, OLD = (3, 13), (3, 11)
         ("stack", "frames", {"python": OLD}, "stack", "wall-clock loop before CPython 3.12"),
         ("stack", "frames", {"python": NEW, "server_reason": "uWSGI x"}, "stack", "as asked"),
         ("stack", "tags", {"python": NEW}, "pyspy", "only py-spy reads"),
+        ("stack", "frames", {"python": NEW, "oncpu": False}, "pyspy", "counts CPU time only"),
         ("pyspy", "frames", {"python": NEW}, "pyspy", "as asked"),
     ],
 )
