@@ -178,6 +178,8 @@ class Profiler:
         self._native_path = ""
         self._switch_lock = threading.Lock()
         self._warned: set[str] = set()
+        # True once the app's own configure() runs the profiler (ConfigureHandover).
+        self._app_owns = False
 
     # --- start ---------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class Profiler:
 
             self.app_tags = app_tags.install(app_tag_room, self.app_tagged)
         self._handover = ConfigureHandover(labels, relay, self._spans_follow)
+        self._handover.on_handed_over = self._app_configured
         self._lifecycle.after_fork_in_child(self.restart_in_child)
         self._handover.install()
         # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
@@ -269,8 +272,8 @@ class Profiler:
         what is lost and what to set, unless ``force`` (the Stack sampler cannot go on
         safely).  True when py-spy runs afterwards.
         """
-        if not self.sampling.stack:
-            return True
+        if not self.sampling.stack or self._app_owns:
+            return not self.sampling.stack
         if not (self.sampling.automatic or force):
             if reason not in self._warned:
                 self._warned.add(reason)
@@ -330,6 +333,17 @@ class Profiler:
         if labels is not None:
             labels.reapply()  # this thread's labels, lost with the old profiler
         return True
+
+    def _app_configured(self, arguments: dict[str, Any]) -> None:
+        """The app's own ``pyroscope.configure()`` now runs the profiler, with its sampler.
+
+        pyrospan-run no longer moves it anywhere (a move would restart the profiler with
+        pyrospan-run's settings).
+        """
+        self._app_owns = True
+        chosen = str(arguments.get("cpu_implementation", ""))
+        if self.sampling.stack and not chosen.endswith("Stack"):
+            self._change(self.sampling.on_pyspy("the app's own pyroscope.configure() chose it"))
 
     def _signal_taken(self, reason: str) -> None:
         # Even with PYROSPAN_SAMPLER=stack: the sampler would stop, or its timer's signal

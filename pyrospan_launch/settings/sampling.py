@@ -142,7 +142,7 @@ def choose(
     loop tears deep stacks), for thread tags and wall-clock profiles (it reads no tags
     and counts CPU only), and in the servers :func:`server_against_stack` names.  An
     explicit ``stack`` is kept except with thread tags, which it would lose entirely,
-    and wall-clock profiles, which it refuses to start for.
+    wall-clock profiles, which it refuses to start for, and those servers.
     """
     version = python or (sys.version_info[0], sys.version_info[1])
     if not tracing:
@@ -166,6 +166,9 @@ def choose(
             "wall-clock profiles (PYROSCOPE_ONCPU=false) come from py-spy: "
             "the Stack sampler counts CPU time only",
         )
+    if server_reason is not None:
+        # Even when asked for: the server's workers would crash, or go unsampled.
+        return Sampling(PYSPY, labels, asked, server_reason)
     if asked == STACK:
         if version < CPU_TIMERS:
             return Sampling(STACK, labels, asked, "as asked; wall-clock loop before CPython 3.12")
@@ -177,8 +180,6 @@ def choose(
             asked,
             f"CPython {version[0]}.{version[1]}: the Stack sampler needs 3.12+ for CPU timers",
         )
-    if server_reason is not None:
-        return Sampling(PYSPY, labels, asked, server_reason)
     return Sampling(
         STACK, labels, asked, f"CPython {version[0]}.{version[1]} has per-thread CPU timers"
     )
