@@ -70,7 +70,7 @@ def test_servers_the_stack_sampler_cannot_serve(
 def test_the_configuration_resolves_the_choice_once_with_the_command() -> None:
     config = resolve({"PYROSPAN_SAMPLER": "auto"}, ["uwsgi", "--ini", "x"], "/usr/bin/uwsgi")
     assert config.sampler == "auto"
-    assert config.sampling.sampler == "pyspy" and "uWSGI" in config.sampling.reason
+    assert config.sampler_choice.sampler == "pyspy" and "uWSGI" in config.sampler_choice.reason
     bad = resolve({"PYROSPAN_SAMPLER": "fast"}, ["python"], "/usr/bin/python3")
     assert [str(e) for e in bad.errors] == [
         "PYROSPAN_SAMPLER='fast': expected auto, stack or pyspy"
