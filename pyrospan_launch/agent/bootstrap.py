@@ -292,6 +292,7 @@ class Bootstrap:
         profiler = self.agent.profiler
         if profiler is None or not (profiler.sampling.stack and profiler.sampling.frames):
             return
+        processor.foreign_thread = profiler.see_current_thread
 
         def unframed(name: str) -> None:
             import threading

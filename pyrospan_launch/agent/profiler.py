@@ -180,6 +180,9 @@ class Profiler:
         self._warned: set[str] = set()
         # True once the app's own configure() runs the profiler (ConfigureHandover).
         self._app_owns = False
+        # The Stack sampler's thread registration, and the native threads it was given.
+        self._register_thread: Callable[[int, int], object] | None = None
+        self._seen_threads: set[int] = set()
 
     # --- start ---------------------------------------------------------------------
 
@@ -251,6 +254,8 @@ class Profiler:
 
     def _configure_or_fall_back(self, relay: Relay | None) -> None:
         """Start the chosen sampler; when Stack is refused, py-spy with one line."""
+        if self.sampling.stack:
+            self._catch_thread_registry()
         try:
             _configure(self.config, relay, stack=self.sampling.stack)
         except Exception as exc:
@@ -262,6 +267,49 @@ class Profiler:
             self._change(self.sampling.on_pyspy(reason))
             log.warning(f"profiles: {reason}; py-spy samples instead")
             _configure(self.config, relay, stack=False)
+
+    # --- threads the Stack sampler has not seen ------------------------------------
+
+    def _catch_thread_registry(self) -> None:
+        """Keep the function with which the Stack sampler registers a thread's CPU timer.
+
+        pyroscope-io hands it to ``pyroscope._install_stack_threads``, which registers the
+        threads ``threading`` starts.  Threads started by native code (granian's Rust
+        workers, which Python sees as dummy threads) never pass there:
+        :meth:`see_current_thread` registers them when a root span starts on one.
+        """
+        import pyroscope
+
+        install = getattr(pyroscope, "_install_stack_threads", None)
+        if install is None or getattr(install, "_pyrospan", False):
+            return
+
+        def install_and_keep(threading_module: Any, register: Any, unregister: Any) -> Any:
+            self._register_thread = register
+            return install(threading_module, register, unregister)
+
+        install_and_keep._pyrospan = True  # type: ignore[attr-defined]
+        pyroscope._install_stack_threads = install_and_keep
+
+    def see_current_thread(self) -> None:
+        """A root span starts on this thread: make sure the Stack sampler samples it."""
+        if not self.sampling.stack or self._register_thread is None:
+            return
+        thread = threading.current_thread()
+        if not isinstance(thread, threading._DummyThread):
+            return  # started by threading: registered by pyroscope-io itself
+        ident = threading.get_ident()
+        if ident in self._seen_threads:
+            return
+        self._seen_threads.add(ident)
+        if "gevent" in sys.modules or "eventlet" in sys.modules:
+            return  # a greenlet's "thread": its real thread is registered already
+        try:
+            self._register_thread(ident, threading.get_native_id())
+        except Exception as exc:
+            self.move_to_pyspy(f"a thread started outside Python could not be registered ({exc})")
+            return
+        log.debug(f"Stack sampler: registered thread {thread.name} started outside Python")
 
     # --- moving to py-spy ----------------------------------------------------------
 

@@ -99,30 +99,15 @@ def server_against_stack(
 ) -> str | None:
     """Why the server this process runs in cannot use the Stack sampler, or None.
 
-    * uWSGI: its workers die of SIGSEGV in uWSGI's own exit code under the Stack
-      sampler's signal handlers, losing their last window and their spans.
-    * granian's WSGI interface: requests run on granian's own threads, which Python's
-      ``threading`` never starts, so the Stack sampler never registers their CPU timers.
+    uWSGI: its workers die of SIGSEGV in uWSGI's own exit code under the Stack
+    sampler's signal handlers, losing their last window and their spans.  (granian's
+    WSGI threads, which Python does not start, are registered with the sampler as their
+    first root span starts: Profiler.see_current_thread.)
     """
     name = os.path.basename(executable).lower()
     if "uwsgi" in name:
         return "uWSGI's workers crash at exit under the Stack sampler's signal handlers"
-    programs = [os.path.basename(arg) for arg in argv[:3]]
-    if "granian" in programs:
-        interface = _option(argv, "--interface") or environ.get("GRANIAN_INTERFACE", "")
-        if interface.lower() == "wsgi":
-            return "granian runs WSGI requests on threads the Stack sampler cannot see"
     return None
-
-
-def _option(argv: Sequence[str], name: str) -> str | None:
-    found = None
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            found = argv[i + 1]
-        elif arg.startswith(f"{name}="):
-            found = arg.partition("=")[2]
-    return found
 
 
 def choose(
