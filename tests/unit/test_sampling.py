@@ -7,14 +7,15 @@ import pytest
 from pyrospan_launch.settings.config import resolve
 from pyrospan_launch.settings.sampling import Sampling, choose, server_against_stack
 
-NEW, OLD = (3, 13), (3, 11)
+NEW, OLD, OLDEST = (3, 13), (3, 11), (3, 10)
 
 
 @pytest.mark.parametrize(
     ("asked", "labels", "kwargs", "sampler", "reason"),
     [
         ("auto", "frames", {"python": NEW}, "stack", "CPython 3.13 has per-thread CPU timers"),
-        ("auto", "frames", {"python": OLD}, "pyspy", "CPython 3.11: the Stack sampler needs 3.12+"),
+        ("auto", "frames", {"python": OLD}, "stack", "CPython 3.11: its wall-clock loop"),
+        ("auto", "frames", {"python": OLDEST}, "stack", "CPython 3.10: its wall-clock loop"),
         ("auto", "tags", {"python": NEW}, "pyspy", "span labels are thread tags"),
         ("auto", "frames", {"python": NEW, "tracing": False}, "pyspy", "tracing is off"),
         ("auto", "frames", {"python": NEW, "oncpu": False}, "pyspy", "wall-clock profiles"),
