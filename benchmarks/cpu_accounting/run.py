@@ -66,6 +66,7 @@ class Accounting:
     shown: float
     wall: float
     span_ratios: tuple[float, ...]  # per span: shown / used (wall-clock mode: / wall)
+    said: tuple[str, ...] = ()  # pyrospan-run's warning lines (a sampler that did not start)
 
     @property
     def ratio(self) -> float:
@@ -223,6 +224,9 @@ def main() -> None:
             f"{statistics.median(r.ratio for r in runs):.3f} | "
             f"{min(spans):.3f} to {max(spans):.3f} |"
         )
+    said = {(describe(c), line) for c, runs in results.items() for r in runs for line in r.said}
+    for config_name, line in sorted(said):
+        print(f"\n{config_name}: pyrospan-run said: {line}")
     if args.idle > 0:
         idle: dict[str, list[float]] = {}
         for _ in range(args.rounds):
