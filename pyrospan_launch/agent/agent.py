@@ -23,10 +23,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrospan_launch.agent.app_tags import AppTags
     from pyrospan_launch.agent.export_errors import ExportErrorFilter, HeaderWarningFilter
+    from pyrospan_launch.agent.profiler import Profiler
     from pyrospan_launch.agent.relay.server import Relay
     from pyrospan_launch.agent.spans.labels import LabelSwitch
     from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
     from pyrospan_launch.settings.config import Config
+    from pyrospan_launch.settings.sampling import Sampling
 
 
 # The state of each part of the agent (profiling, tracing, linking, children, exit
@@ -52,6 +54,11 @@ class Agent:
         self.failures: list[str] = []
         # The warning filters before any app code: OpenTelemetry's parts load under them.
         self.startup_warnings = StartupWarnings()
+        # Which CPU sampler runs and how root spans reach its samples: chosen with the
+        # configuration, changed only by the profiler (towards py-spy, with a reason).
+        self.sampling: Sampling | None = None
+        # pyroscope-io in this process, once it runs.
+        self.profiler: Profiler | None = None
         # The profiler's per-thread labels, once the profiler runs.
         self.labels: LabelSwitch | None = None
         # The profile relay, when profiles go through one (``pyrospan-run --check`` reads it).
@@ -72,6 +79,10 @@ class Agent:
         self.provider_handover = ProviderHandover(self.service_names)
         # The filters on OpenTelemetry's export loggers, once tracing starts.
         self.export_filters: tuple[ExportErrorFilter, HeaderWarningFilter] | None = None
+
+    def keep_sampling(self, sampling: Sampling) -> None:
+        """Hold the sampler choice as it is now (the profiler calls this when it changes)."""
+        self.sampling = sampling
 
     def keep_relay(self, relay: Relay) -> None:
         """Hold the relay the profiler started."""

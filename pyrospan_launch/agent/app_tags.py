@@ -61,6 +61,8 @@ class AppTags:
         self._shown = _Shown()
         self._said: set[str] = set()
         self._installed: tuple[Any, TagFunction, TagFunction] | None = None
+        # Called once, before the app's first tag is set (the Stack sampler reads none).
+        self.on_first_tag: Callable[[], object] | None = None
 
     def add(self, key: Any, value: Any) -> object:
         """``add_thread_tag`` for the app: fitted, or not set when it cannot fit."""
@@ -86,6 +88,9 @@ class AppTags:
                 f"a Pyroscope series takes at most {MAX_SERIES_LABELS}",
             )
             return None
+        if self.on_first_tag is not None:
+            first, self.on_first_tag = self.on_first_tag, None
+            first()
         fitted = fit_value(value)
         if fitted is not value:
             self._say(
@@ -121,6 +126,13 @@ class AppTags:
         native.add_thread_tag = self.add
         native.remove_thread_tag = self.remove
 
+    def move_to(self, native: Any) -> None:
+        """Stand in for ``native``'s functions instead (a forked child's own copy)."""
+        self.uninstall()
+        self._add = native.add_thread_tag
+        self._remove = native.remove_thread_tag
+        self.install(native)
+
     def uninstall(self) -> None:
         """Put the native functions back."""
         if self._installed is None:
@@ -136,15 +148,24 @@ class AppTags:
             log.warning(message)
 
 
-def install(config: Config) -> AppTags | None:
-    """Fit the app's thread tags from now on (the profiler of ``config`` is running)."""
+def room_for(config: Config) -> int:
+    """How many thread tag names the app may set on a thread under ``config``."""
+    assert config.profiler is not None
+    span_labels = config.span_name_label + config.trace_id_label
+    return max(0, user_label_room(span_labels) - len(config.profiler.tags))
+
+
+def install(room: int, on_first_tag: Callable[[], object] | None = None) -> AppTags | None:
+    """Fit the app's thread tags from now on (pyroscope-io's profiler is running).
+
+    ``on_first_tag`` is called once, when the app sets its first thread tag.
+    """
     import pyroscope
 
     native: Any = getattr(pyroscope, "_native", None)
-    if config.profiler is None or not callable(getattr(native, "add_thread_tag", None)):
+    if not callable(getattr(native, "add_thread_tag", None)):
         return None
-    span_labels = config.span_name_label + config.trace_id_label
-    room = user_label_room(span_labels) - len(config.profiler.tags)
-    tags = AppTags(native.add_thread_tag, native.remove_thread_tag, max(0, room))
+    tags = AppTags(native.add_thread_tag, native.remove_thread_tag, room)
+    tags.on_first_tag = on_first_tag
     tags.install(native)
     return tags

@@ -28,6 +28,7 @@ from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrospan_launch.agent.spans.labels import LabelSwitch
+    from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
 
 class Bootstrap:
@@ -105,6 +106,10 @@ class Bootstrap:
     def report_settings(self) -> None:
         """One line per bad or changed value, once per run; strict mode stops on the first."""
         config = self.config
+        self.agent.sampling = config.sampling
+        sampling = config.sampling
+        if config.profiling and sampling.asked == "stack" and not sampling.stack:
+            log.warning(f"PYROSPAN_SAMPLER=stack: py-spy samples instead: {sampling.reason}")
 
         def stop() -> None:
             first = config.errors[0] if config.errors else ValueError(config.notices[0])
@@ -144,20 +149,24 @@ class Bootstrap:
             self._fail("profiling", exc, profiler_support.unavailable_reason())
 
     def _start_profiler(self) -> None:
-        from pyrospan_launch.agent import profiler
+        from pyrospan_launch.agent import app_tags
+        from pyrospan_launch.agent.profiler import Profiler
 
         config, agent = self.config, self.agent
         assert config.profiler is not None
-        # Marker frames need span linking: without tracing there is no span to mark.
-        method = config.span_labels if config.tracing else "tags"
         follow = agent.spans_follow if config.tracing else None
-        self._labels = profiler.start(
-            config.profiler, agent.lifecycle, method, follow, on_relay=agent.keep_relay
+        profiler = Profiler(
+            config.profiler,
+            config.sampling,
+            agent.lifecycle,
+            spans_follow=follow,
+            on_relay=agent.keep_relay,
+            on_sampling=agent.keep_sampling,
         )
+        agent.profiler = profiler
+        self._labels = profiler.start(app_tags.room_for(config))
         agent.labels = self._labels
-        from pyrospan_launch.agent import app_tags
-
-        agent.app_tags = app_tags.install(config)
+        agent.app_tags = profiler.app_tags
         agent.service_names.profile_name = config.profiler.application_name
 
     def tracing(self) -> None:
@@ -263,6 +272,7 @@ class Bootstrap:
             context_switching=active,
         )
         provider.add_span_processor(processor)
+        self._watch_unframed(processor)
         if labels.warm_up is not None:
             labels.warm_up()
         agent.provider_handover.install(provider, processor)
@@ -272,6 +282,28 @@ class Bootstrap:
             log.debug("span-profile processor added; labels follow the running context")
         else:
             log.debug("span-profile processor added; labels follow span start and end")
+
+    def _watch_unframed(self, processor: SpanProfileProcessor) -> None:
+        """Under the Stack sampler, a root span no marker frame will carry is said once.
+
+        Only a thread tag labels it, and the Stack sampler reads none: ``auto`` moves the
+        process to py-spy, an explicit ``stack`` warns (Profiler.move_to_pyspy).
+        """
+        profiler = self.agent.profiler
+        if profiler is None or not (profiler.sampling.stack and profiler.sampling.frames):
+            return
+
+        def unframed(name: str) -> None:
+            import threading
+
+            processor.unframed = None  # said once, whatever the answer
+            thread = threading.current_thread().name
+            profiler.move_to_pyspy(
+                f"root span {name!r} started on thread {thread!r} outside any request, "
+                "task or thread-pool boundary, where no marker frame carries it"
+            )
+
+        processor.unframed = unframed
 
     def exit_handling(self) -> None:
         """Fork and exit handling, when something runs that needs it."""

@@ -1,9 +1,12 @@
-"""Start the Pyroscope profiler (pyroscope-io) from a validated configuration."""
+"""Run the Pyroscope profiler (pyroscope-io) from a validated configuration: :class:`Profiler`."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import threading
+import time
 from collections.abc import Callable
 
 from pyrospan_launch.agent.app_profiler import ConfigureHandover
@@ -12,6 +15,7 @@ from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import ProfilerConfig
+from pyrospan_launch.settings.sampling import CPU_TIMERS, Sampling
 
 # typing for type checkers only: importing it costs every process milliseconds at start-up
 # (docs/design.md, start-up imports).
@@ -19,17 +23,25 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrospan_launch.agent.app_tags import AppTags
+
 
 # Seconds the exit flush waits for the relay's last pushes (the lifecycle allows 0.5 s in
 # all; what is left is for the one summary line).
 _EXIT_DRAIN = 0.4
+# Seconds the app waits for the move from the Stack sampler to py-spy.
+_SWITCH_WAIT = 0.5
+# Marker code objects kept alive under the Stack sampler (span_markers.KeptCodes).
+_KEPT_MARKERS = 4096
+# Frames the Stack sampler reads from each stack, leaf first.
+_STACK_FRAMES = 256
 
 
 class ProfilerError(RuntimeError):
     """pyroscope-io refused to start."""
 
 
-def _configure(config: ProfilerConfig, relay: Relay | None = None) -> None:
+def _configure(config: ProfilerConfig, relay: Relay | None = None, *, stack: bool = False) -> None:
     import pyroscope
 
     from pyrospan_launch.agent import relay as relays
@@ -40,6 +52,12 @@ def _configure(config: ProfilerConfig, relay: Relay | None = None) -> None:
         # pyroscope-io pushes to this process's relay, which forwards to the server.
         server_address = relay.address
         http_headers[TOKEN_HEADER] = relay.token
+    # The members of the native module loaded now: a forked child may run its own copy
+    # (agent/native_copy), whose enums refuse the first module's.
+    native = pyroscope._native
+    implementation = native.ProfilerImplementation
+    if stack:
+        _tune_stack_sampler(native)
     with relays.direct(relay):
         started = pyroscope.configure(
             application_name=config.application_name,
@@ -59,9 +77,37 @@ def _configure(config: ProfilerConfig, relay: Relay | None = None) -> None:
             # A `pid` label on every sample, the process's own (workers of a prefork server
             # apart); it matches the `process.pid` resource attribute of its spans.
             report_pid=True,
+            line_no=native.LineNo.LastInstruction,
+            cpu_implementation=implementation.Stack if stack else implementation.PySpy,
         )
     if started is False:
         raise ProfilerError("pyroscope.configure() returned False")
+
+
+def _tune_stack_sampler(native: Any) -> None:
+    """The Stack sampler's options, before it starts (only the first call counts).
+
+    * ``max_threads=0``: every thread in every cycle.  Past its default cap of 25 the
+      sampler picks threads at random, and a span on a thread left out loses samples
+      without a word.
+    * ``max_nframe``: deep enough for the marker frame near the root of a 100-frame
+      stack under a framework (a cut stack loses the marker and its label).
+    """
+    native.configure_experimental_stack_profiler(
+        _STACK_FRAMES, 0, True, 0.01, 100000, 0.0, 600, 95.0, True, 10
+    )
+
+
+def _after(
+    done: threading.Event, tag: Callable[[str, str], object]
+) -> Callable[[str, str], object]:
+    """``tag``, called once ``done`` is set (or the switch's wait is over)."""
+
+    def tag_when_done(key: str, value: str) -> object:
+        done.wait(_SWITCH_WAIT)
+        return tag(key, value)
+
+    return tag_when_done
 
 
 def installed() -> bool:
@@ -99,44 +145,212 @@ def _tag_functions(pyroscope: Any) -> tuple[Any, Any]:
     return pyroscope.add_thread_tag, pyroscope.remove_thread_tag
 
 
-def start(
-    config: ProfilerConfig,
-    lifecycle: Lifecycle,
-    span_labels: str = "tags",
-    spans_follow: Callable[[str], str] | None = None,
-    *,
-    on_relay: Callable[[Relay], None] | None = None,
-) -> LabelSwitch:
-    """Configure pyroscope-io and return the handle that labels threads' samples.
+class Profiler:
+    """pyroscope-io in this process: its relay, its label switch, and which sampler runs.
 
-    pyroscope-io pushes to this process's relay, which forwards to the server and says
-    when a push is not delivered (pushing directly, pyroscope-io reports nothing readable).
-    ``span_labels="frames"`` also makes the relay turn root spans' marker frames into
-    sample labels; with "tags" it passes pushes on as they came.  Without a relay
-    (it could not start) pyroscope-io pushes directly and span labels are thread tags.
-    ``spans_follow`` is called with the application name an app's own
-    ``pyroscope.configure()`` gives (see :class:`ConfigureHandover`).  Forked children
-    start their own relay, configure the profiler again (its sampler does not survive
-    fork) and put back the labels of the span that was open on the forking thread, if
-    any.  The last profile window is sent at exit, within the lifecycle's exit deadline.
-    ``on_relay`` is given the relay once it runs.
+    ``sampling`` is the choice made with the configuration (settings/sampling);
+    ``on_sampling`` is told each time it changes (the agent holds it).  It changes only
+    towards py-spy: when the relay cannot run marker frames, when a forked child cannot
+    start the Stack sampler, or when ``auto`` meets something the Stack sampler cannot
+    label (:meth:`move_to_pyspy`).
     """
-    import pyroscope
 
-    from pyrospan_launch.agent import relay as relays
+    def __init__(
+        self,
+        config: ProfilerConfig,
+        sampling: Sampling,
+        lifecycle: Lifecycle,
+        *,
+        spans_follow: Callable[[str], str] | None = None,
+        on_relay: Callable[[Relay], None] | None = None,
+        on_sampling: Callable[[Sampling], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.sampling = sampling
+        self._lifecycle = lifecycle
+        self._spans_follow = spans_follow
+        self._on_relay = on_relay
+        self._on_sampling = on_sampling
+        self.relay: Relay | None = None
+        self.labels: LabelSwitch | None = None
+        self.app_tags: AppTags | None = None
+        self._handover: ConfigureHandover | None = None
+        self._native_path = ""
+        self._switch_lock = threading.Lock()
+        self._warned: set[str] = set()
 
-    frames = span_labels == "frames"
-    relay = relays.start(config.server_address, frames=frames)
-    if relay is not None and on_relay is not None:
-        on_relay(relay)
-    _configure(config, relay)
-    labels = LabelSwitch(*_tag_functions(pyroscope), frames=frames and relay is not None)
-    if relay is not None:
-        # Loaded when span linking starts, not on the relay's threads (Relay.warm_up).
-        labels.warm_up = relay.warm_up if labels.frames else relay.load_forwarding
-    handover = ConfigureHandover(labels, relay, spans_follow)
+    # --- start ---------------------------------------------------------------------
 
-    def restart_in_child() -> None:
+    def start(self, app_tag_room: int | None = None) -> LabelSwitch:
+        """Configure pyroscope-io and return the handle that labels threads' samples.
+
+        pyroscope-io pushes to this process's relay, which forwards to the server and says
+        when a push is not delivered (pushing directly, pyroscope-io reports nothing
+        readable).  With marker frames the relay also turns root spans' marker frames into
+        sample labels; with thread tags it passes pushes on as they came.  Without a relay
+        (it could not start) pyroscope-io pushes directly, span labels are thread tags and
+        py-spy samples.  Forked children start their own relay and profiler
+        (:meth:`restart_in_child`).  The last window is sent at exit, within the
+        lifecycle's exit deadline.  ``app_tag_room`` fits the app's own thread tags
+        (agent/app_tags) when given.
+        """
+        import pyroscope
+
+        from pyrospan_launch.agent import native_copy
+        from pyrospan_launch.agent import relay as relays
+
+        relay = relays.start(self.config.server_address, frames=self.sampling.frames)
+        self.relay = relay
+        if relay is not None and self._on_relay is not None:
+            self._on_relay(relay)
+        if relay is None and self.sampling.frames:
+            self._change(self.sampling.with_tags("the profile relay could not start"))
+        self._native_path = native_copy.original_path()
+        self._configure_or_fall_back(relay)
+        if relay is not None and self.sampling.stack:
+            relay.label_pid = True  # the Stack sampler labels no sample with its pid
+        if self.sampling.stack:
+            from pyrospan_launch.agent.spans.span_markers import KEPT
+            from pyrospan_launch.agent.stack_guard import StackGuard
+
+            KEPT.start(_KEPT_MARKERS)
+            StackGuard(self._signal_taken, lambda: self.sampling.stack).install()
+        labels = LabelSwitch(*_tag_functions(pyroscope), frames=self.sampling.frames)
+        self.labels = labels
+        if relay is not None:
+            # Loaded when span linking starts, not on the relay's threads (Relay.warm_up).
+            labels.warm_up = relay.warm_up if labels.frames else relay.load_forwarding
+        if app_tag_room is not None:
+            from pyrospan_launch.agent import app_tags
+
+            self.app_tags = app_tags.install(app_tag_room, self.app_tagged)
+        self._handover = ConfigureHandover(labels, relay, self._spans_follow)
+        self._lifecycle.after_fork_in_child(self.restart_in_child)
+        self._handover.install()
+        # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
+        self._lifecycle.on_exit("profiles", self.send_last_window)
+        config = self.config
+        how = f"through the relay at {relay.address}" if relay is not None else "directly"
+        log.debug(
+            f"profiler started: application {config.application_name!r}, "
+            f"{config.sample_rate} Hz, upload every {config.upload_interval}s "
+            f"to {config.server_address} {how}; sampler {self.sampling.describe()}; span labels "
+            f"{'from marker frames' if labels.frames else 'from thread tags'}"
+        )
+        return labels
+
+    def _change(self, sampling: Sampling) -> None:
+        self.sampling = sampling
+        if self.labels is not None:
+            self.labels.frames = sampling.frames
+        if self._on_sampling is not None:
+            self._on_sampling(sampling)
+
+    def _configure_or_fall_back(self, relay: Relay | None) -> None:
+        """Start the chosen sampler; when Stack is refused, py-spy with one line."""
+        try:
+            _configure(self.config, relay, stack=self.sampling.stack)
+        except ProfilerError as exc:
+            if not self.sampling.stack:
+                raise
+            reason = f"the Stack sampler did not start ({exc})"
+            self._change(self.sampling.on_pyspy(reason))
+            log.warning(f"profiles: {reason}; py-spy samples instead")
+            _configure(self.config, relay, stack=False)
+
+    # --- moving to py-spy ----------------------------------------------------------
+
+    def move_to_pyspy(self, reason: str, *, force: bool = False) -> bool:
+        """``auto``: sample with py-spy from now on, for ``reason``, said in one line.
+
+        With ``PYROSPAN_SAMPLER=stack`` nothing changes and one warning per reason names
+        what is lost and what to set, unless ``force`` (the Stack sampler cannot go on
+        safely).  True when py-spy runs afterwards.
+        """
+        if not self.sampling.stack:
+            return True
+        if not (self.sampling.automatic or force):
+            if reason not in self._warned:
+                self._warned.add(reason)
+                log.warning(
+                    f"profiles: {reason}, which the Stack sampler cannot label "
+                    "(PYROSPAN_SAMPLER=stack); set PYROSPAN_SAMPLER=auto or pyspy to profile it"
+                )
+            return False
+        with self._switch_lock:
+            # Another thread may have moved it while this one waited for the lock.
+            return self._restart_on_pyspy(reason) if self._still_stack() else True
+
+    def _still_stack(self) -> bool:
+        return self.sampling.stack
+
+    def _restart_on_pyspy(self, reason: str) -> bool:
+        import pyroscope
+
+        began = time.monotonic()
+        done = threading.Event()
+        failure: list[BaseException] = []
+        relay = self.relay if self.relay is not None and self.relay.running else None
+
+        def restart() -> None:
+            try:
+                pyroscope.shutdown()  # the Stack sampler's window is sent first
+                stopped = time.monotonic()
+                _configure(self.config, relay, stack=False)
+                log.debug(
+                    f"sampler switch: Stack stopped in {(stopped - began) * 1000:.0f} ms, "
+                    f"py-spy started {(time.monotonic() - stopped) * 1000:.0f} ms later"
+                )
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        self._change(self.sampling.on_pyspy(reason))
+        labels = self.labels
+        if labels is not None:
+            # Thread tags set while no profiler runs would be lost: other threads' tags
+            # wait for py-spy (at most as long as the app does), then go to it.
+            add, remove = labels.tag_functions()
+            labels.retarget(_after(done, add), _after(done, remove))
+        # A backend that never answers would hold the last Stack window's push for its
+        # timeout: the app waits for the switch at most this long.
+        threading.Thread(target=restart, name="pyrospan-sampler-switch", daemon=True).start()
+        done.wait(_SWITCH_WAIT)
+        if labels is not None:
+            labels.retarget(add, remove)
+        log.info(f"profiles: {reason}; this process moves to py-spy, which labels it")
+        if failure:
+            log.warning(f"profiles: py-spy did not start after the Stack sampler: {failure[0]}")
+            return False
+        if labels is not None:
+            labels.reapply()  # this thread's labels, lost with the old profiler
+        return True
+
+    def _signal_taken(self, reason: str) -> None:
+        # Even with PYROSPAN_SAMPLER=stack: the sampler would stop, or its timer's signal
+        # reach the app's handler (billiard's exits the process).
+        self.move_to_pyspy(reason, force=True)
+
+    def app_tagged(self) -> None:
+        """The app set its first thread tag: only py-spy reads thread tags."""
+        self.move_to_pyspy(
+            "the app sets its own thread tags (pyroscope.tag_wrapper, add_thread_tag)"
+        )
+
+    # --- fork and exit -------------------------------------------------------------
+
+    def restart_in_child(self) -> None:
+        """In a forked child: a relay and a sampler of its own, and the span's labels back.
+
+        The sampler does not survive fork.  The Stack sampler cannot start again in a child
+        on CPython 3.12+ (its CPU timers), so the child loads its own copy of the native
+        module (agent/native_copy); when that fails, py-spy samples the child.
+        """
+        from pyrospan_launch.agent import relay as relays
+
+        relay, labels = self.relay, self.labels
+        assert labels is not None and self._handover is not None
         if relay is not None:
             try:
                 relay.restart_in_child()
@@ -145,17 +359,35 @@ def start(
                 with contextlib.suppress(Exception):
                     relay.close()
                 log.warning(relays.not_started(exc, labels.frames, f" in pid {os.getpid()}"))
-                labels.frames = False
+                self._change(self.sampling.with_tags("the profile relay could not start"))
         child_relay = relay if relay is not None and relay.running else None
-        if not handover.configure_again(child_relay):  # the app's own configure() won
-            _configure(config, child_relay)
+        if self.sampling.stack and sys.version_info >= CPU_TIMERS:
+            self._fresh_native()
+        if not self._handover.configure_again(child_relay):  # the app's own configure() won
+            self._configure_or_fall_back(child_relay)
         labels.reapply()
-        log.debug(f"forked from {os.getppid()}: profiler restarted")
+        log.debug(f"forked from {os.getppid()}: profiler restarted ({self.sampling.describe()})")
 
-    lifecycle.after_fork_in_child(restart_in_child)
-    handover.install()
+    def _fresh_native(self) -> None:
+        from pyrospan_launch.agent import native_copy
 
-    def send_last_window() -> None:
+        try:
+            native = native_copy.load_fresh(self._native_path)
+            native_copy.adopt(native)
+        except Exception as exc:
+            reason = f"this forked child could not load its own Stack sampler ({exc})"
+            self._change(self.sampling.on_pyspy(reason))
+            log.warning(f"profiles: {reason}; py-spy samples it instead")
+            return
+        assert self.labels is not None
+        self.labels.retarget(native.add_thread_tag, native.remove_thread_tag)
+        if self.app_tags is not None:
+            self.app_tags.move_to(native)
+
+    def send_last_window(self) -> None:
+        import pyroscope
+
+        relay = self.relay
         pyroscope.shutdown()
         if relay is not None and relay.running:
             # Within the exit deadline (0.5 s), leaving time to say what was lost.
@@ -164,14 +396,3 @@ def start(
             if lost is not None:
                 log.warning(lost)
             log.debug(f"relay: {relay.stats.summary()}")
-
-    # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
-    lifecycle.on_exit("profiles", send_last_window)
-    how = f"through the relay at {relay.address}" if relay is not None else "directly"
-    log.debug(
-        f"profiler started: application {config.application_name!r}, "
-        f"{config.sample_rate} Hz, upload every {config.upload_interval}s "
-        f"to {config.server_address} {how}; span labels "
-        f"{'from marker frames' if labels.frames else 'from thread tags'}"
-    )
-    return labels

@@ -156,6 +156,8 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
         )
     if linked and missing is None:
         lines.append("  span labels    " + _span_labels_line(config, environ))
+    if config.profiling and missing is None:
+        lines.append("  sampler        " + _sampler_line(config))
     source = (
         "derived from the command; set OTEL_SERVICE_NAME to choose"
         if derived
@@ -163,6 +165,21 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
     )
     lines.append(f"  service name   {config.service_name} ({source})")
     return lines
+
+
+def _sampler_line(config: Config) -> str:
+    """Which CPU sampler pyroscope-io runs (PYROSPAN_SAMPLER), and why."""
+    sampling = config.sampling
+    line = sampling.describe()
+    if sampling.stack and sampling.automatic:
+        line += (
+            "; a process moves to py-spy, with one line, if something only py-spy can "
+            "label appears (a root span outside any request, task or pool; the app's own "
+            "thread tags)"
+        )
+    elif sampling.asked == "stack" and not sampling.stack:
+        line += "; PYROSPAN_SAMPLER=stack cannot apply"
+    return line
 
 
 def _span_labels_line(config: Config, environ: Mapping[str, str]) -> str:
@@ -235,7 +252,8 @@ def render(
 
     ``derived_name`` says the launcher named the service from the command line.
     """
-    config = resolve(environ)
+    executable = command[0] if command else ""
+    config = resolve(environ, list(command), executable)
     lines = [
         f"pyrospan-run {__version__} on Python {sys.version.split()[0]} ({sys.executable})",
         f"bootstrap directory: {bootstrap}",

@@ -9,12 +9,14 @@ line.  Both the launcher (before exec) and the bootstrap (in the child) call
 from __future__ import annotations
 
 import os
+import sys
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
-from pyrospan_launch.settings import label_limits, registry
+from pyrospan_launch.settings import label_limits, registry, sampling
 from pyrospan_launch.settings.parsers import url_userinfo
 from pyrospan_launch.settings.registry import SettingError
+from pyrospan_launch.settings.sampling import Sampling
 
 # The launcher and every child resolve their configuration at start-up: typing, which
 # costs them milliseconds to import, is for type checkers only (docs/design.md).
@@ -82,6 +84,8 @@ if TYPE_CHECKING:
         report_dir: str = "pyrospan-report"
         span_labels: str = "frames"
         notices: tuple[str, ...] = ()
+        sampler: str = "auto"
+        sampling: Sampling = Sampling("pyspy", "frames", "auto", "default")
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -94,8 +98,16 @@ else:
         "_ConfigFields",
         "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
         "log_level service_name service_name_source profiler errors off_reasons invalid "
-        "children local report_dir span_labels notices",
-        defaults=(True, False, "pyrospan-report", "frames", ()),
+        "children local report_dir span_labels notices sampler sampling",
+        defaults=(
+            True,
+            False,
+            "pyrospan-report",
+            "frames",
+            (),
+            "auto",
+            Sampling("pyspy", "frames", "auto", "default"),
+        ),
     )
 
 
@@ -184,8 +196,16 @@ def derive_service_name(command: Sequence[str]) -> str:
     return "python"
 
 
-def resolve(environ: Mapping[str, str]) -> Config:
-    """Read every registered setting and decide what will run."""
+def resolve(
+    environ: Mapping[str, str],
+    argv: Sequence[str] | None = None,
+    executable: str | None = None,
+) -> Config:
+    """Read every registered setting and decide what will run.
+
+    ``argv`` and ``executable`` are the program's (this process's by default): the
+    sampler choice depends on the server that runs (settings/sampling).
+    """
     errors: list[SettingError] = []
     off: dict[str, str] = {}
     invalid: dict[str, str] = {}
@@ -197,6 +217,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
     span_name_label = _field("span_name_label", environ, errors)
     trace_id_label = _field("trace_id_label", environ, errors)
     span_labels = _field("span_labels", environ, errors)
+    sampler = _field("sampler", environ, errors)
     tracing_wanted = _field("tracing", environ, errors, fallback=False)
     profiling_wanted = _field("profiling", environ, errors, fallback=False)
 
@@ -258,6 +279,36 @@ def resolve(environ: Mapping[str, str]) -> Config:
         report_dir=str(report_dir),
         span_labels=str(span_labels),
         notices=tuple(notices) if profiling else (),
+        sampler=str(sampler),
+        sampling=_sampling(
+            str(sampler), str(span_labels), tracing, profiler, environ, argv, executable
+        ),
+    )
+
+
+def _sampling(
+    asked: str,
+    labels: str,
+    tracing: bool,
+    profiler: ProfilerConfig | None,
+    environ: Mapping[str, str],
+    argv: Sequence[str] | None,
+    executable: str | None,
+) -> Sampling:
+    """The sampler this process runs, chosen once with the rest of the configuration."""
+    if argv is None:
+        argv = getattr(sys, "argv", None) or []
+    if executable is None:
+        try:
+            executable = os.readlink("/proc/self/exe")
+        except OSError:
+            executable = sys.executable or ""
+    return sampling.choose(
+        asked,
+        labels,
+        tracing=tracing,
+        oncpu=profiler.oncpu if profiler is not None else True,
+        server_reason=sampling.server_against_stack(argv, environ, executable),
     )
 
 

@@ -186,6 +186,17 @@ def parse_span_labels(raw: str) -> str:
     return value
 
 
+CPU_SAMPLERS = ("auto", "stack", "pyspy")
+
+
+def parse_cpu_sampler(raw: str) -> str:
+    """Which CPU sampler pyroscope-io runs: ``auto``, ``stack`` or ``pyspy``."""
+    value = raw.lower().replace("-", "")
+    if value not in CPU_SAMPLERS:
+        raise Invalid(raw)
+    return value
+
+
 def parse_protocol(raw: str) -> str:
     """An OTLP protocol pyrospan-run can send: ``http/protobuf`` or ``grpc``."""
     if raw not in ("http/protobuf", "grpc"):

@@ -20,6 +20,7 @@ from pyrospan_launch.settings.parsers import (
     MAX_UPLOAD_INTERVAL,
     Invalid,
     parse_bool,
+    parse_cpu_sampler,
     parse_headers,
     parse_interval,
     parse_labels,
@@ -194,6 +195,18 @@ ALL: tuple[Setting, ...] = (
         "that the profiler reads with the stack (exact at any step length; an in-process relay "
         "turns it into labels); tags sets thread tags, read up to 1 ms late.",
         field="span_labels",
+    ),
+    Setting(
+        "PYROSPAN_SAMPLER",
+        LAUNCHER,
+        parse_cpu_sampler,
+        "auto",
+        "auto, stack or pyspy",
+        "pyroscope-io's CPU sampler. stack reads each thread's stack while the thread is stopped "
+        "by its own CPU timer (CPython 3.12+): exact at any stack depth, and CPU counted as CPU "
+        "on a busy host; pyspy reads stacks from outside, as before. auto takes stack where it "
+        "can run and py-spy where it cannot, and says which in --info and the debug log.",
+        field="sampler",
     ),
     Setting(
         "PYROSPAN_STRICT",

@@ -27,6 +27,7 @@ DERIVED = {
     "off_reasons",
     "invalid",
     "notices",
+    "sampling",
 }
 
 # A valid value other than the default, and what the field then holds, per setting.
@@ -37,6 +38,7 @@ EXAMPLES: dict[str, tuple[str, object]] = {
     "PYROSPAN_SPAN_NAME_LABEL": ("false", False),
     "PYROSPAN_TRACE_ID_LABEL": ("true", True),
     "PYROSPAN_SPAN_LABELS": ("tags", "tags"),
+    "PYROSPAN_SAMPLER": ("pyspy", "pyspy"),
     "PYROSPAN_STRICT": ("true", True),
     "PYROSPAN_LOG_LEVEL": ("debug", "debug"),
     "PYROSPAN_CHILDREN": ("false", False),

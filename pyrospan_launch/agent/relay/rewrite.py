@@ -22,7 +22,7 @@ from pyrospan_launch.settings.label_limits import MAX_NAME_BYTES, fit_name, fit_
 from pyrospan_launch.wire import schemas
 from pyrospan_launch.wire.body import decompress_body
 from pyrospan_launch.wire.errors import DecodeError
-from pyrospan_launch.wire.names import SPAN_ID, SPAN_LABELS, SPAN_NAME, TRACE_ID
+from pyrospan_launch.wire.names import PID, SPAN_ID, SPAN_LABELS, SPAN_NAME, TRACE_ID
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PREFIX_BYTES = PREFIX.encode()
@@ -46,6 +46,26 @@ class _Strings:
             self.table.append(text)
             self._index[text] = found
         return found
+
+
+def add_pid(profile: Any, pid: str) -> bool:
+    """Give every sample without a ``pid`` label this one; False when none lacked it.
+
+    py-spy labels each sample with its process id (``report_pid``), the Stack sampler
+    does not: the relay of the process adds it, so that both samplers' profiles carry it.
+    """
+    strings = _Strings(list(profile.string_table))
+    key = strings.index(PID)
+    changed = False
+    for sample in profile.sample:
+        if any(label.key == key for label in sample.label):
+            continue
+        _add(sample, strings, PID, pid)
+        changed = True
+    if changed:
+        del profile.string_table[:]
+        profile.string_table.extend(strings.table)
+    return changed
 
 
 def rewrite_profile(profile: Any) -> bool:
@@ -194,20 +214,25 @@ def _replace(field: Any, items: list[Any]) -> None:
     field.extend(copies)
 
 
-def rewrite_raw_profile(raw: bytes, max_bytes: int) -> bytes:
-    """One ``RawSample.raw_profile`` (gzipped or not), rewritten; the same bytes if no marker."""
-    if _PREFIX_BYTES not in raw and raw[:2] != _GZIP_MAGIC:
+def rewrite_raw_profile(raw: bytes, max_bytes: int, pid: str | None = None) -> bytes:
+    """One ``RawSample.raw_profile`` (gzipped or not), rewritten; the same bytes if no change.
+
+    With ``pid``, samples without a ``pid`` label get it (:func:`add_pid`).
+    """
+    if pid is None and _PREFIX_BYTES not in raw and raw[:2] != _GZIP_MAGIC:
         return raw  # no marker name can be in an uncompressed profile without this
     zipped = raw[:2] == _GZIP_MAGIC
     data = decompress_body(raw, "gzip", max_bytes) if zipped else raw
-    if _PREFIX_BYTES not in data:
+    if pid is None and _PREFIX_BYTES not in data:
         return raw
     profile = schemas.Profile()
     try:
         profile.ParseFromString(data)
     except Exception as exc:  # protobuf's backends raise several types on garbage
         raise DecodeError(f"bad pprof Profile protobuf: {type(exc).__name__}") from None
-    if not rewrite_profile(profile):
+    rewritten = _PREFIX_BYTES in data and rewrite_profile(profile)
+    pid_added = pid is not None and add_pid(profile, pid)
+    if not (rewritten or pid_added):
         return raw
     out: bytes = profile.SerializeToString()
     return gzip.compress(out, compresslevel=6) if zipped else out
@@ -244,7 +269,11 @@ def fit_series_labels(labels: Any, changes: set[str] | None = None) -> bool:
 
 
 def rewrite_push(
-    body: bytes, content_encoding: str | None, max_bytes: int, changes: set[str] | None = None
+    body: bytes,
+    content_encoding: str | None,
+    max_bytes: int,
+    changes: set[str] | None = None,
+    pid: str | None = None,
 ) -> bytes:
     """A ``push.v1.PushRequest`` body with every raw profile rewritten, encoded as it came.
 
@@ -262,7 +291,7 @@ def rewrite_push(
         changed = fit_series_labels(series.labels, changes) or changed
         for sample in series.samples:
             raw = bytes(sample.raw_profile)
-            new = rewrite_raw_profile(raw, max_bytes)
+            new = rewrite_raw_profile(raw, max_bytes, pid)
             if new is not raw:
                 sample.raw_profile = new
                 changed = True

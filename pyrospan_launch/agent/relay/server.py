@@ -87,6 +87,9 @@ class Relay:
         self._label_changes_said: set[str] = set()  # what the rewrite changed, said once
         # False until this process made a marker frame: until then pushes pass unparsed.
         self.markers_possible = False
+        # True when the sampler labels no sample with its pid (the Stack sampler): the
+        # relay adds the process's own to every sample (rewrite.add_pid).
+        self.label_pid = False
 
     def warm_up(self) -> None:
         """Say marker frames may come, and load what rewriting them needs, now.
@@ -226,14 +229,15 @@ class Relay:
             self.stats.rejected += 1
             return 400
         self.stats.received += 1
-        if self.markers_possible:
+        if self.markers_possible or self.label_pid:
             from pyrospan_launch.agent.relay.rewrite import rewrite_push
             from pyrospan_launch.wire.errors import DecodeError
 
             changes: set[str] = set()
             try:
+                pid = str(os.getpid()) if self.label_pid else None
                 data = rewrite_push(
-                    data, headers.get("Content-Encoding"), MAX_DECOMPRESSED, changes
+                    data, headers.get("Content-Encoding"), MAX_DECOMPRESSED, changes, pid
                 )
                 self._say_label_changes(changes)
             except DecodeError as exc:

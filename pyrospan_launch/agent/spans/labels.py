@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
+from types import CodeType
 
 Labels = tuple[tuple[str, str], ...]
 TagFunction = Callable[[str, str], object]
@@ -74,10 +75,24 @@ class LabelSwitch:
         self._add_tag = add_tag
         self._remove_tag = remove_tag
         self._local = _ThreadState()
-        # True when root spans get marker frames (PYROSPAN_SPAN_LABELS=frames, relay up).
+        # True when root spans get marker frames: a copy of the agent's Sampling.frames,
+        # kept here for the hot paths and set by the profiler whenever that changes.
         self.frames = frames
+        # The code objects of the calls under which a server's root span starts and its
+        # work then runs in the span's marker (server_frames): a root span started below
+        # one of them is labelled by the sampler whichever sampler runs.
+        self.framing_entries: set[CodeType] = set()
         # Called once span linking starts: the relay loads what rewriting markers needs.
         self.warm_up: Callable[[], None] | None = None
+
+    def tag_functions(self) -> tuple[TagFunction, TagFunction]:
+        """The functions that set and unset thread tags now."""
+        return self._add_tag, self._remove_tag
+
+    def retarget(self, add_tag: TagFunction, remove_tag: TagFunction) -> None:
+        """Set thread tags through these functions from now on (a new native module)."""
+        self._add_tag = add_tag
+        self._remove_tag = remove_tag
 
     @property
     def thread_state(self) -> _ThreadState:

@@ -17,6 +17,9 @@ and a root span that ends stops being shown wherever it was.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from types import CodeType, FrameType
 from typing import Any
 
 from opentelemetry.context import Context
@@ -92,6 +95,10 @@ class SpanProfileProcessor(SpanProcessor):
         # for span_context, which reads it on every context change.
         self.roots: dict[int, RootLabels] = {}
         self._shown_before: dict[int, RootLabels | None] = {}
+        # Called with the first root span that starts where no marker frame will run, so
+        # only a thread tag can label it, which the Stack sampler does not read; None
+        # when that does not matter (py-spy samples, or it was said).
+        self.unframed: Callable[[str], object] | None = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # The SDK's own fields where otel_compat found them right, not its accessors:
@@ -134,6 +141,12 @@ class SpanProfileProcessor(SpanProcessor):
             parts = (span_id, name, trace_id)
         node = RootLabels(labels, sid, parts)
         roots[sid] = node
+        if (
+            self.unframed is not None
+            and self._thread_state.framed is None
+            and not starts_framed(self._switch.framing_entries)
+        ):
+            self.unframed(span._name if fields else span.name)
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()
             self._switch.show(node)
@@ -161,3 +174,23 @@ class SpanProfileProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+def starts_framed(entries: set[CodeType]) -> bool:
+    """Whether a root span starting here will run inside its marker frame.
+
+    It will in an asyncio task (its next steps are framed: spans/handoff) and below one
+    of the server calls that frame a request's work (``entries``: spans/server_frames).
+    Elsewhere (a plain thread, a script's main code) only a thread tag labels it.
+    """
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and asyncio.events._get_running_loop() is not None:
+        return True
+    if not entries:
+        return False
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code in entries:
+            return True
+        frame = frame.f_back
+    return False

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 from pyrospan_launch.agent.spans.handoff import run_as
@@ -54,6 +54,11 @@ def patch_celery_tracer(module: ModuleType, switch: LabelSwitch) -> None:
                 task.run = _framed_run(run, switch)
         return build_tracer(name, task, *args, **kwargs)
 
+    # The task_prerun signal starts the span inside the tracer's trace_task, which then
+    # calls the body: a root span started below it gets its marker.
+    for const in getattr(build_tracer, "__code__", build_tracer).co_consts:
+        if isinstance(const, CodeType) and const.co_name == "trace_task":
+            switch.framing_entries.add(const)
     setattr(build_framed_tracer, _PATCHED, True)
     module.build_tracer = build_framed_tracer  # type: ignore[attr-defined]
     log.debug("celery: task bodies run inside their root span's marker")

@@ -20,6 +20,7 @@ Outside a root span each is called as it is.  See docs/design.md, "Marker frames
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
@@ -86,6 +87,7 @@ def patch_wsgi_middleware(module: ModuleType, switch: LabelSwitch) -> None:
 
     setattr(init_with_framed_app, _PATCHED, True)
     middleware.__init__ = init_with_framed_app
+    _note_entry(switch, middleware.__call__)
     log.debug("wsgi: requests run inside their root span's marker")
 
 
@@ -107,6 +109,8 @@ def patch_flask(module: ModuleType, switch: LabelSwitch) -> None:
     if getattr(flask_class.dispatch_request, _PATCHED, False):
         return
     flask_class.dispatch_request = _framed_method(flask_class.dispatch_request, switch)
+    # before_request starts the span inside full_dispatch_request, which then dispatches.
+    _note_entry(switch, getattr(flask_class, "full_dispatch_request", None))
     log.debug("flask: views run inside their request's root span marker")
 
 
@@ -116,4 +120,15 @@ def patch_django(module: ModuleType, switch: LabelSwitch) -> None:
     if getattr(handler._get_response, _PATCHED, False):
         return
     handler._get_response = _framed_method(handler._get_response, switch)
+    # OpenTelemetry's middleware starts the span inside get_response's middleware chain.
+    _note_entry(switch, getattr(handler, "get_response", None))
     log.debug("django: views run inside their request's root span marker")
+
+
+def _note_entry(switch: LabelSwitch, function: Any) -> None:
+    """A root span that starts below ``function`` gets its marker (LabelSwitch.framing_entries)."""
+    if function is None:
+        return
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    if code is not None:
+        switch.framing_entries.add(code)

@@ -1,0 +1,177 @@
+"""Which CPU sampler runs and how root spans reach its samples: one value, chosen once.
+
+pyroscope-io has two CPU samplers.  py-spy reads a thread's stack from another thread
+while the thread runs on; on deep stacks a task switch during the read glues the leaf
+of one span's step to the root of another's, and a runnable thread waiting for a core
+counts as on-CPU.  The Stack sampler stops each thread with its own CPU timer (CPython
+3.12+ on Linux) and reads the stack there: exact at any depth, and only CPU time is
+counted.  It reads no thread tags, and before 3.12 it samples by wall clock.
+
+:func:`choose` turns ``PYROSPAN_SAMPLER`` (auto, stack, pyspy) and the span-label method
+into a :class:`Sampling`, with the reason for the choice; the agent holds it, ``--info``
+shows it, and the profiler changes it only to move a process to py-spy, with a reason.
+See docs/design.md, "The sampler".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+AUTO = "auto"
+STACK = "stack"
+PYSPY = "pyspy"
+FRAMES = "frames"
+TAGS = "tags"
+
+# The first CPython whose Stack sampler has per-thread CPU timers (pyroscope-io's
+# configure_experimental_stack_profiler docstring); before it, a wall-clock loop.
+CPU_TIMERS = (3, 12)
+
+
+class Sampling:
+    """The CPU sampler of this process and how root spans reach its samples.
+
+    ``sampler`` is STACK or PYSPY, ``labels`` FRAMES (marker frames read with the stack)
+    or TAGS (thread tags); ``asked`` is what PYROSPAN_SAMPLER said and ``reason`` why
+    ``sampler`` was taken, in words for ``--info`` and the log.
+    """
+
+    __slots__ = ("asked", "labels", "reason", "sampler")
+
+    def __init__(self, sampler: str, labels: str, asked: str, reason: str) -> None:
+        self.sampler = sampler
+        self.labels = labels
+        self.asked = asked
+        self.reason = reason
+
+    @property
+    def stack(self) -> bool:
+        """True when the Stack sampler runs."""
+        return self.sampler == STACK
+
+    @property
+    def frames(self) -> bool:
+        """True when root spans run inside marker frames that the sampler reads."""
+        return self.labels == FRAMES
+
+    @property
+    def automatic(self) -> bool:
+        """True when pyrospan-run chose the sampler (PYROSPAN_SAMPLER=auto)."""
+        return self.asked == AUTO
+
+    def on_pyspy(self, reason: str) -> Sampling:
+        """The same labels, sampled by py-spy from now on, for ``reason``."""
+        return Sampling(PYSPY, self.labels, self.asked, reason)
+
+    def with_tags(self, reason: str) -> Sampling:
+        """Thread tags instead of marker frames (the relay is gone): py-spy reads them."""
+        return Sampling(PYSPY, TAGS, self.asked, reason)
+
+    def describe(self) -> str:
+        """``stack (auto: ...)``: the sampler and why, for one line."""
+        name = "Stack" if self.stack else "py-spy"
+        how = "auto" if self.automatic else f"PYROSPAN_SAMPLER={self.asked}"
+        return f"{name} ({how}: {self.reason})"
+
+    def __repr__(self) -> str:
+        return f"Sampling({self.sampler!r}, {self.labels!r}, {self.asked!r}, {self.reason!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sampling):
+            return NotImplemented
+        return (self.sampler, self.labels, self.asked) == (
+            other.sampler,
+            other.labels,
+            other.asked,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.sampler, self.labels, self.asked))
+
+
+def server_against_stack(
+    argv: Sequence[str], environ: Mapping[str, str], executable: str
+) -> str | None:
+    """Why the server this process runs in cannot use the Stack sampler, or None.
+
+    * uWSGI: its workers die of SIGSEGV in uWSGI's own exit code under the Stack
+      sampler's signal handlers, losing their last window and their spans.
+    * granian's WSGI interface: requests run on granian's own threads, which Python's
+      ``threading`` never starts, so the Stack sampler never registers their CPU timers.
+    """
+    name = os.path.basename(executable).lower()
+    if "uwsgi" in name:
+        return "uWSGI's workers crash at exit under the Stack sampler's signal handlers"
+    programs = [os.path.basename(arg) for arg in argv[:3]]
+    if "granian" in programs:
+        interface = _option(argv, "--interface") or environ.get("GRANIAN_INTERFACE", "")
+        if interface.lower() == "wsgi":
+            return "granian runs WSGI requests on threads the Stack sampler cannot see"
+    return None
+
+
+def _option(argv: Sequence[str], name: str) -> str | None:
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith(f"{name}="):
+            found = arg.partition("=")[2]
+    return found
+
+
+def choose(
+    asked: str,
+    labels: str,
+    *,
+    tracing: bool = True,
+    oncpu: bool = True,
+    python: tuple[int, int] | None = None,
+    server_reason: str | None = None,
+) -> Sampling:
+    """The sampler for PYROSPAN_SAMPLER=``asked`` and span labels ``labels``.
+
+    Marker frames need tracing (no span, no marker), so without it labels are tags.
+    ``auto`` takes Stack on CPython 3.12+ for CPU profiles with marker frames, and
+    py-spy where Stack is measured worse or cannot serve: before 3.12 (its wall-clock
+    loop tears deep stacks), for thread tags and wall-clock profiles (it reads no tags
+    and counts CPU only), and in the servers :func:`server_against_stack` names.  An
+    explicit ``stack`` is kept except with thread tags, which it would lose entirely.
+    """
+    version = python or (sys.version_info[0], sys.version_info[1])
+    if not tracing:
+        labels = TAGS
+    if asked == PYSPY:
+        return Sampling(PYSPY, labels, asked, "as asked")
+    if labels == TAGS:
+        why = (
+            "span labels are thread tags (PYROSPAN_SPAN_LABELS=tags), which only py-spy reads"
+            if tracing
+            else "tracing is off: only the app's own thread tags label samples; py-spy reads them"
+        )
+        return Sampling(PYSPY, labels, asked, why)
+    if asked == STACK:
+        if version < CPU_TIMERS:
+            return Sampling(STACK, labels, asked, "as asked; wall-clock loop before CPython 3.12")
+        return Sampling(STACK, labels, asked, "as asked")
+    if version < CPU_TIMERS:
+        return Sampling(
+            PYSPY,
+            labels,
+            asked,
+            f"CPython {version[0]}.{version[1]}: the Stack sampler needs 3.12+ for CPU timers",
+        )
+    if not oncpu:
+        return Sampling(
+            PYSPY, labels, asked, "wall-clock profiles (PYROSCOPE_ONCPU=false) come from py-spy"
+        )
+    if server_reason is not None:
+        return Sampling(PYSPY, labels, asked, server_reason)
+    return Sampling(
+        STACK, labels, asked, f"CPython {version[0]}.{version[1]} has per-thread CPU timers"
+    )
