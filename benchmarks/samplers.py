@@ -2,8 +2,9 @@
 
 ``PYROSPAN_SAMPLER`` chooses the sampler (``stack``: pyroscope-io's echion-based one,
 ``pyspy``: py-spy).  A pyrospan-run without that setting ignores the variable and
-samples with py-spy, so a comparison would silently measure py-spy twice: ``check``
-stops the benchmark with one line instead.
+samples with py-spy, and one that cannot run a sampler here says so in ``--info``;
+either way a comparison would silently measure something else: ``check`` stops the
+benchmark with one line instead.
 """
 
 from __future__ import annotations
@@ -23,23 +24,38 @@ def sampler_env(sampler: str) -> dict[str, str]:
     return {VARIABLE: sampler}
 
 
-def _knows_the_setting(launcher: Path) -> bool:
+# How --info's "sampler" line names each sampler.
+INFO_NAMES = {"stack": "Stack", "pyspy": "py-spy"}
+
+
+def _info_sampler(launcher: Path, sampler: str) -> str:
+    """The sampler --info says it would use with ``sampler`` asked for ("" if it says none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYROSPAN_")}
     info = subprocess.run(
-        [str(launcher), "--info"], env=env, capture_output=True, text=True, check=False
+        [str(launcher), "--info"],
+        env={**env, **sampler_env(sampler)},
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
-    return any(line.strip().startswith(VARIABLE) for line in info.splitlines())
+    for line in info.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0] == "sampler":
+            return words[1]
+    return ""
 
 
 def check(samplers: Iterable[str], launcher: Path | None = None) -> None:
-    """SystemExit with one line unless pyrospan-run can run every sampler in ``samplers``."""
+    """SystemExit with one line unless pyrospan-run would run every sampler in ``samplers``."""
     launcher = launcher or Path(sys.executable).with_name("pyrospan-run")
-    wanted = list(samplers)
-    unknown = [s for s in wanted if s not in SAMPLERS]
-    if unknown:
-        raise SystemExit(f"unknown sampler {unknown[0]!r}; one of {', '.join(SAMPLERS)}")
-    if wanted != ["pyspy"] and not _knows_the_setting(launcher):
-        raise SystemExit(
-            f"{launcher} has no {VARIABLE} setting (--info does not list it), so it samples "
-            "with py-spy only: run with --samplers pyspy"
-        )
+    for sampler in samplers:
+        if sampler not in SAMPLERS:
+            raise SystemExit(f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
+        said = _info_sampler(launcher, sampler)
+        if not said and sampler == "pyspy":
+            continue  # a pyrospan-run from before the setting: py-spy is all it has
+        if said != INFO_NAMES[sampler]:
+            raise SystemExit(
+                f"{launcher} --info with {VARIABLE}={sampler} says the sampler is "
+                f"{said or 'not shown (no such setting)'}, not {INFO_NAMES[sampler]}"
+            )

@@ -168,9 +168,9 @@ def main() -> None:
                 row = [scenario, f"{length:g} ms", str(depth)]
                 for variant in variants:
                     runs = results[(scenario, length, depth, variant)]
-                    precision = statistics.median(
-                        r.precision if r.precision == r.precision else 0.0 for r in runs
-                    )
+                    # A run with no labelled sample has no precision: left out, n/a if all.
+                    labelled = [r.precision for r in runs if r.precision == r.precision]
+                    precision = statistics.median(labelled) if labelled else float("nan")
                     recall = statistics.median(r.recall for r in runs)
                     conflicts = sum(r.conflicts for r in runs)
                     row += [percent(precision), percent(recall), str(conflicts)]

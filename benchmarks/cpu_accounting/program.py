@@ -8,7 +8,7 @@ the span's marker frame under either sampler), span ``i`` burning ``(i + 1) * cp
 of CPU in chunks of ``chunk-ms``, sleeping ``sleep-ms`` after each chunk (so that wall
 time and CPU time differ even on an idle machine).  It prints one JSON line: each span's
 thread CPU and wall time, and the thread CPU and wall time of ``work_main``, the
-function every sample of this work has in its stack.  ``idle``: one span, then sleep.
+function every sample of this work has in its stack.  ``idle``: one short span, then sleep.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def work_main(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+IDLE_SPAN = argparse.Namespace(cpu_ms=1.0, chunk_ms=1.0, sleep_ms=0.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,8 +80,9 @@ def main() -> None:
     idle.add_argument("seconds", type=float)
     args = parser.parse_args()
     if args.command == "idle":
-        with trace.get_tracer("cpu-accounting").start_as_current_span("start"):
-            pass
+        # One span in a task, where either sampler labels it: a root span outside any
+        # task would move an automatic choice to py-spy.
+        asyncio.run(one_span(trace.get_tracer("cpu-accounting"), 0, IDLE_SPAN))
         print("ready", flush=True)
         time.sleep(args.seconds)
         return
