@@ -28,12 +28,16 @@ def sampler_env(sampler: str) -> dict[str, str]:
 INFO_NAMES = {"stack": "Stack", "pyspy": "py-spy"}
 
 
-def _info_sampler(launcher: Path, sampler: str) -> str:
-    """The sampler --info says it would use with ``sampler`` asked for ("" if it says none)."""
+def info_sampler(sampler: str, launcher: Path | None = None, **extra: str) -> str:
+    """The sampler --info says it would use with ``sampler`` asked for ("" if it says none).
+
+    ``extra`` adds variables that take part in the choice (``PYROSPAN_SPAN_LABELS``...).
+    """
+    launcher = launcher or Path(sys.executable).with_name("pyrospan-run")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYROSPAN_")}
     info = subprocess.run(
         [str(launcher), "--info"],
-        env={**env, **sampler_env(sampler)},
+        env={**env, **sampler_env(sampler), **extra},
         capture_output=True,
         text=True,
         check=False,
@@ -51,7 +55,7 @@ def check(samplers: Iterable[str], launcher: Path | None = None) -> None:
     for sampler in samplers:
         if sampler not in SAMPLERS:
             raise SystemExit(f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
-        said = _info_sampler(launcher, sampler)
+        said = info_sampler(sampler, launcher)
         if not said and sampler == "pyspy":
             continue  # a pyrospan-run from before the setting: py-spy is all it has
         if said != INFO_NAMES[sampler]:

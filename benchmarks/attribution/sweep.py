@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from judge import Score, score  # noqa: E402
 from recording import RecordingReceiver  # noqa: E402
-from samplers import SAMPLERS, check, sampler_env  # noqa: E402
+from samplers import INFO_NAMES, SAMPLERS, check, info_sampler, sampler_env  # noqa: E402
 from web import receiver_env, run_web  # noqa: E402
 
 LABELS = ("frames", "tags")
@@ -132,7 +132,14 @@ def main() -> None:
     depths = [int(x) for x in split(args.depths)]
     scenarios = split(args.scenarios)
     check(split(args.samplers))
-    variants: list[Variant] = list(itertools.product(split(args.samplers), split(args.labels)))
+    variants: list[Variant] = []
+    for sampler, labels in itertools.product(split(args.samplers), split(args.labels)):
+        # pyrospan-run may choose another sampler for these labels (thread tags need py-spy).
+        said = info_sampler(sampler, PYROSPAN_SPAN_LABELS=labels)
+        if said == INFO_NAMES[sampler] or (not said and sampler == "pyspy"):
+            variants.append((sampler, labels))
+        else:
+            print(f"skipped {sampler} with {labels}: --info says {said}", file=sys.stderr)
     results: dict[tuple[str, float, int, Variant], list[Score]] = {}
     for round_number in range(args.rounds):
         backwards = round_number % 2 == 1
