@@ -135,6 +135,9 @@ def run_program(config: Config, spans: int, cpu_ms: float) -> Accounting:
         shown=shown / 1e9,
         wall=used["wall"],
         span_ratios=tuple(per_span[span["span_id"]] / 1e9 / span[key] for span in used["spans"]),
+        said=tuple(
+            line for line in done.stderr.splitlines() if line.startswith(("pyrospan:", "pyrospan["))
+        ),
     )
 
 
