@@ -19,23 +19,16 @@ span_ids.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from judge import Score, score  # noqa: E402
+from judge import Score  # noqa: E402
 from recording import RecordingReceiver  # noqa: E402
-from web import FUNCTIONS, free_port, keep_requesting, receiver_env  # noqa: E402
+from web import serve_and_score, web_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SERVERS = ("prefork-wsgi", "gevent", "granian-asgi")
@@ -65,82 +58,20 @@ def server_command(server: str, port: int) -> tuple[list[str], bool]:
     raise SystemExit(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
 
 
-def wait_until_serving(port: int, server: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Return once the app answers on ``port``; SystemExit (with the status) if it ended."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2).read()
-            return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start (status {server.poll()})") from None
-            time.sleep(0.1)
-
-
 def run_server(
     server: str, method: str, chunk_ms: float, *, clients: int = 12, seconds: float = 4.0
 ) -> Score:
     """One run of ``server`` with span labels by ``method``, scored."""
+    keep_alive = server_command(server, 0)[1]
     with RecordingReceiver() as receiver:
-        env = receiver_env(
+        return serve_and_score(
             receiver,
-            PYROSPAN_SPAN_LABELS=method,
-            PYROSCOPE_UPLOAD_INTERVAL="1",
-            OTEL_BSP_SCHEDULE_DELAY="200",
-            OTEL_BSP_MAX_QUEUE_SIZE="200000",
-            OTEL_BSP_MAX_EXPORT_BATCH_SIZE="2048",
-            OTEL_SERVICE_NAME="web",
-            WEB_CHUNK_MS=str(chunk_ms),
-            WEB_CHUNKS="20",
-        )
-        port = free_port()
-        command, keep_alive = server_command(server, port)
-        process = subprocess.Popen(
-            [str(BIN / "pyrospan-run"), *command],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # a failed run cannot leave workers behind
-        )
-        try:
-            wait_until_serving(port, process)
-            paths = list(FUNCTIONS)
-            until = time.monotonic() + seconds
-            errors: list[str] = []
-            threads = [
-                threading.Thread(
-                    target=keep_requesting,
-                    args=(port, paths[i:] + paths[:i], until, errors, keep_alive),
-                )
-                for i in range(clients)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if errors:
-                raise SystemExit(f"{len(errors)} requests failed, e.g. {errors[0]}")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                _, err = process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                err = "(did not stop within 30 s)"
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # workers its main left behind
-            process.communicate()
-        if process.returncode not in (0, -signal.SIGTERM):
-            raise SystemExit(f"{server} exited with {process.returncode}:\n{err}")
-        receiver.wait_for(lambda r: len(r.root_spans()) > 0, timeout=10)
-        time.sleep(0.5)
-        owner = {
-            span.span_id: FUNCTIONS[span.name.split()[-1]]
-            for span in receiver.root_spans()
-            if span.name.split()[-1] in FUNCTIONS
-        }
-        return score(receiver.samples(), owner)
+            lambda port: server_command(server, port)[0],
+            web_env(receiver, chunk_ms, 20, 2, PYROSPAN_SPAN_LABELS=method),
+            clients=clients,
+            seconds=seconds,
+            keep_alive=keep_alive,
+        )[0]
 
 
 def percent(value: float) -> str:

@@ -5,7 +5,12 @@ pyroscope-io plus pyroscope-otel's ``PyroscopeSpanProcessor`` (``mode=reference`
 send to the same kind of backend.  It prints one JSON line: for each root span id, the
 function that span's own work runs in, so a judge can score every CPU sample.
 
-    python workload.py SCENARIO [--spans N] [--steps N]
+    python workload.py SCENARIO [--spans N] [--steps N] [--depth FRAMES]
+
+``--depth`` puts layers of calls (layers.py) between a span's marker frame and its
+burning function, in ``asyncio``, ``uvloop`` and ``pool_items``: the frames counted are
+the task's own coroutine, the layers and the step loop (asyncio), or the layers alone
+(a pool item); below the scenario's own minimum it adds nothing.
 
 Scenarios:
   asyncio         N concurrent root spans on one event loop, yielding between slices
@@ -30,6 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from layers import descend, layered
 from opentelemetry import trace
 
 SLICE = 0.01  # seconds of CPU per step: about one sample at 100 Hz
@@ -89,10 +95,13 @@ def span_hex(span: trace.Span) -> str:
 class Workload:
     """Runs one scenario and records which function each root span's work runs in."""
 
-    def __init__(self, spans: int, steps: int, slice_seconds: float = SLICE) -> None:
+    def __init__(
+        self, spans: int, steps: int, slice_seconds: float = SLICE, depth: int = 0
+    ) -> None:
         self.spans = spans
         self.steps = steps
         self.slice = slice_seconds
+        self.depth = depth
         self.tracer = trace.get_tracer("workload")
         self.owner: dict[str, str] = {}  # span id -> burn function name
         self.burners = [make_burner(f"span{i}") for i in range(spans)]
@@ -109,12 +118,16 @@ class Workload:
             thread.join()
 
     # -- asyncio ------------------------------------------------------------------------
+    async def _steps(self, index: int) -> None:
+        for _ in range(self.steps):
+            self.burners[index](self.slice)
+            await asyncio.sleep(0)
+
     async def _task(self, index: int) -> None:
         with self.tracer.start_as_current_span(f"task-{index}") as span:
             self.record(span, index)
-            for _ in range(self.steps):
-                self.burners[index](self.slice)
-                await asyncio.sleep(0)
+            # The task's coroutine and the step loop are two of the frames asked for.
+            await layered(self.depth - 2, lambda: self._steps(index))
 
     async def _tasks(self) -> None:
         await asyncio.gather(*(self._task(i) for i in range(self.spans)))
@@ -147,8 +160,12 @@ class Workload:
         def request(index: int) -> None:
             with self.tracer.start_as_current_span(f"items-{index}") as span:
                 self.record(span, index)
+                burner = self.burners[index]
                 for _ in range(self.steps):
-                    pool.submit(self.burners[index], self.slice).result()
+                    if self.depth > 0:
+                        pool.submit(descend, self.depth, burner, self.slice).result()
+                    else:
+                        pool.submit(burner, self.slice).result()
 
         self._on_threads(request)
         pool.shutdown()
@@ -232,6 +249,9 @@ def main() -> None:
         metavar="URL",
         help="configure pyroscope-io in the app itself first, pushing to URL (as some apps do)",
     )
+    parser.add_argument(
+        "--depth", type=int, default=0, help="frames between a span's marker and its CPU"
+    )
     args = parser.parse_args()
     if args.own_profiler:
         import pyroscope
@@ -244,7 +264,7 @@ def main() -> None:
         )
     if args.mode == "reference":
         setup_reference()
-    workload = Workload(args.spans, args.steps, args.slice_ms / 1000)
+    workload = Workload(args.spans, args.steps, args.slice_ms / 1000, args.depth)
     getattr(workload, args.scenario)()
     print(json.dumps({"scenario": args.scenario, "owner": workload.owner}), flush=True)
 

@@ -1,18 +1,24 @@
-"""Steady-state benchmark: Flask under gunicorn and FastAPI under uvicorn, five ways.
+"""Steady-state benchmark: each sampler against opentelemetry-instrument, and profiling on/off.
 
-Each app is served uninstrumented, under opentelemetry-instrument, under pyrospan-run
-(tracing, profiling and span linking, span labels from marker frames through the relay),
-under pyrospan-run with thread-tag labels (so that the relay's share shows) and under
-pyrospan-run with its profiler off (so that the profiler's own share shows), with the
-same instrumentation packages, and loaded from this process over loopback.  Rounds
-interleave the five so that machine noise falls on all alike.  Printed per variant:
-requests/s, p99 latency, RSS of the server's processes, and CPU-seconds per request (the
-CPU time of every process of the server, profiler and exporter threads included, divided
-by the requests served): steadier than requests/s on a shared 2-core machine.  Targets:
-pyrospan-run >= 0.97 x opentelemetry-instrument in requests/s, and <= 1.03 x in CPU per
-request.
+Each app is served uninstrumented, under opentelemetry-instrument, under pyrospan-run once
+per sampler (``PYROSPAN_SAMPLER``: ``stack``, ``pyspy``; span labels from marker frames
+through the relay) and under pyrospan-run with its profiler off
+(``PYROSPAN_PROFILING=false``), with the same instrumentation packages, and loaded from
+this process over loopback.  The apps: Flask under gunicorn (two sync workers) and
+FastAPI under uvicorn (the examples), and a busy async service with realistic stacks
+(the attribution benchmark's FastAPI service under uvicorn, its endpoints burning 20
+chunks of 0.3 ms with an ``await`` between them, ``--depth`` frames of async layers
+below each endpoint), served under pyrospan-run only.  Rounds interleave the variants
+so that machine noise falls on all alike.
 
-    python benchmarks/steady_state/run.py [--rounds 5] [--seconds 8]
+Printed per variant: requests/s, p99 latency, RSS of the server's processes, and CPU
+milliseconds per request (the CPU time of every process of the server, profiler, relay
+and exporter threads included, divided by the requests served): steadier than
+requests/s on a shared 2-core machine.  Then the medians of the per-round ratios: each
+sampler against opentelemetry-instrument (targets: >= 0.97 in requests/s, <= 1.03 in
+CPU per request) and profiling on against off, CPU per request (target <= 1.03).
+
+    python benchmarks/steady_state/run.py [--rounds 3] [--seconds 6] [--samplers stack,pyspy]
 """
 
 from __future__ import annotations
@@ -26,45 +32,118 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 from loadgen import LoadResult, clean_env, opentelemetry_instrument_env, run_server  # noqa: E402
+from samplers import SAMPLERS, check, sampler_env  # noqa: E402
 
 from pyrospan_launch.receiver.server import Receiver  # noqa: E402
 
 BIN = Path(sys.executable).parent
+PYROSPAN = str(BIN / "pyrospan-run")
+OTEL = "opentelemetry-instrument"
+UNINSTRUMENTED = "uninstrumented"
+OFF = "pyrospan-run, profiler off"
+FLASK, FASTAPI, ASYNC = "flask", "fastapi", "async"
+TITLES = {
+    FLASK: "Flask + gunicorn (2 sync workers)",
+    FASTAPI: "FastAPI + uvicorn",
+    ASYNC: "busy async service (FastAPI + uvicorn, realistic stacks)",
+}
 APPS = {
-    "Flask + gunicorn (2 sync workers)": (
+    FLASK: (
         [
-            str(BIN / "gunicorn"),
-            "-w",
-            "2",
-            "-b",
-            "127.0.0.1:{port}",
-            "--chdir",
-            str(ROOT / "examples" / "flask_app"),
-            "app:app",
+            str(BIN / "gunicorn"), "-w", "2", "-b", "127.0.0.1:{port}",
+            "--chdir", str(ROOT / "examples" / "flask_app"), "app:app",
         ],
         "/invoice?lines=2000",
     ),
-    "FastAPI + uvicorn": (
+    FASTAPI: (
         [
-            str(BIN / "uvicorn"),
-            "--app-dir",
-            str(ROOT / "examples" / "fastapi_app"),
-            "--port",
-            "{port}",
-            "--log-level",
-            "warning",
-            "app:app",
+            str(BIN / "uvicorn"), "--app-dir", str(ROOT / "examples" / "fastapi_app"),
+            "--port", "{port}", "--log-level", "warning", "app:app",
         ],
         "/recommendations?products=800",
     ),
-}
+    ASYNC: (
+        [
+            str(BIN / "uvicorn"), "--app-dir", str(HERE.parent / "attribution"),
+            "--port", "{port}", "--no-access-log", "web_app:app",
+        ],
+        "/search",
+    ),
+}  # fmt: skip
+
+Variants = dict[str, tuple[list[str], dict[str, str]]]
+
+
+def sampler_variant(sampler: str) -> str:
+    return f"pyrospan-run, {sampler}"
+
+
+def variants_of(app: str, samplers: list[str], depth: int) -> Variants:
+    """Each variant's command and extra environment for ``app``."""
+    command, _ = APPS[app]
+    pyrospan = [PYROSPAN, *command]
+    variants: Variants = {}
+    if app != ASYNC:
+        variants[UNINSTRUMENTED] = (command, {})
+        variants[OTEL] = ([str(BIN / OTEL), *command], opentelemetry_instrument_env())
+    for sampler in samplers:
+        variants[sampler_variant(sampler)] = (pyrospan, sampler_env(sampler))
+    # Tracing and linking alone: the profiler's whole cost is the difference.
+    variants[OFF] = (pyrospan, {"PYROSPAN_PROFILING": "false"})
+    if app == ASYNC:
+        for name, (cmd, extra) in variants.items():
+            variants[name] = (cmd, {**extra, "WEB_DEPTH": str(depth), "WEB_CHUNK_MS": "0.3"})
+    return variants
+
+
+def ratio(a: list[LoadResult], b: list[LoadResult], per_request: bool = True) -> float:
+    """Median of the per-round ratios a / b: CPU per request, or requests/s."""
+    if per_request:
+        return statistics.median(
+            x.cpu_ms_per_request / y.cpu_ms_per_request for x, y in zip(a, b, strict=True)
+        )
+    return statistics.median(x.rate / y.rate for x, y in zip(a, b, strict=True))
+
+
+def print_app(app: str, results: dict[str, list[LoadResult]], samplers: list[str]) -> None:
+    print(f"{TITLES[app]}\n")
+    print("| | requests/s | p99 ms | RSS MB | CPU ms per request |")
+    print("|---|---|---|---|---|")
+    for name, runs in results.items():
+        print(
+            f"| {name} | {statistics.median(r.rate for r in runs):.0f} | "
+            f"{statistics.median(r.p99_ms for r in runs):.1f} | "
+            f"{statistics.median(r.rss_mb for r in runs):.0f} | "
+            f"{statistics.median(r.cpu_ms_per_request for r in runs):.3f} |"
+        )
+    print()
+    if OTEL in results:
+        theirs = results[OTEL]
+        for name in [*map(sampler_variant, samplers), OFF]:
+            print(
+                f"{name} / {OTEL}: CPU per request x{ratio(results[name], theirs):.3f} "
+                f"(target <= 1.03), requests/s x{ratio(results[name], theirs, False):.3f} "
+                "(target >= 0.97)"
+            )
+    for sampler in samplers:
+        print(
+            f"profiling on / off, {sampler}: CPU per request "
+            f"x{ratio(results[sampler_variant(sampler)], results[OFF]):.3f} (target <= 1.03)"
+        )
+    print(flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--depth", type=int, default=30, help="the async service's layers")
+    parser.add_argument("--apps", default=",".join(APPS), help="flask,fastapi,async")
     args = parser.parse_args()
+    samplers = [s for s in args.samplers.split(",") if s]
+    check(samplers)
+    apps = [app for app in APPS if app in args.apps.split(",")]
     with Receiver() as receiver:
         env = clean_env(
             OTEL_SERVICE_NAME="steady",
@@ -76,23 +155,11 @@ def main() -> None:
         )
         print(
             f"Steady state, median of {args.rounds} interleaved rounds of "
-            f"{args.seconds:.0f} s, 8 keep-alive clients on loopback\n"
+            f"{args.seconds:g} s, 8 keep-alive clients on loopback\n"
         )
-        for app, (command, path) in APPS.items():
-            pyrospan = [str(BIN / "pyrospan-run"), *command]
-            variants: dict[str, tuple[list[str], dict[str, str]]] = {
-                "uninstrumented": (command, {}),
-                "opentelemetry-instrument": (
-                    [str(BIN / "opentelemetry-instrument"), *command],
-                    opentelemetry_instrument_env(),
-                ),
-                "pyrospan-run": (pyrospan, {}),
-                # Span labels from thread tags: no relay, four tag calls per task step.
-                "pyrospan-run, tags": (pyrospan, {"PYROSPAN_SPAN_LABELS": "tags"}),
-                # Tracing and linking alone: what the profiler's sampling costs shows as
-                # the difference to the row above.
-                "pyrospan-run, profiler off": (pyrospan, {"PYROSPAN_PROFILING": "false"}),
-            }
+        for app in apps:
+            path = APPS[app][1]
+            variants = variants_of(app, samplers, args.depth)
             results: dict[str, list[LoadResult]] = {name: [] for name in variants}
             for round_number in range(args.rounds):
                 order = list(variants)
@@ -108,37 +175,7 @@ def main() -> None:
                         file=sys.stderr,
                         flush=True,
                     )
-            print(f"{app}\n")
-            print("| | requests/s | p99 ms | RSS MB | CPU ms per request |")
-            print("|---|---|---|---|---|")
-            for name, runs in results.items():
-                print(
-                    f"| {name} | {statistics.median(r.rate for r in runs):.0f} | "
-                    f"{statistics.median(r.p99_ms for r in runs):.1f} | "
-                    f"{statistics.median(r.rss_mb for r in runs):.0f} | "
-                    f"{statistics.median(r.cpu_ms_per_request for r in runs):.3f} |"
-                )
-            ours, theirs = results["pyrospan-run"], results["opentelemetry-instrument"]
-            rate = statistics.median(a.rate / b.rate for a, b in zip(ours, theirs, strict=True))
-            cpu = statistics.median(
-                a.cpu_ms_per_request / b.cpu_ms_per_request
-                for a, b in zip(ours, theirs, strict=True)
-            )
-            without_profiler = statistics.median(
-                a.cpu_ms_per_request / b.cpu_ms_per_request
-                for a, b in zip(results["pyrospan-run, profiler off"], theirs, strict=True)
-            )
-            tags = statistics.median(
-                a.cpu_ms_per_request / b.cpu_ms_per_request
-                for a, b in zip(results["pyrospan-run, tags"], theirs, strict=True)
-            )
-            print(
-                f"\npyrospan-run / opentelemetry-instrument: requests/s x{rate:.3f} "
-                f"(target >= 0.97), CPU per request x{cpu:.3f} (target <= 1.03); "
-                f"with tags x{tags:.3f} (frames - tags: the relay's share, less the tag "
-                f"calls it saves); profiler off: CPU per request x{without_profiler:.3f}\n",
-                flush=True,
-            )
+            print_app(app, results, samplers)
 
 
 if __name__ == "__main__":
