@@ -100,6 +100,20 @@ test-otel: ## Tests against one supported OpenTelemetry set: OTEL=oldest or OTEL
 	@$(MAKE) --no-print-directory $(OTEL_VENV)/bin/pyrospan-run
 	$(OTEL_VENV)/bin/python -m pytest $(PYTEST_ARGS) $(OTEL_TESTS)
 
+# The Stack sampler needs CPython 3.12+, which CI's default python3 is not: its tests, and
+# the end-to-end files whose spans it samples under `auto`, under pyenv's newest 3.13.
+SAMPLER_PYTHON ?= 3.13
+SAMPLER_TESTS ?= tests/unit tests/e2e/test_e2e_sampler.py tests/e2e/test_e2e_exact_spans.py \
+  tests/e2e/test_e2e_linking.py tests/e2e/test_e2e_attribution.py tests/e2e/test_e2e_processes.py \
+  tests/e2e/test_e2e_servers.py tests/e2e/test_e2e_label_limits.py
+
+.PHONY: test-sampler
+test-sampler: ## The Stack sampler's lane: sampler, linking, worker and server tests under pyenv's Python 3.13
+	@py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(SAMPLER_PYTHON).* 2>/dev/null | sort -V | tail -1)/bin/python; \
+	if [ ! -x "$$py" ]; then echo "make test-sampler: python $(SAMPLER_PYTHON) not found in pyenv's versions" >&2; exit 1; fi; \
+	$(MAKE) --no-print-directory $(VENV)-$(SAMPLER_PYTHON)/bin/pyrospan-run PYTHON=$$py VENV=$(VENV)-$(SAMPLER_PYTHON) && \
+	$(VENV)-$(SAMPLER_PYTHON)/bin/python -m pytest $(PYTEST_ARGS) $(SAMPLER_TESTS)
+
 # Python 3.14 and 3.15 from Debian unstable, in a chroot that .ci/sid builds once with
 # debootstrap (about a minute; root needed) and tears down after each run.
 PY ?= 3.14

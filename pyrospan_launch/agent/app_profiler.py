@@ -69,6 +69,8 @@ class ConfigureHandover:
         self._spans_follow = spans_follow
         self._original: Callable[..., Any] | None = None
         self._app_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        # Told, with the app's bound arguments, when the app's call takes the profiler over.
+        self.on_handed_over: Callable[[dict[str, Any]], object] | None = None
 
     def install(self) -> None:
         """Wrap ``pyroscope.configure``; call it after pyrospan-run's profiler started."""
@@ -111,6 +113,8 @@ class ConfigureHandover:
         bound = inspect.signature(original).bind(*args, **kwargs)
         args, kwargs = _fitted(original, args, kwargs)
         self._app_call = (args, kwargs)
+        if self.on_handed_over is not None:
+            self.on_handed_over(dict(bound.arguments))
         outcome: dict[str, Any] = {}
         done = threading.Event()
 

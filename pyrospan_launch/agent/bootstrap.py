@@ -106,8 +106,8 @@ class Bootstrap:
     def report_settings(self) -> None:
         """One line per bad or changed value, once per run; strict mode stops on the first."""
         config = self.config
-        self.agent.sampling = config.sampling
-        sampling = config.sampling
+        self.agent.sampling = config.sampler_choice
+        sampling = config.sampler_choice
         if config.profiling and sampling.asked == "stack" and not sampling.stack:
             log.warning(f"PYROSPAN_SAMPLER=stack: py-spy samples instead: {sampling.reason}")
 
@@ -157,7 +157,7 @@ class Bootstrap:
         follow = agent.spans_follow if config.tracing else None
         profiler = Profiler(
             config.profiler,
-            config.sampling,
+            config.sampler_choice,
             agent.lifecycle,
             spans_follow=follow,
             on_relay=agent.keep_relay,
@@ -292,6 +292,7 @@ class Bootstrap:
         profiler = self.agent.profiler
         if profiler is None or not (profiler.sampling.stack and profiler.sampling.frames):
             return
+        processor.foreign_thread = profiler.see_current_thread
 
         def unframed(name: str) -> None:
             import threading

@@ -15,9 +15,7 @@ it 2 ms, once per forked worker (docs/design.md, "The sampler").
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +36,10 @@ def original_path() -> str:
 
 def load_fresh(path: str) -> ModuleType:
     """A new instance of the extension module at ``path``, loaded from a private copy."""
+    # Loaded here, in the one child that needs them: not at every process's start-up.
     import importlib.util
+    import shutil
+    import tempfile
 
     directory = tempfile.mkdtemp(prefix="pyrospan-native-")
     copy = os.path.join(directory, os.path.basename(path))

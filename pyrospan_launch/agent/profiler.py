@@ -178,6 +178,11 @@ class Profiler:
         self._native_path = ""
         self._switch_lock = threading.Lock()
         self._warned: set[str] = set()
+        # True once the app's own configure() runs the profiler (ConfigureHandover).
+        self._app_owns = False
+        # The Stack sampler's thread registration, and the native threads it was given.
+        self._register_thread: Callable[[int, int], object] | None = None
+        self._seen_threads: set[int] = set()
 
     # --- start ---------------------------------------------------------------------
 
@@ -225,6 +230,7 @@ class Profiler:
 
             self.app_tags = app_tags.install(app_tag_room, self.app_tagged)
         self._handover = ConfigureHandover(labels, relay, self._spans_follow)
+        self._handover.on_handed_over = self._app_configured
         self._lifecycle.after_fork_in_child(self.restart_in_child)
         self._handover.install()
         # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
@@ -248,15 +254,62 @@ class Profiler:
 
     def _configure_or_fall_back(self, relay: Relay | None) -> None:
         """Start the chosen sampler; when Stack is refused, py-spy with one line."""
+        if self.sampling.stack:
+            self._catch_thread_registry()
         try:
             _configure(self.config, relay, stack=self.sampling.stack)
-        except ProfilerError as exc:
+        except Exception as exc:
+            # Its options are experimental in pyroscope-io: a release that changes them
+            # costs the Stack sampler, not the profile.
             if not self.sampling.stack:
                 raise
-            reason = f"the Stack sampler did not start ({exc})"
+            reason = f"the Stack sampler did not start ({type(exc).__name__}: {exc})"
             self._change(self.sampling.on_pyspy(reason))
             log.warning(f"profiles: {reason}; py-spy samples instead")
             _configure(self.config, relay, stack=False)
+
+    # --- threads the Stack sampler has not seen ------------------------------------
+
+    def _catch_thread_registry(self) -> None:
+        """Keep the function with which the Stack sampler registers a thread's CPU timer.
+
+        pyroscope-io hands it to ``pyroscope._install_stack_threads``, which registers the
+        threads ``threading`` starts.  Threads started by native code (granian's Rust
+        workers, which Python sees as dummy threads) never pass there:
+        :meth:`see_current_thread` registers them when a root span starts on one.
+        """
+        import pyroscope
+
+        install = getattr(pyroscope, "_install_stack_threads", None)
+        if install is None or getattr(install, "_pyrospan", False):
+            return
+
+        def install_and_keep(threading_module: Any, register: Any, unregister: Any) -> Any:
+            self._register_thread = register
+            return install(threading_module, register, unregister)
+
+        install_and_keep._pyrospan = True  # type: ignore[attr-defined]
+        pyroscope._install_stack_threads = install_and_keep
+
+    def see_current_thread(self) -> None:
+        """A root span starts on this thread: make sure the Stack sampler samples it."""
+        if not self.sampling.stack or self._register_thread is None:
+            return
+        thread = threading.current_thread()
+        if not isinstance(thread, threading._DummyThread):
+            return  # started by threading: registered by pyroscope-io itself
+        ident = threading.get_ident()
+        if ident in self._seen_threads:
+            return
+        self._seen_threads.add(ident)
+        if "gevent" in sys.modules or "eventlet" in sys.modules:
+            return  # a greenlet's "thread": its real thread is registered already
+        try:
+            self._register_thread(ident, threading.get_native_id())
+        except Exception as exc:
+            self.move_to_pyspy(f"a thread started outside Python could not be registered ({exc})")
+            return
+        log.debug(f"Stack sampler: registered thread {thread.name} started outside Python")
 
     # --- moving to py-spy ----------------------------------------------------------
 
@@ -267,8 +320,8 @@ class Profiler:
         what is lost and what to set, unless ``force`` (the Stack sampler cannot go on
         safely).  True when py-spy runs afterwards.
         """
-        if not self.sampling.stack:
-            return True
+        if not self.sampling.stack or self._app_owns:
+            return not self.sampling.stack
         if not (self.sampling.automatic or force):
             if reason not in self._warned:
                 self._warned.add(reason)
@@ -319,13 +372,26 @@ class Profiler:
         done.wait(_SWITCH_WAIT)
         if labels is not None:
             labels.retarget(add, remove)
-        log.info(f"profiles: {reason}; this process moves to py-spy, which labels it")
+        # Said as a warning when it overrides PYROSPAN_SAMPLER=stack.
+        say = log.info if self.sampling.automatic else log.warning
+        say(f"profiles: {reason}; this process moves to py-spy, which labels it")
         if failure:
             log.warning(f"profiles: py-spy did not start after the Stack sampler: {failure[0]}")
             return False
         if labels is not None:
             labels.reapply()  # this thread's labels, lost with the old profiler
         return True
+
+    def _app_configured(self, arguments: dict[str, Any]) -> None:
+        """The app's own ``pyroscope.configure()`` now runs the profiler, with its sampler.
+
+        pyrospan-run no longer moves it anywhere (a move would restart the profiler with
+        pyrospan-run's settings).
+        """
+        self._app_owns = True
+        chosen = str(arguments.get("cpu_implementation", ""))
+        if self.sampling.stack and not chosen.endswith("Stack"):
+            self._change(self.sampling.on_pyspy("the app's own pyroscope.configure() chose it"))
 
     def _signal_taken(self, reason: str) -> None:
         # Even with PYROSPAN_SAMPLER=stack: the sampler would stop, or its timer's signal

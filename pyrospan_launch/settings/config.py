@@ -85,7 +85,8 @@ if TYPE_CHECKING:
         span_labels: str = "frames"
         notices: tuple[str, ...] = ()
         sampler: str = "auto"
-        sampling: Sampling = Sampling("pyspy", "frames", "auto", "default")
+        # Chosen by resolve(); None only in a Config built by hand (tests).
+        sampling: Sampling | None = None
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -106,7 +107,7 @@ else:
             "frames",
             (),
             "auto",
-            Sampling("pyspy", "frames", "auto", "default"),
+            None,
         ),
     )
 
@@ -125,6 +126,13 @@ class Config(_ConfigFields):
     """
 
     __slots__ = ()
+
+    @property
+    def sampler_choice(self) -> Sampling:
+        """The sampler and labels this process runs (``sampling``, or chosen now if unset)."""
+        if self.sampling is not None:
+            return self.sampling
+        return sampling.choose(self.sampler, self.span_labels, tracing=self.tracing)
 
 
 def _read(

@@ -190,3 +190,27 @@ def test_a_marker_name_too_long_for_a_label_is_cut() -> None:
     assert rewrite_profile(profile)
     (sample,) = decoded(profile.SerializeToString()).samples
     assert sample.labels == {"span_id": SPAN_A, "span_name": "中" * 682}
+
+
+def test_pid_is_added_to_samples_without_one_and_kept_where_present() -> None:
+    # The Stack sampler labels no sample with its pid; the relay adds the process's own.
+    builder = ProfileBuilder()
+    builder.sample([MAIN, WORK], 10)
+    builder.sample([MAIN, LOOP], 20, pid="7")
+    builder.sample([MAIN, marker(SPAN_A, "GET /a"), WORK], 30)
+    raw = builder.bytes()
+    assert rewrite_raw_profile(raw, CAP) != raw  # the marker alone
+    samples = decoded(rewrite_raw_profile(raw, CAP, pid="4242")).samples
+    assert sorted((s.labels.get("pid"), s.labels.get("span_id", "")) for s in samples) == [
+        ("4242", ""),
+        ("4242", SPAN_A),
+        ("7", ""),
+    ]
+
+
+def test_a_profile_with_nothing_to_change_stays_the_same_bytes() -> None:
+    builder = ProfileBuilder()
+    builder.sample([MAIN, WORK], 10, pid="9")
+    raw = builder.bytes()
+    assert rewrite_raw_profile(raw, CAP, pid="9") is raw
+    assert rewrite_raw_profile(raw, CAP) is raw

@@ -349,3 +349,20 @@ def test_pyroscope_ios_connection_is_kept_alive_between_pushes(
         connection.close()
     assert relay.drain(5)
     assert len(upstream[1].requests) == 4
+
+
+def test_a_push_keeps_the_server_of_the_token_it_was_sent_with(
+    relay: Relay, upstream: tuple[str, Recorded]
+) -> None:
+    # The app's own configure() points the relay at its server; the replaced profiler's
+    # last window, sent with the old token after that, still goes to the old server.
+    old_token = relay.token
+    gzipped = {"Content-Encoding": "gzip"}
+    with recording_backend("/apps") as (apps_url, apps):
+        relay.upstream = apps_url
+        assert relay.token != old_token
+        assert post(relay, push_body(), {TOKEN_HEADER: old_token, **gzipped}) == 200
+        assert post(relay, push_body(), {TOKEN_HEADER: relay.token, **gzipped}) == 200
+        assert relay.drain(5)
+        assert [target for target, _, _ in apps.requests] == ["/apps" + PUSH_PATH]
+    assert [target for target, _, _ in upstream[1].requests] == ["/prefix" + PUSH_PATH]

@@ -79,6 +79,8 @@ class Relay:
         self.max_body = max_body
         self.forward_timeout = forward_timeout
         self.token = _new_token()
+        # Token -> the server its pushes go to (see the upstream setter).
+        self._routes: dict[str, Upstream] = {self.token: self._upstream}
         self.stats = Stats()
         self._max_queued = max_queued
         self._forwarder = self._new_forwarder()
@@ -148,6 +150,11 @@ class Relay:
         # The proxy and TLS variables are read now, as pyroscope-io reads them when the app
         # configures it again.
         self._upstream = Upstream(url)
+        # A new token for the new server: a push the old profiler sends later (its last
+        # window, which a sampler may send after shutdown() returned) still carries the
+        # old token, and goes to the old server.
+        self.token = _new_token()
+        self._routes[self.token] = self._upstream
 
     @property
     def upstream_shown(self) -> str:
@@ -178,6 +185,7 @@ class Relay:
         # thread): only told to stop, should its thread exist in this process.
         self._forwarder.stopped = True
         self.token = _new_token()
+        self._routes = {self.token: self._upstream}
         self.stats = Stats()
         self._forwarder = self._new_forwarder()
         self._listener = None
@@ -212,8 +220,16 @@ class Relay:
         if method != "POST":
             self.stats.rejected += 1
             return 405
-        token = headers.get(TOKEN_HEADER) or ""
-        if not hmac.compare_digest(token.encode(), self.token.encode()):
+        token = (headers.get(TOKEN_HEADER) or "").encode()
+        upstream = next(
+            (
+                route
+                for known, route in self._routes.items()
+                if hmac.compare_digest(token, known.encode())
+            ),
+            None,
+        )
+        if upstream is None:
             self.stats.rejected += 1
             return 403
         length_text = headers.get("Content-Length")
@@ -245,9 +261,9 @@ class Relay:
                 self.stats.failed += 1
                 log.debug(f"relay: push dropped, it does not decode: {exc}")
                 return 400
-        # The upstream as it is now: a push sent before the app's own configure() replaced
-        # the server goes where it was meant to.
-        self._forwarder.put(Push(self._upstream, target, forwarded_headers(headers), data))
+        # The server of the push's token: a push of the profiler the app's own configure()
+        # replaced goes where it was meant to, whenever it arrives.
+        self._forwarder.put(Push(upstream, target, forwarded_headers(headers), data))
         return 200
 
     def _say_label_changes(self, changes: set[str]) -> None:

@@ -99,6 +99,9 @@ class SpanProfileProcessor(SpanProcessor):
         # only a thread tag can label it, which the Stack sampler does not read; None
         # when that does not matter (py-spy samples, or it was said).
         self.unframed: Callable[[str], object] | None = None
+        # Called as each root span starts, under the Stack sampler: it samples only the
+        # threads it was told of (Profiler.see_current_thread).
+        self.foreign_thread: Callable[[], object] | None = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # The SDK's own fields where otel_compat found them right, not its accessors:
@@ -141,6 +144,8 @@ class SpanProfileProcessor(SpanProcessor):
             parts = (span_id, name, trace_id)
         node = RootLabels(labels, sid, parts)
         roots[sid] = node
+        if self.foreign_thread is not None:
+            self.foreign_thread()
         if (
             self.unframed is not None
             and self._thread_state.framed is None

@@ -1,0 +1,159 @@
+"""The CPU sampler, end to end: which one runs, and what moves a process from Stack to py-spy.
+
+Real programs under ``pyrospan-run``, real pyroscope-io, a receiver that decodes the push
+API.  ``auto`` takes the Stack sampler on every Python pyroscope-io has a wheel for (its
+wall-clock loop before 3.12, CPU timers from 3.12): CI runs these in ``make test`` (3.11),
+``make test-sampler`` (pyenv 3.13) and the 3.14 lane.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
+from recording_receiver import RecordingReceiver
+
+CASES = str(PROGRAMS / "sampler_cases.py")
+HOT_SPAN = str(PROGRAMS / "hot_span.py")
+
+
+def info(**env: str) -> str:
+    result = subprocess.run(
+        [PYROSPAN_RUN, "--info", sys.executable, "app.py"],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stdout.splitlines() if line.startswith("  sampler"))
+
+
+def test_info_says_which_sampler_auto_takes_and_why() -> None:
+    line = info()
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if sys.version_info >= (3, 12):
+        assert f"Stack (auto: CPython {version} has per-thread CPU timers)" in line
+    else:
+        assert f"Stack (auto: CPython {version}: its wall-clock loop, exact at depth" in line
+
+
+def test_info_shows_an_explicit_choice_and_one_that_cannot_apply() -> None:
+    assert "py-spy (PYROSPAN_SAMPLER=pyspy: as asked)" in info(PYROSPAN_SAMPLER="pyspy")
+    line = info(PYROSPAN_SAMPLER="stack", PYROSPAN_SPAN_LABELS="tags")
+    assert "py-spy (PYROSPAN_SAMPLER=stack: span labels are thread tags" in line
+    assert "PYROSPAN_SAMPLER=stack cannot apply" in line
+
+
+def run_ok(receiver: RecordingReceiver, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    result = run([PYROSPAN_RUN, sys.executable, *args], backend_env(receiver, **env), timeout=90)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_wrong_sampler_is_one_line_naming_the_variable(receiver: RecordingReceiver) -> None:
+    result = run_ok(receiver, HOT_SPAN, "0.1", PYROSPAN_SAMPLER="echion")
+    lines = [line for line in result.stderr.splitlines() if "PYROSPAN_SAMPLER" in line]
+    assert lines == ["pyrospan-run: PYROSPAN_SAMPLER='echion': expected auto, stack or pyspy"], (
+        result.stderr
+    )
+
+
+def linked_ms(receiver: RecordingReceiver, span_id: str, function: str) -> float:
+    samples = receiver.samples_with_label("span_id", span_id)
+    return sum(s.values[0] for s in samples if function in s.stack) / 1e6
+
+
+def run_case(receiver: RecordingReceiver, case: str, **env: str) -> tuple[str, str, str]:
+    """Run one case; (span id, stdout, stderr) once its span's samples arrived."""
+    env.setdefault("PYROSPAN_LOG_LEVEL", "info")
+    result = run_ok(receiver, CASES, case, OTEL_SERVICE_NAME="cases", **env)
+    span_id = result.stdout.split("span_id", 1)[1].split()[0]
+    receiver.wait_for(lambda r: linked_ms(r, span_id, "burn_in_sampler_case") > 0, timeout=10)
+    return span_id, result.stdout, result.stderr
+
+
+def switch_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "moves to py-spy" in line]
+
+
+def test_a_span_inside_a_task_keeps_the_stack_sampler(receiver: RecordingReceiver) -> None:
+    span_id, _, err = run_case(receiver, "task", PYROSPAN_LOG_LEVEL="debug")
+    assert switch_lines(err) == [], err
+    assert "sampler Stack (auto:" in err
+    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+
+
+def test_a_root_span_opened_by_hand_on_a_thread_moves_auto_to_pyspy_and_is_labelled(
+    receiver: RecordingReceiver,
+) -> None:
+    span_id, _, err = run_case(receiver, "thread")
+    assert switch_lines(err) == [
+        "pyrospan: profiles: root span 'by-hand' started on thread 'by-hand-worker' outside "
+        "any request, task or thread-pool boundary, where no marker frame carries it; this "
+        "process moves to py-spy, which labels it"
+    ], err
+    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+
+
+def test_an_explicit_stack_sampler_says_what_it_cannot_label(receiver: RecordingReceiver) -> None:
+    result = run_ok(receiver, CASES, "thread", PYROSPAN_SAMPLER="stack")
+    lines = [line for line in result.stderr.splitlines() if "cannot label" in line]
+    assert lines == [
+        "pyrospan: profiles: root span 'by-hand' started on thread 'by-hand-worker' outside "
+        "any request, task or thread-pool boundary, where no marker frame carries it, which "
+        "the Stack sampler cannot label (PYROSPAN_SAMPLER=stack); set PYROSPAN_SAMPLER=auto "
+        "or pyspy to profile it"
+    ], result.stderr
+    assert switch_lines(result.stderr) == []
+
+
+def test_the_apps_own_thread_tags_move_auto_to_pyspy_which_reads_them(
+    receiver: RecordingReceiver,
+) -> None:
+    span_id, _, err = run_case(receiver, "app-tags")
+    assert len(switch_lines(err)) == 1 and "own thread tags" in err, err
+    samples = receiver.samples_with_label("span_id", span_id)
+    tagged = [s for s in samples if s.labels.get("tenant") == "acme"]
+    assert sum(s.values[0] for s in tagged) / 1e6 >= 400, err
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("sigprof", "the app sets its own SIGPROF handler"),
+        ("faulthandler", "the app enables faulthandler after the profiler started"),
+    ],
+)
+def test_an_app_taking_the_samplers_signals_moves_the_process_to_pyspy(
+    receiver: RecordingReceiver, case: str, said: str
+) -> None:
+    # Even an explicit stack: the sampler would stop, or its timer reach the app.
+    span_id, out, err = run_case(receiver, case, PYROSPAN_SAMPLER="stack")
+    lines = switch_lines(err)
+    assert len(lines) == 1 and said in lines[0], err
+    assert "app SIGPROF handler ran" not in out
+    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+
+
+def test_samples_carry_the_process_pid_under_the_stack_sampler(
+    receiver: RecordingReceiver,
+) -> None:
+    span_id, _, _ = run_case(receiver, "task")
+    samples = receiver.samples_with_label("span_id", span_id)
+    assert samples and all(s.labels.get("pid", "").isdigit() for s in samples)
+
+
+def test_a_forked_child_runs_its_own_stack_sampler(receiver: RecordingReceiver) -> None:
+    # The Stack sampler cannot start again in a fork of a process that ran it: the child
+    # loads its own copy of pyroscope-io's native module.
+    span_id, _, err = run_case(receiver, "fork", PYROSPAN_LOG_LEVEL="debug")
+    restarted = [line for line in err.splitlines() if "profiler restarted" in line]
+    assert len(restarted) == 1 and "(Stack (auto:" in restarted[0], err
+    assert switch_lines(err) == [] and "py-spy samples" not in err
+    samples = receiver.samples_with_label("span_id", span_id)
+    assert {s.labels.get("pid") for s in samples} != {None}
+    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400

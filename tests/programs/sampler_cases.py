@@ -1,0 +1,76 @@
+"""Root spans the Stack sampler cannot label on its own, one case per argument.
+
+* ``thread``: a root span opened by hand on a plain thread, outside any request;
+* ``app-tags``: a root span inside a task, and the app's own ``pyroscope.tag_wrapper``;
+* ``sigprof``: a root span inside a task, after the app sets its own SIGPROF handler;
+* ``faulthandler``: the same after a late ``faulthandler.enable()``;
+* ``fork``: a root span inside a task of a forked child (the child prints its span id).
+
+Each burns CPU in ``burn_in_sampler_case`` inside its span, then prints the span id.
+"""
+
+import asyncio
+import faulthandler
+import os
+import signal
+import sys
+import threading
+import time
+
+from opentelemetry import trace
+
+tracer = trace.get_tracer("sampler_cases")
+found: dict[str, str] = {}
+
+
+def burn_in_sampler_case(seconds: float) -> int:
+    count = 0
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        count += 1
+    return count
+
+
+def in_span(name: str) -> None:
+    with tracer.start_as_current_span(name) as span:
+        burn_in_sampler_case(0.8)
+        found["span_id"] = format(span.get_span_context().span_id, "016x")
+
+
+async def in_task_span(name: str) -> None:
+    with tracer.start_as_current_span(name) as span:
+        for _ in range(160):
+            burn_in_sampler_case(0.005)
+            await asyncio.sleep(0)
+        found["span_id"] = format(span.get_span_context().span_id, "016x")
+
+
+def main(case: str) -> None:
+    if case == "thread":
+        worker = threading.Thread(target=in_span, args=("by-hand",), name="by-hand-worker")
+        worker.start()
+        worker.join()
+    elif case == "app-tags":
+        import pyroscope
+
+        with pyroscope.tag_wrapper({"tenant": "acme"}):
+            asyncio.run(in_task_span("tagged"))
+    elif case == "sigprof":
+        signal.signal(signal.SIGPROF, lambda signum, frame: print("app SIGPROF handler ran"))
+        asyncio.run(in_task_span("after-sigprof"))
+    elif case == "fork":
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            return
+        asyncio.run(in_task_span("in-child"))
+    elif case == "faulthandler":
+        faulthandler.enable()
+        asyncio.run(in_task_span("after-faulthandler"))
+    else:
+        asyncio.run(in_task_span("in-task"))
+    print("span_id", found["span_id"], flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
