@@ -14,18 +14,17 @@ sample with two span_ids.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from judge import Score, score  # noqa: E402
+from judge import Score  # noqa: E402
 from recording import RecordingReceiver  # noqa: E402
+from scored import run_and_score  # noqa: E402
 
 SCENARIOS = [
     "asyncio",
@@ -73,14 +72,7 @@ def one_run(scenario: str, mode: str, spans: int, steps: int) -> Score:
         ]
         if mode == "pyrospan":
             command = [str(Path(sys.executable).with_name("pyrospan-run")), *command]
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=300, check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"{mode} {scenario} failed:\n{done.stderr}")
-        owner = json.loads(done.stdout.splitlines()[-1])["owner"]
-        receiver.wait_for(lambda r: {s.span_id for s in r.spans} >= set(owner), timeout=30)
-        return score(receiver.samples(), owner)
+        return run_and_score(receiver, command, env, f"{mode} {scenario}")
 
 
 def percent(value: float) -> str:

@@ -34,18 +34,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from judge import Score, score  # noqa: E402
+from judge import Score  # noqa: E402
 from recording import RecordingReceiver  # noqa: E402
 from samplers import INFO_NAMES, SAMPLERS, check, info_sampler, sampler_env  # noqa: E402
+from scored import run_and_score  # noqa: E402
 from web import receiver_env, run_web  # noqa: E402
 
 LABELS = ("frames", "tags")
@@ -81,14 +80,7 @@ def workload_run(
             "--slice-ms", str(length_ms),
             "--depth", str(depth),
         ]  # fmt: skip
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=600, check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"{variant} {scenario} {length_ms} ms failed:\n{done.stderr}")
-        owner = json.loads(done.stdout.splitlines()[-1])["owner"]
-        receiver.wait_for(lambda r: {s.span_id for s in r.spans} >= set(owner), timeout=30)
-        return score(receiver.samples(), owner)
+        return run_and_score(receiver, command, env, f"{variant} {scenario} {length_ms} ms")
 
 
 def one_run(scenario: str, variant: Variant, spans: int, length_ms: float, depth: int) -> Score:
