@@ -306,6 +306,15 @@ class Bootstrap:
 
         processor.unframed = unframed
 
+        def unmarked(name: str, ms: float) -> None:
+            processor.unmarked = None  # said once
+            profiler.move_to_pyspy(
+                f"root span {name!r} ran {ms:.0f} ms and ended without ever running inside "
+                "its marker frame (opened in an asyncio task that did not await afterwards)"
+            )
+
+        processor.unmarked = unmarked
+
     def exit_handling(self) -> None:
         """Fork and exit handling, when something runs that needs it."""
         if self.agent.profiling != ON and self.agent.tracing not in (ON, ARMED):

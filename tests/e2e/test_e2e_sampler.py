@@ -157,3 +157,16 @@ def test_a_forked_child_runs_its_own_stack_sampler(receiver: RecordingReceiver) 
     samples = receiver.samples_with_label("span_id", span_id)
     assert {s.labels.get("pid") for s in samples} != {None}
     assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+
+
+def test_a_task_span_that_never_awaits_is_said_and_the_next_one_labelled(
+    receiver: RecordingReceiver,
+) -> None:
+    # Its task never had another step to run inside the span's marker: under the Stack
+    # sampler its CPU went unlabelled.  Said once; auto moves on to py-spy, which labels
+    # the next such span.
+    span_id, _, err = run_case(receiver, "no-await")
+    lines = switch_lines(err)
+    assert len(lines) == 1 and "root span 'no-await-1' ran" in lines[0], err
+    assert "without ever running inside its marker frame" in lines[0]
+    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400

@@ -4,7 +4,8 @@
 * ``app-tags``: a root span inside a task, and the app's own ``pyroscope.tag_wrapper``;
 * ``sigprof``: a root span inside a task, after the app sets its own SIGPROF handler;
 * ``faulthandler``: the same after a late ``faulthandler.enable()``;
-* ``fork``: a root span inside a task of a forked child (the child prints its span id).
+* ``fork``: a root span inside a task of a forked child (the child prints its span id);
+* ``no-await``: a root span inside a task that never awaits once it is open, twice.
 
 Each burns CPU in ``burn_in_sampler_case`` inside its span, then prints the span id.
 """
@@ -64,6 +65,13 @@ def main(case: str) -> None:
             os.waitpid(pid, 0)
             return
         asyncio.run(in_task_span("in-child"))
+    elif case == "no-await":
+
+        async def without_await(name: str) -> None:
+            in_span(name)
+
+        asyncio.run(without_await("no-await-1"))
+        asyncio.run(without_await("no-await-2"))
     elif case == "faulthandler":
         faulthandler.enable()
         asyncio.run(in_task_span("after-faulthandler"))

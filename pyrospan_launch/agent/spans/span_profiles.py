@@ -32,6 +32,9 @@ from pyrospan_launch.settings.label_limits import MAX_VALUE_BYTES, fit_value
 from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID, SPAN_NAME, TRACE_ID
 
 _SAMPLED = TraceFlags.SAMPLED
+# A root span this long (ns; two samples at the default 100 Hz) that never ran inside its
+# marker frame is said (SpanProfileProcessor.unmarked).
+_NOTABLE_NS = 20_000_000
 
 
 def _set_new_attribute(span: Span, key: str, value: str) -> None:
@@ -99,6 +102,9 @@ class SpanProfileProcessor(SpanProcessor):
         # only a thread tag can label it, which the Stack sampler does not read; None
         # when that does not matter (py-spy samples, or it was said).
         self.unframed: Callable[[str], object] | None = None
+        # Called with the name and milliseconds of the first root span that ran for a
+        # while and ended without ever running inside its marker frame (see on_end).
+        self.unmarked: Callable[[str, float], object] | None = None
         # Called as each root span starts, under the Stack sampler: it samples only the
         # threads it was told of (Profiler.see_current_thread).
         self.foreign_thread: Callable[[], object] | None = None
@@ -165,6 +171,13 @@ class SpanProfileProcessor(SpanProcessor):
         if node is None or node.span_id != span_id:
             return  # not a local root: its root keeps running
         node.active = False
+        if (
+            self.unmarked is not None
+            and node.marker is None
+            and node.async_marker is None
+            and node.step_marker is None
+        ):
+            self._never_marked(span)
         switch = self._switch
         if self._context_switching:
             if self._thread_state.node is node:
@@ -173,6 +186,20 @@ class SpanProfileProcessor(SpanProcessor):
             before = self._shown_before.pop(span_id, None)
             if switch.shown() is node:
                 switch.show(before)
+
+    def _never_marked(self, span: ReadableSpan) -> None:
+        """A root span ended that never ran inside its marker frame: long enough to matter?
+
+        Its samples could carry only thread tags.  That is a root span opened in an asyncio
+        task that never awaited afterwards: its task's later steps would have run in the
+        marker, but there were none.  Spans shorter than one sampling interval are left
+        alone: they rarely hold a sample.
+        """
+        start, end = span.start_time, span.end_time
+        if self.unmarked is None or start is None or end is None:
+            return
+        if end - start >= _NOTABLE_NS:
+            self.unmarked(span.name, (end - start) / 1e6)
 
     def shutdown(self) -> None:
         self.roots.clear()
