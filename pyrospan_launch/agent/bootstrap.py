@@ -297,7 +297,8 @@ class Bootstrap:
         def unframed(name: str) -> None:
             import threading
 
-            processor.unframed = None  # said once, whatever the answer
+            # Said once for the process, whatever the answer: the span's end is not said.
+            processor.unframed = processor.unmarked = None
             thread = threading.current_thread().name
             profiler.move_to_pyspy(
                 f"root span {name!r} started on thread {thread!r} outside any request, "
@@ -307,10 +308,11 @@ class Bootstrap:
         processor.unframed = unframed
 
         def unmarked(name: str, ms: float) -> None:
-            processor.unmarked = None  # said once
+            processor.unframed = processor.unmarked = None  # said once for the process
             profiler.move_to_pyspy(
                 f"root span {name!r} ran {ms:.0f} ms and ended without ever running inside "
-                "its marker frame (opened in an asyncio task that did not await afterwards)"
+                "its marker frame (as one opened in an asyncio task that does not await "
+                "afterwards)"
             )
 
         processor.unmarked = unmarked
