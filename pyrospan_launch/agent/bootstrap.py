@@ -24,6 +24,10 @@ from pyrospan_launch.agent.agent import ARMED, FAILED, OFF, ON, Agent
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import Config, resolve
 from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
+from pyrospan_launch.settings.sampling import CPU_TIMERS
+
+# pyroscope-io's and PYROSCOPE_SAMPLE_RATE's default, in Hz.
+DEFAULT_SAMPLE_RATE = 100
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,6 +114,18 @@ class Bootstrap:
         sampling = config.sampler_choice
         if config.profiling and sampling.asked == "stack" and not sampling.stack:
             log.warning(f"PYROSPAN_SAMPLER=stack: py-spy samples instead: {sampling.reason}")
+        profiler = config.profiler
+        if (
+            profiler is not None
+            and sampling.stack
+            and profiler.sample_rate != DEFAULT_SAMPLE_RATE
+            and sys.version_info < CPU_TIMERS
+        ):
+            log.warning(
+                f"PYROSCOPE_SAMPLE_RATE={profiler.sample_rate}: the Stack sampler's wall-clock "
+                "loop (before CPython 3.12) keeps its own interval; set PYROSPAN_SAMPLER=pyspy "
+                "for a fixed rate"
+            )
 
         def stop() -> None:
             first = config.errors[0] if config.errors else ValueError(config.notices[0])

@@ -170,3 +170,30 @@ def test_a_task_span_that_never_awaits_is_said_and_the_next_one_labelled(
     assert len(lines) == 1 and "root span 'no-await-1' ran" in lines[0], err
     assert "without ever running inside its marker frame" in lines[0]
     assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="CPU timers, whose interval follows the rate, need 3.12+"
+)
+def test_the_sample_rate_holds_under_the_stack_sampler(receiver: RecordingReceiver) -> None:
+    # The Stack sampler ticks every 10 ms unless told: at 10 Hz asked, each sample must
+    # stand for about 100 ms of CPU, as py-spy's do.
+    span_id, _, _ = run_case(receiver, "task", PYROSCOPE_SAMPLE_RATE="10")
+    samples = receiver.samples_with_label("span_id", span_id)
+    values = [s.values[0] for s in samples if "burn_in_sampler_case" in s.stack]
+    assert sum(values) >= 400e6, values
+    # A sample weighs the CPU its thread used since the last tick: a stack's aggregated
+    # value is then a whole number of about 100 ms ticks (at 10 ms ticks, anything).
+    ticks = [v / 100e6 for v in values if v >= 50e6]
+    assert ticks and all(abs(t - round(t)) <= 0.06 for t in ticks), sorted(values)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="the wall-clock loop runs before 3.12")
+def test_a_sample_rate_the_wall_clock_loop_cannot_keep_is_one_line(
+    receiver: RecordingReceiver,
+) -> None:
+    result = run_ok(receiver, HOT_SPAN, "0.1", PYROSCOPE_SAMPLE_RATE="10")
+    assert result.stderr.splitlines() == [
+        "pyrospan: PYROSCOPE_SAMPLE_RATE=10: the Stack sampler's wall-clock loop (before "
+        "CPython 3.12) keeps its own interval; set PYROSPAN_SAMPLER=pyspy for a fixed rate"
+    ], result.stderr
