@@ -118,26 +118,38 @@ def test_pool_items_run_inside_the_submitters_marker(framed: Linked) -> None:
 
 
 def test_asgi_app_is_awaited_inside_the_request_spans_async_marker(framed: Linked) -> None:
-    tracer, _, _, switch = framed
-    seen: list[list[tuple[str, str, str]]] = []
+    tracer, tags, _, switch = framed
+    seen: list[tuple[list[tuple[str, str, str]], dict[str, str]]] = []
+    step_markers: list[object] = []
 
     async def app(scope: object, receive: object, send: object) -> None:
-        seen.append(markers_on_stack())  # the very step the span started in
-        await asyncio.sleep(0)
-        seen.append(markers_on_stack())
+        seen.append((markers_on_stack(), tags.current()))  # the step the span started in
+        for _ in range(2):
+            await asyncio.sleep(0)
+            seen.append((markers_on_stack(), tags.current()))
 
     async def middleware() -> None:
         with tracer.start_as_current_span("GET /x") as span:
             await framed_app(app)({}, None, None)
-        assert {m[0] for step in seen for m in step} == {hex_id(span)}
+            node = CURRENT.get()
+            assert node is not None
+            step_markers.append(node.step_marker)
+            # The app returned: a later step of the span runs in a marker of its own.
+            await asyncio.sleep(0)
+            seen.append((markers_on_stack(), tags.current()))
+        assert {m[0] for step, _ in seen for m in step} == {hex_id(span)}
 
     async def main() -> None:
         asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
         await asyncio.create_task(middleware())
 
     asyncio.run(main())
-    assert len(seen[0]) == 1  # first step: the async marker alone
-    assert len(seen[1]) == 2  # later steps: the step's marker too, the same span
+    # Every step of the app: the async marker alone, and no tag.  The task's steps made no
+    # marker of their own: one marker code per request (the Stack sampler's frame cache).
+    assert [len(markers) for markers, _ in seen[:3]] == [1, 1, 1]
+    assert [step_tags for _, step_tags in seen[1:3]] == [{}, {}]
+    assert step_markers == [None]
+    assert len(seen[3][0]) == 1 and seen[3][1] == {}  # after the app: the step's own marker
 
 
 def test_tags_mode_makes_no_marker() -> None:

@@ -26,6 +26,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from pyrospan_launch.agent.spans.handoff import stepping_coroutine
 from pyrospan_launch.agent.spans.labels import CURRENT
 from pyrospan_launch.agent.spans.span_markers import async_marker_of, hidden, hide
 from pyrospan_launch.common import log
@@ -38,16 +39,26 @@ def framed_app(app: Any) -> Any:
     """``app`` (an ASGI callable) awaited inside the marker of the root span running it."""
 
     async def app_in_root_span(scope: Any, receive: Any, send: Any) -> Any:
+        node = _current_get()
+        chained = False
         try:
-            node = _current_get()
             if node is not None and node.active:
                 marker = async_marker_of(node)
                 if marker is not None:
+                    # The task's later steps run inside this marker: they need none of their
+                    # own (handoff), so the span has one marker code, not two.
+                    chain = stepping_coroutine()
+                    if chain is not None and node.awaited_in is None:
+                        node.awaited_in = chain
+                        chained = True
                     return await marker(app, scope, receive, send)
             return await app(scope, receive, send)
         except BaseException as exc:
             exc.__traceback__ = hide(exc.__traceback__)
             raise
+        finally:
+            if chained and node is not None:
+                node.awaited_in = None  # steps after the app returned get their own marker
 
     hidden(app_in_root_span)
     app_in_root_span.__wrapped__ = app  # type: ignore[attr-defined]

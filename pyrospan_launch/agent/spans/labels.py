@@ -24,6 +24,7 @@ class RootLabels:
     __slots__ = (
         "active",
         "async_marker",
+        "awaited_in",
         "labels",
         "marker",
         "marker_parts",
@@ -48,6 +49,9 @@ class RootLabels:
         self.marker: Marker | None = None
         self.async_marker: Marker | None = None
         self.step_marker: Marker | None = None  # asyncio task steps: f(value), no *args
+        # The task coroutine (handoff.LabelledCoroutine) whose await chain holds this span's
+        # async marker now (asgi_frames): its steps run inside that marker already.
+        self.awaited_in: object | None = None
 
 
 # The root span labels of the running context.  Being a ContextVar, it travels with
