@@ -20,7 +20,7 @@ from test_span_profiles import Linked, hex_id
 
 from pyrospan_launch.agent.spans import span_context
 from pyrospan_launch.agent.spans.asgi_frames import framed_app
-from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as
+from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as, stepping_coroutine
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
 from pyrospan_launch.agent.spans.span_markers import parse
 from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
@@ -130,7 +130,7 @@ def test_asgi_app_is_awaited_inside_the_request_spans_async_marker(framed: Linke
 
     async def middleware() -> None:
         with tracer.start_as_current_span("GET /x") as span:
-            await framed_app(app)({}, None, None)
+            await framed_app(app, stepping_coroutine)({}, None, None)
             node = CURRENT.get()
             assert node is not None
             step_markers.append(node.step_marker)

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from pyrospan_launch.agent.spans.handoff import stepping_coroutine
 from pyrospan_launch.agent.spans.labels import CURRENT
 from pyrospan_launch.agent.spans.span_markers import async_marker_of, hidden, hide
 from pyrospan_launch.common import log
@@ -35,8 +35,16 @@ _PATCHED = "__pyrospan_patched__"
 _current_get = CURRENT.get
 
 
-def framed_app(app: Any) -> Any:
-    """``app`` (an ASGI callable) awaited inside the marker of the root span running it."""
+def _no_coroutine() -> Any:
+    return None
+
+
+def framed_app(app: Any, stepping_coroutine: Callable[[], Any] = _no_coroutine) -> Any:
+    """``app`` (an ASGI callable) awaited inside the marker of the root span running it.
+
+    ``stepping_coroutine`` returns the labelled coroutine of the running task
+    (handoff.stepping_coroutine): that task's later steps then need no marker of their own.
+    """
 
     async def app_in_root_span(scope: Any, receive: Any, send: Any) -> Any:
         node = _current_get()
@@ -68,7 +76,9 @@ def framed_app(app: Any) -> Any:
 _FRAMED = "_pyrospan_framed_app"
 
 
-def patch_asgi_middleware(module: ModuleType) -> None:
+def patch_asgi_middleware(
+    module: ModuleType, stepping_coroutine: Callable[[], Any] = _no_coroutine
+) -> None:
     """Make every ``OpenTelemetryMiddleware`` call its app through a marker.
 
     ``app`` becomes a property of the class: the middleware's own ``__call__`` reads the
@@ -97,7 +107,7 @@ def patch_asgi_middleware(module: ModuleType) -> None:
     def set_app(self: Any, app: Any) -> None:
         mine = self.__dict__
         mine["app"] = app
-        mine[_FRAMED] = framed_app(app)
+        mine[_FRAMED] = framed_app(app, stepping_coroutine)
 
     def del_app(self: Any) -> None:
         mine = self.__dict__

@@ -421,7 +421,7 @@ def _patch_asgi(module: ModuleType, switch: LabelSwitch) -> None:
     if switch.frames:
         from pyrospan_launch.agent.spans.asgi_frames import patch_asgi_middleware
 
-        patch_asgi_middleware(module)
+        patch_asgi_middleware(module, stepping_coroutine)
 
 
 def _patch_fastapi(module: ModuleType, switch: LabelSwitch) -> None:
