@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pyrospan_launch.agent.app_profiler import ConfigureHandover
 from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.native_exit import NativeExitGuard
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
@@ -102,6 +103,21 @@ def _tune_stack_sampler(native: Any, sample_rate: int) -> None:
     )
 
 
+def _uwsgi_threads_against_stack() -> str | None:
+    """Why the Stack sampler cannot sample this uWSGI worker's requests, or None.
+
+    uWSGI's request threads (``--threads``: ``uwsgi.cores`` > 1) block every signal, the
+    CPU timers' too (3.12+): none of their samples would come (measured: no span linked).
+    Before 3.12 the Stack sampler's wall-clock loop needs no signal.
+    """
+    if sys.version_info < CPU_TIMERS:
+        return None
+    cores = getattr(sys.modules.get("uwsgi"), "cores", 1)
+    if not isinstance(cores, int) or cores <= 1:
+        return None
+    return f"uWSGI's {cores} request threads per worker block the Stack sampler's CPU-timer signal"
+
+
 def _after(
     done: threading.Event, tag: Callable[[str, str], object]
 ) -> Callable[[str, str], object]:
@@ -187,6 +203,9 @@ class Profiler:
         # The Stack sampler's thread registration, and the native threads it was given.
         self._register_thread: Callable[[int, int], object] | None = None
         self._seen_threads: set[int] = set()
+        self._exit_guard: NativeExitGuard | None = None
+        # Whether a root span started in this process yet (reset in a forked child).
+        self._serving = False
 
     # --- start ---------------------------------------------------------------------
 
@@ -297,7 +316,14 @@ class Profiler:
 
     def see_current_thread(self) -> None:
         """A root span starts on this thread: make sure the Stack sampler samples it."""
-        if not self.sampling.stack or self._register_thread is None:
+        if not self.sampling.stack:
+            return
+        if not self._serving:
+            self._serving = True
+            self._serve_in_uwsgi()  # a uWSGI without a master serves in its first process
+            if not self._still_stack():
+                return
+        if self._register_thread is None:
             return
         thread = threading.current_thread()
         if not isinstance(thread, threading._DummyThread):
@@ -431,10 +457,16 @@ class Profiler:
                 log.warning(relays.not_started(exc, labels.frames, f" in pid {os.getpid()}"))
                 self._change(self.sampling.with_tags("the profile relay could not start"))
         child_relay = relay if relay is not None and relay.running else None
+        threads = _uwsgi_threads_against_stack()
+        if threads is not None and self.sampling.stack and not self._app_owns:
+            self._change(self.sampling.on_pyspy(threads))
+            log.info(f"profiles: {threads}; py-spy samples this worker")
         if self.sampling.stack and sys.version_info >= CPU_TIMERS:
             self._fresh_native()
         if not self._handover.configure_again(child_relay):  # the app's own configure() won
             self._configure_or_fall_back(child_relay)
+        self._serving = True  # a forked worker is handled here, not at its first root span
+        self._guard_uwsgi_exit()
         labels.reapply()
         log.debug(f"forked from {os.getppid()}: profiler restarted ({self.sampling.describe()})")
 
@@ -453,6 +485,37 @@ class Profiler:
         self.labels.retarget(native.add_thread_tag, native.remove_thread_tag)
         if self.app_tags is not None:
             self.app_tags.move_to(native)
+
+    def _serve_in_uwsgi(self) -> None:
+        """The first root span of a process that was not forked: a uWSGI without a master?
+
+        Its requests are served here, so what a uWSGI worker needs is done now (see
+        :meth:`restart_in_child` for forked workers).
+        """
+        threads = _uwsgi_threads_against_stack()
+        if threads is not None:
+            self.move_to_pyspy(threads, force=True)
+        self._guard_uwsgi_exit()
+
+    def _guard_uwsgi_exit(self) -> None:
+        """uWSGI: flush before ``exit()`` destroys pyroscope-io's native state.
+
+        uWSGI ends a worker through ``exit()`` from a signal handler, and finalizes Python
+        (our flush, pyroscope-io's own stop) only after the native module's destructors ran
+        (agent/native_exit).  Only in a process that serves: a master that only forks would
+        hand the guard down to its workers, which arm their own.
+        """
+        from pyrospan_launch.agent.uwsgi_workers import in_uwsgi
+
+        if not in_uwsgi():
+            return
+        if self._exit_guard is None:
+            self._exit_guard = NativeExitGuard(self._lifecycle.flush_at_exit)
+        if not self._exit_guard.arm():
+            self.move_to_pyspy(
+                "the Stack sampler cannot be stopped before uWSGI's exit in this process",
+                force=True,
+            )
 
     def send_last_window(self) -> None:
         import pyroscope

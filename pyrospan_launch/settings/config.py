@@ -9,7 +9,6 @@ line.  Both the launcher (before exec) and the bootstrap (in the child) call
 from __future__ import annotations
 
 import os
-import sys
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 
@@ -288,35 +287,17 @@ def resolve(
         span_labels=str(span_labels),
         notices=tuple(notices) if profiling else (),
         sampler=str(sampler),
-        sampling=_sampling(
-            str(sampler), str(span_labels), tracing, profiler, environ, argv, executable
-        ),
+        sampling=_sampling(str(sampler), str(span_labels), tracing, profiler),
     )
 
 
-def _sampling(
-    asked: str,
-    labels: str,
-    tracing: bool,
-    profiler: ProfilerConfig | None,
-    environ: Mapping[str, str],
-    argv: Sequence[str] | None,
-    executable: str | None,
-) -> Sampling:
+def _sampling(asked: str, labels: str, tracing: bool, profiler: ProfilerConfig | None) -> Sampling:
     """The sampler this process runs, chosen once with the rest of the configuration."""
-    if argv is None:
-        argv = getattr(sys, "argv", None) or []
-    if executable is None:
-        try:
-            executable = os.readlink("/proc/self/exe")
-        except OSError:
-            executable = sys.executable or ""
     return sampling.choose(
         asked,
         labels,
         tracing=tracing,
         oncpu=profiler.oncpu if profiler is not None else True,
-        server_reason=sampling.server_against_stack(argv, environ, executable),
     )
 
 

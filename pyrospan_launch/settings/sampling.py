@@ -16,12 +16,7 @@ See docs/design.md, "The sampler".
 
 from __future__ import annotations
 
-import os
 import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
 
 AUTO = "auto"
 STACK = "stack"
@@ -95,22 +90,6 @@ class Sampling:
         return hash((self.sampler, self.labels, self.asked))
 
 
-def server_against_stack(
-    argv: Sequence[str], environ: Mapping[str, str], executable: str
-) -> str | None:
-    """Why the server this process runs in cannot use the Stack sampler, or None.
-
-    uWSGI: its workers die of SIGSEGV in uWSGI's own exit code under the Stack
-    sampler's signal handlers, losing their last window and their spans.  (granian's
-    WSGI threads, which Python does not start, are registered with the sampler as their
-    first root span starts: Profiler.see_current_thread.)
-    """
-    name = os.path.basename(executable).lower()
-    if "uwsgi" in name:
-        return "uWSGI's workers crash at exit under the Stack sampler's signal handlers"
-    return None
-
-
 def choose(
     asked: str,
     labels: str,
@@ -118,7 +97,6 @@ def choose(
     tracing: bool = True,
     oncpu: bool = True,
     python: tuple[int, int] | None = None,
-    server_reason: str | None = None,
 ) -> Sampling:
     """The sampler for PYROSPAN_SAMPLER=``asked`` and span labels ``labels``.
 
@@ -128,10 +106,11 @@ def choose(
     frames where py-spy mislabelled (pool precision 99.2% and 100% against py-spy's 56%
     and 21%), and which counted CPU as CPU beside two hogs (0.996 and 0.994 against
     3.66 and 2.76).  It takes py-spy where Stack cannot serve: for thread tags and
-    wall-clock profiles (it reads no tags and counts CPU only), and in the servers
-    :func:`server_against_stack` names.  An
-    explicit ``stack`` is kept except with thread tags, which it would lose entirely,
-    wall-clock profiles, which it refuses to start for, and those servers.
+    wall-clock profiles (it reads no tags and counts CPU only).  An explicit ``stack`` is
+    kept except with thread tags, which it would lose entirely, and wall-clock profiles,
+    which it refuses to start for.  What only a running process can tell (a forked child
+    without CPU timers, uWSGI's request threads, an app's own signal handlers) moves it
+    to py-spy later (agent/profiler).
     """
     version = python or (sys.version_info[0], sys.version_info[1])
     if not tracing:
@@ -155,9 +134,6 @@ def choose(
             "wall-clock profiles (PYROSCOPE_ONCPU=false) come from py-spy: "
             "the Stack sampler counts CPU time only",
         )
-    if server_reason is not None:
-        # Even when asked for: the server's workers would crash, or go unsampled.
-        return Sampling(PYSPY, labels, asked, server_reason)
     if asked == STACK:
         if version < CPU_TIMERS:
             return Sampling(STACK, labels, asked, "as asked; wall-clock loop before CPython 3.12")

@@ -191,6 +191,41 @@ def test_uwsgi_started_by_a_shell_names_the_flag_its_workers_need(
     )
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
+    receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]], threads: int
+) -> None:
+    # uWSGI ends a worker through exit() from its signal handler: without the exit guard
+    # the Stack sampler read freed memory there, and the worker died of SIGSEGV with its
+    # spans.  Request threads block the CPU timers' signal: py-spy samples those workers.
+    port = free_port()
+    env = backend_env(receiver, OTEL_SERVICE_NAME="web", PYROSPAN_LOG_LEVEL="debug")
+    env.update(SEND_ONLY_AT_EXIT)
+    options = ("--threads", str(threads)) if threads > 1 else ()
+    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in uwsgi(*options))], env)
+    cleanup.append(process)
+    url = f"http://127.0.0.1:{port}/work"
+    wait_for_http(url, process, timeout=60)
+    pids = requests_reaching(url, 2)
+    assert len(pids) == 2
+    _, err = stop_with_sigterm(process)
+    assert process.returncode == 0 and "Segmentation Fault" not in err, err
+    restarted = [line for line in err.splitlines() if "profiler restarted" in line]
+    moved = [line for line in err.splitlines() if "py-spy samples this worker" in line]
+    if threads > 1 and sys.version_info >= (3, 12):
+        assert len(restarted) == 2 and all(
+            "(py-spy (auto: uWSGI's 2 request" in x for x in restarted
+        )
+        assert len(moved) == 2, err
+    else:
+        assert len(restarted) == 2 and all("(Stack (auto:" in line for line in restarted), err
+        assert moved == [], err
+    spans = work_spans(receiver)
+    assert len(spans) >= REQUESTS
+    assert {int(s.resource["process.pid"]) for s in spans} == pids
+    assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
+
+
 def linked_to_own_greenlet(receiver: RecordingReceiver, spans: list[ReceivedSpan]) -> None:
     """Every request span has its own samples of the handler, and no sample two span ids."""
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)

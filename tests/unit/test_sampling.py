@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyrospan_launch.settings.config import resolve
-from pyrospan_launch.settings.sampling import Sampling, choose, server_against_stack
+from pyrospan_launch.settings.sampling import Sampling, choose
 
 NEW, OLD, OLDEST = (3, 13), (3, 11), (3, 10)
 
@@ -19,10 +19,8 @@ NEW, OLD, OLDEST = (3, 13), (3, 11), (3, 10)
         ("auto", "tags", {"python": NEW}, "pyspy", "span labels are thread tags"),
         ("auto", "frames", {"python": NEW, "tracing": False}, "pyspy", "tracing is off"),
         ("auto", "frames", {"python": NEW, "oncpu": False}, "pyspy", "wall-clock profiles"),
-        ("auto", "frames", {"python": NEW, "server_reason": "uWSGI x"}, "pyspy", "uWSGI x"),
         ("stack", "frames", {"python": NEW}, "stack", "as asked"),
         ("stack", "frames", {"python": OLD}, "stack", "wall-clock loop before CPython 3.12"),
-        ("stack", "frames", {"python": NEW, "server_reason": "uWSGI x"}, "pyspy", "uWSGI x"),
         ("stack", "tags", {"python": NEW}, "pyspy", "only py-spy reads"),
         ("stack", "frames", {"python": NEW, "oncpu": False}, "pyspy", "counts CPU time only"),
         ("pyspy", "frames", {"python": NEW}, "pyspy", "as asked"),
@@ -49,27 +47,11 @@ def test_moving_to_pyspy_keeps_the_labels_and_says_why() -> None:
     assert stack.with_tags("no relay") == Sampling("pyspy", "tags", "auto", "no relay")
 
 
-@pytest.mark.parametrize(
-    ("argv", "environ", "executable", "blocked"),
-    [
-        (["uwsgi", "--http", ":0"], {}, "/usr/local/bin/uwsgi", "uWSGI"),
-        (["python"], {}, "/opt/venv/bin/uwsgi-core", "uWSGI"),
-        # granian's WSGI threads are registered with the sampler as they serve.
-        (["/v/bin/granian", "--interface", "wsgi", "app:app"], {}, "/usr/bin/python3", None),
-        (["gunicorn", "app:app"], {}, "/usr/bin/python3", None),
-    ],
-)
-def test_servers_the_stack_sampler_cannot_serve(
-    argv: list[str], environ: dict[str, str], executable: str, blocked: str | None
-) -> None:
-    reason = server_against_stack(argv, environ, executable)
-    assert (reason.split()[0].rstrip("'s") if reason else None) == blocked
-
-
 def test_the_configuration_resolves_the_choice_once_with_the_command() -> None:
     config = resolve({"PYROSPAN_SAMPLER": "auto"}, ["uwsgi", "--ini", "x"], "/usr/bin/uwsgi")
     assert config.sampler == "auto"
-    assert config.sampler_choice.sampler == "pyspy" and "uWSGI" in config.sampler_choice.reason
+    # uWSGI too: what its processes need is decided in each of them (Profiler).
+    assert config.sampler_choice.sampler == "stack"
     bad = resolve({"PYROSPAN_SAMPLER": "fast"}, ["python"], "/usr/bin/python3")
     assert [str(e) for e in bad.errors] == [
         "PYROSPAN_SAMPLER='fast': expected auto, stack or pyspy"
