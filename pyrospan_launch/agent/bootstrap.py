@@ -22,12 +22,10 @@ from collections.abc import Callable, MutableMapping
 from pyrospan_launch.agent import agent as the_agent
 from pyrospan_launch.agent.agent import ARMED, FAILED, OFF, ON, Agent
 from pyrospan_launch.common import log
+from pyrospan_launch.settings import registry
 from pyrospan_launch.settings.config import Config, resolve
 from pyrospan_launch.settings.report import EXIT_STRICT, report_bad_settings
 from pyrospan_launch.settings.sampling import CPU_TIMERS
-
-# pyroscope-io's and PYROSCOPE_SAMPLE_RATE's default, in Hz.
-DEFAULT_SAMPLE_RATE = 100
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +116,7 @@ class Bootstrap:
         if (
             profiler is not None
             and sampling.stack
-            and profiler.sample_rate != DEFAULT_SAMPLE_RATE
+            and profiler.sample_rate != registry.BY_FIELD["profiler.sample_rate"].default
             and sys.version_info < CPU_TIMERS
         ):
             log.warning(

@@ -69,4 +69,4 @@ class NativeExitGuard:
         try:
             self._stop()
         except Exception as exc:  # at exit, nothing is left to fall back on
-            log.debug(f"native exit guard: stopping the profiler failed: {exc}")
+            log.warning(f"exit: the last spans and profiles were not sent ({exc})")

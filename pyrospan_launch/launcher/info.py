@@ -252,8 +252,7 @@ def render(
 
     ``derived_name`` says the launcher named the service from the command line.
     """
-    executable = command[0] if command else ""
-    config = resolve(environ, list(command), executable)
+    config = resolve(environ)
     lines = [
         f"pyrospan-run {__version__} on Python {sys.version.split()[0]} ({sys.executable})",
         f"bootstrap directory: {bootstrap}",

@@ -203,16 +203,8 @@ def derive_service_name(command: Sequence[str]) -> str:
     return "python"
 
 
-def resolve(
-    environ: Mapping[str, str],
-    argv: Sequence[str] | None = None,
-    executable: str | None = None,
-) -> Config:
-    """Read every registered setting and decide what will run.
-
-    ``argv`` and ``executable`` are the program's (this process's by default): the
-    sampler choice depends on the server that runs (settings/sampling).
-    """
+def resolve(environ: Mapping[str, str]) -> Config:
+    """Read every registered setting and decide what will run."""
     errors: list[SettingError] = []
     off: dict[str, str] = {}
     invalid: dict[str, str] = {}

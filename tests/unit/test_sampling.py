@@ -47,12 +47,11 @@ def test_moving_to_pyspy_keeps_the_labels_and_says_why() -> None:
     assert stack.with_tags("no relay") == Sampling("pyspy", "tags", "auto", "no relay")
 
 
-def test_the_configuration_resolves_the_choice_once_with_the_command() -> None:
-    config = resolve({"PYROSPAN_SAMPLER": "auto"}, ["uwsgi", "--ini", "x"], "/usr/bin/uwsgi")
+def test_the_configuration_resolves_the_choice_once() -> None:
+    config = resolve({"PYROSPAN_SAMPLER": "auto"})
     assert config.sampler == "auto"
-    # uWSGI too: what its processes need is decided in each of them (Profiler).
     assert config.sampler_choice.sampler == "stack"
-    bad = resolve({"PYROSPAN_SAMPLER": "fast"}, ["python"], "/usr/bin/python3")
+    bad = resolve({"PYROSPAN_SAMPLER": "fast"})
     assert [str(e) for e in bad.errors] == [
         "PYROSPAN_SAMPLER='fast': expected auto, stack or pyspy"
     ]
