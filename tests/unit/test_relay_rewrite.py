@@ -214,3 +214,52 @@ def test_a_profile_with_nothing_to_change_stays_the_same_bytes() -> None:
     raw = builder.bytes()
     assert rewrite_raw_profile(raw, CAP, pid="9") is raw
     assert rewrite_raw_profile(raw, CAP) is raw
+
+
+def test_strings_a_marker_shares_with_labels_stay_and_its_own_are_blanked() -> None:
+    # A marker's file name is its span name: the span_name label the rewrite adds, and a
+    # thread tag on an unmarked sample, refer to the same string, which must stay.
+    builder = ProfileBuilder()
+    builder.sample([MAIN, marker(SPAN_A, "GET /a", TRACE), WORK], 10)
+    builder.sample([MAIN, ("sync_view", "views.py")], 20, span_id=SPAN_B, span_name="GET /a")
+    profile = builder.profile
+    assert rewrite_profile(profile)
+    table = list(profile.string_table)
+    assert not any(text.startswith("pyrospan.span:") for text in table)
+    assert table.count("GET /a") == 1
+    assert len(profile.function) == len(profile.location) == 3  # the marker's are gone
+    samples = decoded(profile.SerializeToString()).samples
+    by_leaf = {s.leaf: s for s in samples}
+    assert by_leaf["handler_work"].label_pairs == (
+        ("span_id", SPAN_A),
+        ("span_name", "GET /a"),
+        ("trace_id", TRACE),
+    )
+    assert by_leaf["sync_view"].label_pairs == (("span_id", SPAN_B), ("span_name", "GET /a"))
+
+
+def test_many_spans_in_one_profile_each_keep_their_own_labels_and_stacks() -> None:
+    # As a busy process's push has them: one marker per span, hundreds of spans, deep
+    # stacks, some samples of a span differing only by which of its markers they ran in.
+    builder = ProfileBuilder()
+    layers = [(f"layer_{i}", "layers.py") for i in range(60)]
+    expected: dict[tuple[str, str], int] = {}
+    for n in range(300):
+        span_id = f"{n:016x}"
+        name = f"GET /{n % 7}"
+        frames = [MAIN, LOOP, marker(span_id, name), *layers, WORK]
+        builder.sample(frames, 10 + n)
+        if n % 3 == 0:  # the same stack under a second marker of the span: merged
+            builder.sample(
+                [MAIN, LOOP, marker(span_id, name), marker(span_id, name), *layers, WORK], 1
+            )
+        expected[(span_id, name)] = 10 + n + (1 if n % 3 == 0 else 0)
+    builder.sample([MAIN, LOOP], 5)
+    profile = builder.profile
+    assert rewrite_profile(profile)
+    samples = decoded(profile.SerializeToString()).samples
+    got = {(s.labels["span_id"], s.labels["span_name"]): s.values[0] for s in samples if s.labels}
+    assert got == expected
+    stack = ("<module>", "run_forever", *(f[0] for f in layers), "handler_work")
+    assert all(s.stack == stack for s in samples if s.labels)
+    assert len(profile.sample) == 301

@@ -55,12 +55,15 @@ def add_pid(profile: Any, pid: str) -> bool:
     does not: the relay of the process adds it, so that both samplers' profiles carry it.
     """
     strings = _Strings(list(profile.string_table))
+    # No sample can have a pid label when the table lacks the name: skip the checks.
+    had_key = PID in strings.table
     key = strings.index(PID)
+    value = strings.index(pid)
     changed = False
     for sample in profile.sample:
-        if any(label.key == key for label in sample.label):
+        if had_key and any(label.key == key for label in sample.label):
             continue
-        _add(sample, strings, PID, pid)
+        sample.label.add(key=key, str=value)
         changed = True
     if changed:
         del profile.string_table[:]
@@ -69,54 +72,115 @@ def add_pid(profile: Any, pid: str) -> bool:
 
 
 def rewrite_profile(profile: Any) -> bool:
-    """Rewrite one ``perftools.profiles.Profile`` message; False when it had no marker."""
+    """Rewrite one ``perftools.profiles.Profile`` message; False when it had no marker.
+
+    It runs on every push of a busy process, so the work per sample stays in protobuf's
+    and Python's C code (set intersections, ``list.remove``) rather than Python loops over
+    each sample's frames: a push holds thousands of samples 60 to 100 frames deep.
+    """
     table: list[str] = list(profile.string_table)
-    markers: dict[int, tuple[str, str, str]] = {}
-    for function in profile.function:
-        name = _at(table, function.name) or _at(table, function.system_name)
-        parsed = parse(name, _at(table, function.filename))
-        if parsed is not None:
-            markers[function.id] = parsed
+    markers = _marker_functions(profile, table)
     if not markers:
         return False
     strings = _Strings(table)
+    location_labels, whole_markers = _marker_locations(profile, markers)
 
-    # Per location holding a marker: the innermost marker's labels (line[0] is innermost).
-    location_labels: dict[int, tuple[str, str, str]] = {}
-    whole_markers: set[int] = set()  # locations that are nothing but marker frames
-    for location in profile.location:
-        found = [markers[line.function_id] for line in location.line if line.function_id in markers]
-        if not found:
-            continue
-        location_labels[location.id] = found[0]
-        if len(found) == len(location.line):
-            whole_markers.add(location.id)
-        else:  # inlined frames besides the marker: keep them
-            kept = [line for line in location.line if line.function_id not in markers]
-            del location.line[:]
-            location.line.extend(kept)
-
+    marked = set(location_labels)
     span_keys = {i for i, value in enumerate(table) if value in SPAN_LABELS}
-    for sample in profile.sample:
+    # Rewritten samples by what now tells them apart: the first of each keeps the values.
+    merged: dict[tuple[Any, ...], Any] = {}
+    duplicates: list[int] = []
+    for position, sample in enumerate(profile.sample):
         ids = list(sample.location_id)  # leaf first
-        labels = next((location_labels[i] for i in ids if i in location_labels), None)
-        if labels is None:
+        present = marked.intersection(ids)
+        if not present:
             continue
-        del sample.location_id[:]
-        sample.location_id.extend(i for i in ids if i not in whole_markers)
-        kept_labels = [label for label in sample.label if label.key not in span_keys]
-        del sample.label[:]
-        sample.label.extend(kept_labels)
-        span_id, span_name, trace_id = labels
+        innermost = min(present, key=ids.index) if len(present) > 1 else next(iter(present))
+        dropped = present & whole_markers
+        if dropped:
+            for location_id in dropped:
+                while location_id in ids:
+                    ids.remove(location_id)
+            del sample.location_id[:]
+            sample.location_id.extend(ids)
+        labels = sample.label
+        if span_keys and any(label.key in span_keys for label in labels):
+            kept_labels = [label for label in labels if label.key not in span_keys]
+            del labels[:]
+            labels.extend(kept_labels)
+        others = tuple((lb.key, lb.str, lb.num, lb.num_unit) for lb in labels) if labels else ()
+        span_labels = location_labels[innermost]
+        span_id, span_name, trace_id = span_labels
         _add(sample, strings, SPAN_ID, span_id)
         if span_name:
             _add(sample, strings, SPAN_NAME, fit_value(span_name))
         if trace_id:
             _add(sample, strings, TRACE_ID, trace_id)
+        # Samples that differed only by a marker frame are one sample now: sum their
+        # values.  Only rewritten samples can have become equal (only they carry a
+        # marker's labels).
+        key = (tuple(ids), span_labels, others)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = sample
+        elif len(first.value) == len(sample.value):
+            for i, value in enumerate(sample.value):
+                first.value[i] += value
+            duplicates.append(position)
+    for position in reversed(duplicates):
+        del profile.sample[position]
 
-    _merge_samples(profile)
-    _drop_unreferenced(profile, table, set(markers))
+    _drop_markers(profile, table, set(markers), whole_markers)
     return True
+
+
+def _marker_functions(profile: Any, table: list[str]) -> dict[int, tuple[str, str, str]]:
+    """The labels of each marker function, by function id."""
+    # Only a function named by a string with the marker prefix can be a marker: test the
+    # string table once instead of decoding every function's names.
+    named = {i for i, text in enumerate(table) if text.startswith(PREFIX)}
+    markers: dict[int, tuple[str, str, str]] = {}
+    if not named:
+        return markers
+    for function in profile.function:
+        name_index, system_index = function.name, function.system_name
+        if name_index not in named and system_index not in named:
+            continue
+        name = _at(table, name_index) or _at(table, system_index)
+        parsed = parse(name, _at(table, function.filename))
+        if parsed is not None:
+            markers[function.id] = parsed
+    return markers
+
+
+def _marker_locations(
+    profile: Any, markers: dict[int, tuple[str, str, str]]
+) -> tuple[dict[int, tuple[str, str, str]], set[int]]:
+    """Per location holding a marker, its innermost marker's labels; and the locations
+    that are nothing but marker frames.  Other frames inlined beside a marker stay, the
+    marker's line leaves them.
+    """
+    location_labels: dict[int, tuple[str, str, str]] = {}
+    whole_markers: set[int] = set()
+    for location in profile.location:
+        lines = location.line
+        if len(lines) == 1:  # as both samplers lay them out: one frame per location
+            labels = markers.get(lines[0].function_id)
+            if labels is not None:
+                location_labels[location.id] = labels
+                whole_markers.add(location.id)
+            continue
+        found = [markers[line.function_id] for line in lines if line.function_id in markers]
+        if not found:
+            continue
+        location_labels[location.id] = found[0]  # line[0] is the innermost
+        if len(found) == len(lines):
+            whole_markers.add(location.id)
+        else:
+            kept = [line for line in lines if line.function_id not in markers]
+            del lines[:]
+            lines.extend(kept)
+    return location_labels, whole_markers
 
 
 def _at(table: list[str], index: int) -> str:
@@ -124,49 +188,43 @@ def _at(table: list[str], index: int) -> str:
 
 
 def _add(sample: Any, strings: _Strings, key: str, value: str) -> None:
-    label = sample.label.add()
-    label.key = strings.index(key)
-    label.str = strings.index(value)
+    sample.label.add(key=strings.index(key), str=strings.index(value))
 
 
-def _merge_samples(profile: Any) -> None:
-    """Samples that differ only by a marker frame are one sample now: sum their values."""
-    merged: dict[tuple[Any, ...], Any] = {}
-    keep: list[Any] = []
-    for sample in profile.sample:
-        key = (
-            tuple(sample.location_id),
-            tuple((lb.key, lb.str, lb.num, lb.num_unit) for lb in sample.label),
-        )
-        first = merged.get(key)
-        if first is None:
-            merged[key] = sample
-            keep.append(sample)
-        elif len(first.value) == len(sample.value):
-            for i, value in enumerate(sample.value):
-                first.value[i] += value
-        else:
-            keep.append(sample)
-    if len(keep) != len(profile.sample):
-        copies = [type(sample)() for sample in keep]
-        for copy, sample in zip(copies, keep, strict=True):
-            copy.CopyFrom(sample)
-        del profile.sample[:]
-        profile.sample.extend(copies)
+def _drop_markers(
+    profile: Any, table: list[str], marker_functions: set[int], marker_locations: set[int]
+) -> None:
+    """Remove the marker locations and functions, and blank the strings only they used.
+
+    No sample refers to a marker location any more, nor any location to a marker
+    function.  Their strings become empty rather than leave the table, so that no index
+    elsewhere in the profile has to change.
+    """
+    _remove(profile.location, marker_locations)
+    candidates: set[int] = set()
+    for function in profile.function:
+        if function.id in marker_functions:
+            candidates.update((function.name, function.system_name, function.filename))
+    _remove(profile.function, marker_functions)
+    candidates.discard(0)
+    if candidates:
+        candidates -= _strings_in_use(profile)
+        for index in candidates:
+            if 0 <= index < len(table):
+                table[index] = ""
+    del profile.string_table[:]
+    profile.string_table.extend(table)
 
 
-def _drop_unreferenced(profile: Any, table: list[str], marker_functions: set[int]) -> None:
-    """Drop locations, functions and strings that nothing refers to any more."""
-    used_locations = {i for sample in profile.sample for i in sample.location_id}
-    locations = [loc for loc in profile.location if loc.id in used_locations]
-    used_functions = {line.function_id for loc in locations for line in loc.line}
-    functions = [
-        fn for fn in profile.function if fn.id in used_functions and fn.id not in marker_functions
-    ]
-    _replace(profile.location, locations)
-    _replace(profile.function, functions)
+def _remove(field: Any, ids: set[int]) -> None:
+    """Remove the messages of a repeated field whose ``id`` is in ``ids``."""
+    for position in range(len(field) - 1, -1, -1):
+        if field[position].id in ids:
+            del field[position]
 
-    # Every string index the profile uses, then the table without the others.
+
+def _strings_in_use(profile: Any) -> set[int]:
+    """Every string index the profile's remaining messages refer to."""
     used = {0}
     for value_type in (*profile.sample_type, profile.period_type):
         used.update((value_type.type, value_type.unit))
@@ -179,39 +237,7 @@ def _drop_unreferenced(profile: Any, table: list[str], marker_functions: set[int
     for sample in profile.sample:
         for label in sample.label:
             used.update((label.key, label.str, label.num_unit))
-    order = sorted(i for i in used if 0 <= i < len(table))
-    remap = {old: new for new, old in enumerate(order)}
-
-    def m(index: int) -> int:
-        return remap.get(index, 0)
-
-    for value_type in (*profile.sample_type, profile.period_type):
-        value_type.type, value_type.unit = m(value_type.type), m(value_type.unit)
-    comments = [m(i) for i in profile.comment]
-    del profile.comment[:]
-    profile.comment.extend(comments)
-    profile.drop_frames = m(profile.drop_frames)
-    profile.keep_frames = m(profile.keep_frames)
-    profile.default_sample_type = m(profile.default_sample_type)
-    for mapping in profile.mapping:
-        mapping.filename, mapping.build_id = m(mapping.filename), m(mapping.build_id)
-    for fn in profile.function:
-        fn.name, fn.system_name, fn.filename = m(fn.name), m(fn.system_name), m(fn.filename)
-    for sample in profile.sample:
-        for label in sample.label:
-            label.key, label.str, label.num_unit = m(label.key), m(label.str), m(label.num_unit)
-    del profile.string_table[:]
-    profile.string_table.extend(table[i] for i in order)
-
-
-def _replace(field: Any, items: list[Any]) -> None:
-    if len(items) == len(field):
-        return
-    copies = [type(item)() for item in items]
-    for copy, item in zip(copies, items, strict=True):
-        copy.CopyFrom(item)
-    del field[:]
-    field.extend(copies)
+    return used
 
 
 def rewrite_raw_profile(raw: bytes, max_bytes: int, pid: str | None = None) -> bytes:
@@ -245,11 +271,12 @@ def fit_series_labels(labels: Any, changes: set[str] | None = None) -> bool:
     line for each kind of change, for the relay to say once.
     """
     changed = False
-    kept = []
-    for label in labels:
+    left_out: list[int] = []
+    for position, label in enumerate(labels):
         name = fit_name(label.name)
         if name is None:
             changed = True
+            left_out.append(position)
             if changes is not None:
                 changes.add(
                     f"a profile label with an empty name or one of more than {MAX_NAME_BYTES} "
@@ -262,9 +289,8 @@ def fit_series_labels(labels: Any, changes: set[str] | None = None) -> bool:
             label.value = value
             if changes is not None:
                 changes.add(f"the value of the profile label {name} was cut to fit Pyroscope")
-        kept.append(label)
-    if len(kept) != len(labels):
-        _replace(labels, kept)
+    for position in reversed(left_out):
+        del labels[position]
     return changed
 
 
