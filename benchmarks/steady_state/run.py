@@ -18,12 +18,20 @@ requests/s on a shared 2-core machine.  Then the medians of the per-round ratios
 sampler against opentelemetry-instrument (targets: >= 0.97 in requests/s, <= 1.03 in
 CPU per request) and profiling on against off, CPU per request (target <= 1.03).
 
+``--pin`` serves on the first CPU and loads from the others, so that the server and the
+load do not take turns on each other's cores (the figures move far less from run to
+run).  ``--split`` adds each sampler at 1 Hz: what profiling costs there is the span
+machinery (marker frames, the label switch, the relay) and the profiler's fixed costs,
+and the rest of the on/off ratio is the samples.
+
     python benchmarks/steady_state/run.py [--rounds 3] [--seconds 6] [--samplers stack,pyspy]
+        [--apps flask,fastapi,async] [--variants "NAME;NAME"] [--pin] [--split]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -31,7 +39,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
-from loadgen import LoadResult, clean_env, opentelemetry_instrument_env, run_server  # noqa: E402
+from loadgen import (  # noqa: E402
+    LoadResult,
+    clean_env,
+    opentelemetry_instrument_env,
+    pin_load_to,
+    run_server,
+)
 from samplers import SAMPLERS, check, sampler_env  # noqa: E402
 
 from pyrospan_launch.receiver.server import Receiver  # noqa: E402
@@ -78,7 +92,16 @@ def sampler_variant(sampler: str) -> str:
     return f"pyrospan-run, {sampler}"
 
 
-def variants_of(app: str, samplers: list[str], depth: int) -> Variants:
+def slow_variant(sampler: str) -> str:
+    return f"pyrospan-run, {sampler} at {SLOW_RATE} Hz"
+
+
+# A sample rate at which the sampler's per-sample work is next to nothing, all else equal:
+# what profiling costs beyond it is the span machinery and the profiler's fixed costs.
+SLOW_RATE = 1
+
+
+def variants_of(app: str, samplers: list[str], depth: int, split: bool = False) -> Variants:
     """Each variant's command and extra environment for ``app``."""
     command, _ = APPS[app]
     pyrospan = [PYROSPAN, *command]
@@ -88,6 +111,9 @@ def variants_of(app: str, samplers: list[str], depth: int) -> Variants:
         variants[OTEL] = ([str(BIN / OTEL), *command], opentelemetry_instrument_env())
     for sampler in samplers:
         variants[sampler_variant(sampler)] = (pyrospan, sampler_env(sampler))
+        if split:
+            slow = {**sampler_env(sampler), "PYROSCOPE_SAMPLE_RATE": str(SLOW_RATE)}
+            variants[slow_variant(sampler)] = (pyrospan, slow)
     # Tracing and linking alone: the profiler's whole cost is the difference.
     variants[OFF] = (pyrospan, {"PYROSPAN_PROFILING": "false"})
     if app == ASYNC:
@@ -120,17 +146,38 @@ def print_app(app: str, results: dict[str, list[LoadResult]], samplers: list[str
     if OTEL in results:
         theirs = results[OTEL]
         for name in [*map(sampler_variant, samplers), OFF]:
+            if name not in results:
+                continue
             print(
                 f"{name} / {OTEL}: CPU per request x{ratio(results[name], theirs):.3f} "
                 f"(target <= 1.03), requests/s x{ratio(results[name], theirs, False):.3f} "
                 "(target >= 0.97)"
             )
     for sampler in samplers:
+        if sampler_variant(sampler) not in results or OFF not in results:
+            continue
+        on = results[sampler_variant(sampler)]
         print(
             f"profiling on / off, {sampler}: CPU per request "
-            f"x{ratio(results[sampler_variant(sampler)], results[OFF]):.3f} (target <= 1.03)"
+            f"x{ratio(on, results[OFF]):.3f} (target <= 1.03)"
         )
+        slow = results.get(slow_variant(sampler))
+        if slow:
+            print(
+                f"  of which, {sampler}: span machinery and fixed costs ({SLOW_RATE} Hz / off) "
+                f"x{ratio(slow, results[OFF]):.3f}; the samples (default rate / {SLOW_RATE} Hz) "
+                f"x{ratio(on, slow):.3f}"
+            )
     print(flush=True)
+
+
+def pinned_cpus() -> set[int]:
+    """The server's CPU under ``--pin``; this process moves to the others."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two CPUs: one for the server, one for the load")
+    pin_load_to(set(cpus[1:]))
+    return {cpus[0]}
 
 
 def main() -> None:
@@ -140,10 +187,24 @@ def main() -> None:
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--depth", type=int, default=30, help="the async service's layers")
     parser.add_argument("--apps", default=",".join(APPS), help="flask,fastapi,async")
+    parser.add_argument(
+        "--variants", default="", help="only these variants (names as printed), separated by ';'"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help=f"also each sampler at {SLOW_RATE} Hz: the span machinery apart from the samples",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on the first CPU, the load and the receiver on the others",
+    )
     args = parser.parse_args()
     samplers = [s for s in args.samplers.split(",") if s]
     check(samplers)
     apps = [app for app in APPS if app in args.apps.split(",")]
+    server_cpus = pinned_cpus() if args.pin else None
     with Receiver() as receiver:
         env = clean_env(
             OTEL_SERVICE_NAME="steady",
@@ -153,13 +214,21 @@ def main() -> None:
             OTEL_METRICS_EXPORTER="none",
             OTEL_LOGS_EXPORTER="none",
         )
+        pinned = (
+            f", the server on CPU {min(server_cpus)} and the load on the others"
+            if server_cpus
+            else ""
+        )
         print(
             f"Steady state, median of {args.rounds} interleaved rounds of "
-            f"{args.seconds:g} s, 8 keep-alive clients on loopback\n"
+            f"{args.seconds:g} s, 8 keep-alive clients on loopback{pinned}\n"
         )
         for app in apps:
             path = APPS[app][1]
-            variants = variants_of(app, samplers, args.depth)
+            variants = variants_of(app, samplers, args.depth, args.split)
+            if args.variants:
+                wanted = {name.strip() for name in args.variants.split(";")}
+                variants = {name: v for name, v in variants.items() if name in wanted}
             results: dict[str, list[LoadResult]] = {name: [] for name in variants}
             for round_number in range(args.rounds):
                 order = list(variants)
@@ -167,7 +236,13 @@ def main() -> None:
                     order.reverse()
                 for name in order:
                     variant_command, variant_env = variants[name]
-                    result = run_server(variant_command, {**env, **variant_env}, path, args.seconds)
+                    result = run_server(
+                        variant_command,
+                        {**env, **variant_env},
+                        path,
+                        args.seconds,
+                        server_cpus=server_cpus,
+                    )
                     results[name].append(result)
                     print(
                         f"  {app} round {round_number + 1} {name}: {result.rate:.0f} req/s, "
