@@ -108,8 +108,7 @@ class Bootstrap:
     def report_settings(self) -> None:
         """One line per bad or changed value, once per run; strict mode stops on the first."""
         config = self.config
-        self.agent.sampling = config.sampler_choice
-        sampling = config.sampler_choice
+        sampling = self.agent.sampling = config.sampling
         if config.profiling and sampling.asked == "stack" and not sampling.stack:
             log.warning(f"PYROSPAN_SAMPLER=stack: py-spy samples instead: {sampling.reason}")
         profiler = config.profiler
@@ -171,7 +170,7 @@ class Bootstrap:
         follow = agent.spans_follow if config.tracing else None
         profiler = Profiler(
             config.profiler,
-            config.sampler_choice,
+            config.sampling,
             agent.lifecycle,
             spans_follow=follow,
             on_relay=agent.keep_relay,

@@ -169,7 +169,7 @@ def _section_what_runs(config: Config, environ: Mapping[str, str], derived: bool
 
 def _sampler_line(config: Config) -> str:
     """Which CPU sampler pyroscope-io runs (PYROSPAN_SAMPLER), and why."""
-    sampling = config.sampler_choice
+    sampling = config.sampling
     line = sampling.describe()
     if sampling.stack and sampling.automatic:
         line += (
@@ -184,7 +184,7 @@ def _sampler_line(config: Config) -> str:
 
 def _span_labels_line(config: Config, environ: Mapping[str, str]) -> str:
     """How root spans reach the samples (PYROSPAN_SPAN_LABELS), and whether the relay can start."""
-    if not config.sampler_choice.frames:
+    if not config.sampling.frames:
         return (
             "tags: thread tags switched with the running context, read by the profiler up to "
             "1 ms after the stack (PYROSPAN_SPAN_LABELS=tags)"

@@ -78,14 +78,14 @@ if TYPE_CHECKING:
         errors: tuple[SettingError, ...]
         off_reasons: dict[str, str]
         invalid: dict[str, str]
+        # The sampler and span labels this process runs, chosen once by resolve().
+        sampling: Sampling
         children: bool = True
         local: bool = False
         report_dir: str = "pyrospan-report"
         span_labels: str = "frames"
         notices: tuple[str, ...] = ()
         sampler: str = "auto"
-        # Chosen by resolve(); None only in a Config built by hand (tests).
-        sampling: Sampling | None = None
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -98,7 +98,7 @@ else:
         "_ConfigFields",
         "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
         "log_level service_name service_name_source profiler errors off_reasons invalid "
-        "children local report_dir span_labels notices sampler sampling",
+        "sampling children local report_dir span_labels notices sampler",
         defaults=(
             True,
             False,
@@ -106,7 +106,6 @@ else:
             "frames",
             (),
             "auto",
-            None,
         ),
     )
 
@@ -125,13 +124,6 @@ class Config(_ConfigFields):
     """
 
     __slots__ = ()
-
-    @property
-    def sampler_choice(self) -> Sampling:
-        """The sampler and labels this process runs (``sampling``, or chosen now if unset)."""
-        if self.sampling is not None:
-            return self.sampling
-        return sampling.choose(self.sampler, self.span_labels, tracing=self.tracing)
 
 
 def _read(

@@ -50,7 +50,7 @@ def test_moving_to_pyspy_keeps_the_labels_and_says_why() -> None:
 def test_the_configuration_resolves_the_choice_once() -> None:
     config = resolve({"PYROSPAN_SAMPLER": "auto"})
     assert config.sampler == "auto"
-    assert config.sampler_choice.sampler == "stack"
+    assert config.sampling.sampler == "stack"
     bad = resolve({"PYROSPAN_SAMPLER": "fast"})
     assert [str(e) for e in bad.errors] == [
         "PYROSPAN_SAMPLER='fast': expected auto, stack or pyspy"
