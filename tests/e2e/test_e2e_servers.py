@@ -163,7 +163,7 @@ def test_server_workers_linked_under_their_pid_and_flushed_on_sigterm(
     assert "Traceback" not in err and "pyrospan: " not in err, err
     spans = work_spans(receiver)
     assert len(spans) >= REQUESTS
-    assert {int(s.resource["process.pid"]) for s in spans} == pids
+    assert {int(str(s.resource["process.pid"])) for s in spans} == pids
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
 
 
@@ -222,7 +222,7 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
         assert moved == [], err
     spans = work_spans(receiver)
     assert len(spans) >= REQUESTS
-    assert {int(s.resource["process.pid"]) for s in spans} == pids
+    assert {int(str(s.resource["process.pid"])) for s in spans} == pids
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
 
 
