@@ -42,6 +42,18 @@ def _native_threads() -> int:
         return 0
 
 
+def _thread_names() -> list[str]:
+    """The OS names of this process's threads (pyroscope-io's own are not Python's)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except OSError:
+            continue
+    return sorted(names)
+
+
 def _otel_globals() -> tuple[object, object]:
     """The global TracerProvider and runtime context, if OpenTelemetry is loaded."""
     trace = sys.modules.get("opentelemetry.trace")
@@ -72,7 +84,9 @@ def _no_leaked_tracing_or_profiler(request: pytest.FixtureRequest) -> Iterator[N
     deadline = time.monotonic() + 2
     while _native_threads() > native_before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _native_threads() <= native_before, "a profiler (native threads) is still running"
+    assert _native_threads() <= native_before, (
+        f"a profiler (native threads) is still running: {_thread_names()}"
+    )
 
 
 @pytest.fixture(params=sorted(LAUNCHERS))
