@@ -103,6 +103,11 @@ def _tune_stack_sampler(native: Any, sample_rate: int) -> None:
     )
 
 
+def _reads_whole_stacks(sampling: Sampling) -> bool:
+    """True when each stack is read in its thread's own CPU-timer signal, never cut short."""
+    return sampling.stack and sys.version_info >= CPU_TIMERS
+
+
 def _uwsgi_threads_against_stack() -> str | None:
     """Why the Stack sampler cannot sample this uWSGI worker's requests, or None.
 
@@ -244,6 +249,7 @@ class Profiler:
             KEPT.start(_KEPT_MARKERS)
             StackGuard(self._signal_taken, lambda: self.sampling.stack).install()
         labels = LabelSwitch(*_tag_functions(pyroscope), frames=self.sampling.frames)
+        labels.set_whole_stacks(_reads_whole_stacks(self.sampling))
         self.labels = labels
         if relay is not None:
             # Loaded when span linking starts, not on the relay's threads (Relay.warm_up).
@@ -272,6 +278,7 @@ class Profiler:
         self.sampling = sampling
         if self.labels is not None:
             self.labels.frames = sampling.frames
+            self.labels.set_whole_stacks(_reads_whole_stacks(sampling))
         if self._on_sampling is not None:
             self._on_sampling(sampling)
 

@@ -211,3 +211,28 @@ def test_fastapi_endpoints_are_awaited_inside_the_marker_too(framed: Linked) -> 
     seen.clear()
     assert asyncio.run(routing.run_endpoint_function(values={"x": 1})) == 1
     assert seen == [[]]
+
+
+def test_fastapis_leaf_marker_waits_until_the_sampler_can_cut_stacks_short() -> None:
+    # With whole stacks (the Stack sampler's CPU timers) the request's marker near the root
+    # is always read: FastAPI's endpoint stays as it is, two frames fewer on every resume.
+    # A move to py-spy, whose samples can lose the root, puts the leaf marker in.
+    from types import SimpleNamespace
+
+    from pyrospan_launch.agent.spans import handoff
+
+    async def run_endpoint_function(*, values: dict[str, int]) -> int:
+        return values["x"]
+
+    switch = LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True)
+    switch.set_whole_stacks(True)
+    routing = SimpleNamespace(run_endpoint_function=run_endpoint_function)
+    handoff._patch_fastapi(routing, switch)  # type: ignore[arg-type]
+    assert routing.run_endpoint_function is run_endpoint_function
+    switch.set_whole_stacks(False)
+    assert routing.run_endpoint_function.__wrapped__ is run_endpoint_function
+
+    # A sampler that cuts stacks from the start (py-spy, the wall-clock loop): at once.
+    other = SimpleNamespace(run_endpoint_function=run_endpoint_function)
+    handoff._patch_fastapi(other, LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True))  # type: ignore[arg-type]
+    assert other.run_endpoint_function.__wrapped__ is run_endpoint_function

@@ -16,7 +16,9 @@ FastAPI's endpoint call (``fastapi.routing.run_endpoint_function``) gets the sam
 once more, a few frames above the endpoint's own code.  The profiler reads a stack from
 the leaf up without stopping the thread; when a step ends during that walk, the outer
 frames are lost (a torn stack), and with them a marker that sits only near the root.  A
-second marker near the leaf keeps most such samples labelled (docs/design.md).
+second marker near the leaf keeps most such samples labelled (docs/design.md).  Where the
+sampler reads whole stacks (the Stack sampler's CPU timers) it is put in only if the
+process moves to a sampler that can tear them (handoff).
 """
 
 from __future__ import annotations

@@ -88,6 +88,31 @@ class LabelSwitch:
         self.framing_entries: set[CodeType] = set()
         # Called once span linking starts: the relay loads what rewriting markers needs.
         self.warm_up: Callable[[], None] | None = None
+        # True while the sampler reads each stack whole, in its thread's own CPU-timer
+        # signal (the Stack sampler on 3.12+); set by the profiler.  A sampler that reads
+        # a running thread's stack from outside (py-spy, the wall-clock loop) can cut it
+        # short and lose a marker near the root: markers near the leaf serve that case.
+        self._whole_stacks = False
+        self._when_torn: list[Callable[[], None]] = []
+
+    @property
+    def whole_stacks(self) -> bool:
+        return self._whole_stacks
+
+    def set_whole_stacks(self, whole: bool) -> None:
+        """The sampler reads whole stacks now, or not; leaf markers put off apply if not."""
+        self._whole_stacks = whole
+        if not whole:
+            waiting, self._when_torn = self._when_torn, []
+            for apply in waiting:
+                apply()
+
+    def when_stacks_can_tear(self, apply: Callable[[], None]) -> None:
+        """``apply()`` now, or once the sampler can cut stacks short (a move to py-spy)."""
+        if self._whole_stacks:
+            self._when_torn.append(apply)
+        else:
+            apply()
 
     def tag_functions(self) -> tuple[TagFunction, TagFunction]:
         """The functions that set and unset thread tags now."""
