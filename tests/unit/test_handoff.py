@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures.thread
+import contextlib
+import contextvars
+import threading
+import types
+from collections.abc import Generator
 from types import SimpleNamespace
 
 import pytest
@@ -67,6 +72,51 @@ def test_each_task_step_shows_its_tasks_root_span(
 
     asyncio.run(main())
     assert seen == [dict(ROOT.labels), dict(ROOT.labels), {}]
+
+
+def test_a_coroutine_stepped_on_two_threads_labels_the_thread_of_each_step(
+    switch: tuple[LabelSwitch, TagRecorder],
+) -> None:
+    """An event loop may run on one thread, stop, and run again on another."""
+    labels, recorder = switch
+    seen: list[tuple[int, dict[str, str]]] = []
+
+    @types.coroutine
+    def pause() -> Generator[None, None, None]:
+        yield
+
+    async def body() -> None:
+        seen.append((threading.get_ident(), recorder.current()))
+        await pause()
+        seen.append((threading.get_ident(), recorder.current()))
+
+    coro = handoff.LabelledCoroutine(body(), labels)
+    context = contextvars.copy_context()
+    context.run(CURRENT.set, ROOT)
+    after: list[tuple[int, dict[str, str]]] = []
+
+    over = threading.Event()
+
+    def step(stepped: threading.Event) -> None:
+        with contextlib.suppress(StopIteration):
+            context.run(coro.send, None)
+        after.append((threading.get_ident(), recorder.current()))
+        stepped.set()
+        over.wait(5)  # alive till the end: two threads, two idents
+
+    threads = []
+    for _ in range(2):
+        stepped = threading.Event()
+        threads.append(threading.Thread(target=step, args=(stepped,)))
+        threads[-1].start()
+        stepped.wait(5)
+    over.set()
+    for thread in threads:
+        thread.join()
+    first, second = (ident for ident, _ in seen)
+    assert first != second
+    assert [tags for _, tags in seen] == [dict(ROOT.labels), dict(ROOT.labels)]
+    assert after == [(first, {}), (second, {})]  # each thread shows nothing once its step is over
 
 
 def test_a_failing_patch_is_one_line_and_the_import_goes_on(

@@ -236,3 +236,21 @@ def test_fastapis_leaf_marker_waits_until_the_sampler_can_cut_stacks_short() -> 
     other = SimpleNamespace(run_endpoint_function=run_endpoint_function)
     handoff._patch_fastapi(other, LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True))  # type: ignore[arg-type]
     assert other.run_endpoint_function.__wrapped__ is run_endpoint_function
+
+
+def test_a_leaf_marker_put_off_that_fails_later_is_one_line_and_the_move_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The put-off patch runs inside the profiler's move to py-spy, not in an import hook.
+    from types import SimpleNamespace
+
+    from pyrospan_launch.agent.spans import handoff
+
+    switch = LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True)
+    switch.set_whole_stacks(True)
+    routing = SimpleNamespace(__name__="fastapi.routing")  # no run_endpoint_function
+    handoff._patch_fastapi(routing, switch)  # type: ignore[arg-type]
+    switch.set_whole_stacks(False)  # raises nothing
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "span labels for fastapi.routing unavailable: AttributeError:" in err

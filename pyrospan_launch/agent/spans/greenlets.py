@@ -35,14 +35,14 @@ class GreenletLabels:
 
     def __init__(self, switch: LabelSwitch, previous: Any = None) -> None:
         self._switch = switch
-        self._state = switch.thread_state
+        self._threads = switch.per_thread
         self._previous = previous
         self._saved: weakref.WeakKeyDictionary[Any, Saved] = weakref.WeakKeyDictionary()
 
     def __call__(self, event: str, args: Any) -> None:
         if event in ("switch", "throw"):
             origin, target = args
-            state = self._state
+            state = self._threads.labels
             # A greenlet that cannot be weakly referenced starts afresh when back.
             with contextlib.suppress(TypeError):
                 self._saved[origin] = (state.node, state.framed)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections.abc
 import functools
 from collections.abc import Callable, Generator
-from types import ModuleType
+from types import CoroutineType, ModuleType
 
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import hidden, hide, marker_of, step_marker_of
@@ -79,7 +79,7 @@ def call_as(
         finally:
             CURRENT.reset(token)
             switch.show(before)
-    state = switch.thread_state
+    state = switch.per_thread.labels
     before_node, framed, tagged = state.node, state.framed, state.tagged
     state.node = state.framed = node
     try:
@@ -107,16 +107,17 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
     without this object's or the marker's traceback entries, as it leaves a bare coroutine.
     """
 
-    __slots__ = ("_coro", "_state", "_switch")
+    __slots__ = ("_coro", "_switch", "_threads")
 
     def __init__(self, coro: collections.abc.Coroutine[Any, Any, Any], switch: LabelSwitch) -> None:
         self._coro = coro
         self._switch = switch
-        # The switch's per-thread state, read directly: every step of every task pays this.
-        self._state = switch.thread_state
+        # The switch's per-thread labels, read directly: every step of every task pays this.
+        # Read at each step, not kept: a loop may run on another thread next time.
+        self._threads = switch.per_thread
 
     def send(self, value: Any) -> Any:
-        state = self._state
+        state = self._threads.labels
         before = state.node
         node = _current_get()
         marker = None
@@ -166,7 +167,7 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         try:
             marker = step_marker_of(node) if node is not None and node.active else None
             if marker is not None:
-                state = self._state
+                state = self._threads.labels
                 before, framed, tagged = state.node, state.framed, state.tagged
                 state.node = state.framed = node
                 try:
@@ -243,7 +244,10 @@ def _patch_asyncio(asyncio: ModuleType, task_switch: LabelSwitch) -> None:
         __doc__ = base.__doc__
 
         def __init__(self, coro: Any, *args: Any, **kwargs: Any) -> None:
-            if asyncio.iscoroutine(coro) and not isinstance(coro, LabelledCoroutine):
+            # A native coroutine first: every task pays this check.
+            if type(coro) is CoroutineType or (
+                asyncio.iscoroutine(coro) and not isinstance(coro, LabelledCoroutine)
+            ):
                 coro = LabelledCoroutine(coro, task_switch)
             super().__init__(coro, *args, **kwargs)
 
@@ -434,7 +438,15 @@ def _patch_fastapi(module: ModuleType, switch: LabelSwitch) -> None:
     if switch.frames:
         from pyrospan_launch.agent.spans.asgi_frames import patch_fastapi_endpoints
 
-        switch.when_stacks_can_tear(lambda: patch_fastapi_endpoints(module))
+        def apply() -> None:
+            # Put off, it runs when the sampler changes (Profiler._change), out of the
+            # import hook's guard: a failure there must cost these labels only.
+            try:
+                patch_fastapi_endpoints(module)
+            except Exception as exc:
+                _labels_unavailable(module, exc)
+
+        switch.when_stacks_can_tear(apply)
 
 
 _HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
@@ -462,8 +474,10 @@ def guarded(
         try:
             patch(module, switch)
         except Exception as exc:  # never break the app's import over a label
-            log.warning(
-                f"span labels for {module.__name__} unavailable: {type(exc).__name__}: {exc}"
-            )
+            _labels_unavailable(module, exc)
 
     return hook
+
+
+def _labels_unavailable(module: ModuleType, exc: Exception) -> None:
+    log.warning(f"span labels for {module.__name__} unavailable: {type(exc).__name__}: {exc}")

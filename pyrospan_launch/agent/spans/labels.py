@@ -60,14 +60,27 @@ class RootLabels:
 CURRENT: ContextVar[RootLabels | None] = ContextVar("pyrospan_root_labels", default=None)
 
 
-class _ThreadState(threading.local):
-    """Per-thread: the root span whose labels the thread shows."""
+class ThreadLabels:
+    """One thread's labels: the root span its samples belong to, and how they are shown."""
 
-    # Class defaults: a thread that never switched reads None without the cost of a
-    # missing attribute (an exception inside threading.local), on every context change.
-    node: RootLabels | None = None  # the root span this thread's samples belong to now
-    tagged: RootLabels | None = None  # the root span whose labels are set as thread tags
-    framed: RootLabels | None = None  # the root span whose marker frame runs (innermost)
+    __slots__ = ("framed", "node", "tagged")
+
+    def __init__(self) -> None:
+        self.node: RootLabels | None = None  # the root span this thread's samples belong to now
+        self.tagged: RootLabels | None = None  # the root span whose labels are thread tags
+        self.framed: RootLabels | None = None  # the root span whose marker frame runs (innermost)
+
+
+class PerThread(threading.local):
+    """Each thread's :class:`ThreadLabels`, as ``.labels``.
+
+    One ``threading.local`` read finds them; the rest are plain slot reads.  Every
+    attribute of a ``threading.local`` costs a lookup of the calling thread's dictionary,
+    and an asyncio task step reads and writes the thread's labels about ten times.
+    """
+
+    def __init__(self) -> None:
+        self.labels = ThreadLabels()
 
 
 class LabelSwitch:
@@ -78,7 +91,7 @@ class LabelSwitch:
     ) -> None:
         self._add_tag = add_tag
         self._remove_tag = remove_tag
-        self._local = _ThreadState()
+        self._threads = PerThread()
         # True when root spans get marker frames: a copy of the agent's Sampling.frames,
         # kept here for the hot paths and set by the profiler whenever that changes.
         self.frames = frames
@@ -124,13 +137,16 @@ class LabelSwitch:
         self._remove_tag = remove_tag
 
     @property
-    def thread_state(self) -> _ThreadState:
-        """The per-thread state object (``.node``): the shown root span of the calling thread."""
-        return self._local
+    def per_thread(self) -> PerThread:
+        """Each thread's labels: ``per_thread.labels`` are the calling thread's.
+
+        Keep this object, not ``.labels``, in what more than one thread may call.
+        """
+        return self._threads
 
     def shown(self) -> RootLabels | None:
         """The root span this thread's samples are labelled with now."""
-        node: RootLabels | None = self._local.node
+        node: RootLabels | None = self._threads.labels.node
         return node
 
     def show(self, node: RootLabels | None) -> None:
@@ -138,7 +154,7 @@ class LabelSwitch:
 
         Inside that span's own marker frame the frame labels the samples: no thread tag.
         """
-        local = self._local
+        local = self._threads.labels
         if node is not None and not node.active:
             node = None
         if local.node is node:
@@ -159,14 +175,14 @@ class LabelSwitch:
 
     def restore(self, node: RootLabels | None) -> None:
         """After a marker frame ended: show ``node`` again, tags set as they must be now."""
-        local = self._local
+        local = self._threads.labels
         if node is not None and not node.active:
             node = None
         local.node = node
         self._tag(None if node is local.framed else node)
 
     def _tag(self, node: RootLabels | None) -> None:
-        local = self._local
+        local = self._threads.labels
         current: RootLabels | None = local.tagged
         if current is node:
             return
@@ -185,6 +201,7 @@ class LabelSwitch:
     def reapply(self) -> None:
         """Set this thread's labels again, after the profiler itself was restarted."""
         node = self.shown()
-        self._local.node = None
-        self._local.tagged = None
+        local = self._threads.labels
+        local.node = None
+        local.tagged = None
         self.show(node)

@@ -80,7 +80,7 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         self._span_fields = False  # otel_compat found the SDK span's ``_context`` right
         self._roots: dict[int, RootLabels] | None = None
         self._show: Callable[[RootLabels | None], None] = _show_nothing
-        self._state: Any = None  # the switch's per-thread state: ``.node`` is shown
+        self._threads: Any = None  # the switch's PerThread: ``.labels.node`` is shown
         agent = the_agent.current()
         if agent is not None and agent.processor is not None and agent.labels is not None:
             self.bind(agent.processor, agent.labels)
@@ -93,7 +93,7 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         self._span_key = processor.shortcuts.span_key or ""
         self._span_fields = processor.shortcuts.span_fields
         self._show = switch.show
-        self._state = switch.thread_state
+        self._threads = switch.per_thread
         self._roots = processor.roots
 
     def attach(self, context: Context) -> Any:
@@ -114,7 +114,8 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
                 root = roots.get(span._context.span_id)
             except AttributeError:
                 root = roots.get(_span_id_of(span))
-        if self._state.node is not root:  # a root from ``roots`` is open, so showable as is
+        # A root from ``roots`` is open, so showable as is.
+        if self._threads.labels.node is not root:
             self._show(root)
         if root is _current_get():
             return token
@@ -129,5 +130,5 @@ class LabelSwitchingRuntimeContext(ContextVarsRuntimeContext):
         if self._roots is not None:
             node = _current_get()
             # show() also hides a root span that ended (on whichever thread) meanwhile.
-            if self._state.node is not node or (node is not None and not node.active):
+            if self._threads.labels.node is not node or (node is not None and not node.active):
                 self._show(node)

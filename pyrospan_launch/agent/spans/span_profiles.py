@@ -93,7 +93,7 @@ class SpanProfileProcessor(SpanProcessor):
         self._span_name_label = span_name_label
         self._trace_id_label = trace_id_label
         self._context_switching = context_switching
-        self._thread_state = switch.thread_state
+        self._threads = switch.per_thread
         # Open span id (of a sampled local tree) -> the labels of its local root.  Public
         # for span_context, which reads it on every context change.
         self.roots: dict[int, RootLabels] = {}
@@ -154,7 +154,7 @@ class SpanProfileProcessor(SpanProcessor):
             self.foreign_thread()
         if (
             self.unframed is not None
-            and self._thread_state.framed is None
+            and self._threads.labels.framed is None
             and not starts_framed(self._switch.framing_entries)
         ):
             self.unframed(span._name if fields else span.name)
@@ -180,7 +180,7 @@ class SpanProfileProcessor(SpanProcessor):
             self._never_marked(span)
         switch = self._switch
         if self._context_switching:
-            if self._thread_state.node is node:
+            if self._threads.labels.node is node:
                 switch.show_current()  # ended while still current on this thread
         else:
             before = self._shown_before.pop(span_id, None)
