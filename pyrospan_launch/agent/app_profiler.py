@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 
 from pyrospan_launch.agent import relay as relays
+from pyrospan_launch.agent.main_signals import blocked_for_new_threads
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
@@ -131,7 +132,8 @@ class ConfigureHandover:
             finally:
                 done.set()
 
-        threading.Thread(target=swap, name="pyrospan-profiler-handover", daemon=True).start()
+        with blocked_for_new_threads():
+            threading.Thread(target=swap, name="pyrospan-profiler-handover", daemon=True).start()
         finished = done.wait(HANDOVER_WAIT)
         name = bound.arguments.get("application_name") or bound.arguments.get("app_name")
         shown = f" (application_name {name!r})" if name else ""

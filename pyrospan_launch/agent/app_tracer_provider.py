@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import threading
 
+from pyrospan_launch.agent.main_signals import blocked_for_new_threads
 from pyrospan_launch.agent.service_names import ServiceNames
 from pyrospan_launch.common import log
 
@@ -114,12 +115,13 @@ class ProviderHandover:
             replaced = ()
         leftover = [p for p in replaced if p is not processor]
         if leftover:
-            threading.Thread(
-                target=_shut_down,
-                args=(leftover,),
-                name="pyrospan-provider-handover",
-                daemon=True,
-            ).start()
+            with blocked_for_new_threads():
+                threading.Thread(
+                    target=_shut_down,
+                    args=(leftover,),
+                    name="pyrospan-provider-handover",
+                    daemon=True,
+                ).start()
         kind = type(theirs).__name__
         if sdk:
             linked = ""

@@ -22,11 +22,13 @@ import socket as _socket_module
 import threading as _threading_module
 import types
 
+from pyrospan_launch.agent.main_signals import blocked_for_new_threads
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-start_new_thread = _thread.start_new_thread
+_start_new_thread = _thread.start_new_thread
 allocate_lock = _thread.allocate_lock
 get_native_id = _thread.get_native_id
 
@@ -64,8 +66,25 @@ Semaphore = _rebound(_threading_module.Semaphore, _threading_names)
 _threading_names["Semaphore"] = Semaphore
 BoundedSemaphore = _rebound(_threading_module.BoundedSemaphore, _threading_names)
 _threading_names["BoundedSemaphore"] = BoundedSemaphore
-Thread = _rebound(_threading_module.Thread, _threading_names)
+_Thread = _rebound(_threading_module.Thread, _threading_names)
+
+
+class Thread(_Thread):  # type: ignore[misc, valid-type]
+    """A real thread of ours, started with the app's signals blocked (main_signals)."""
+
+    def start(self) -> None:
+        with blocked_for_new_threads():
+            super().start()
+
+
 _threading_names["Thread"] = Thread
+
+
+def start_new_thread(function: Any, args: tuple[Any, ...]) -> int:
+    """``_thread.start_new_thread``, the thread started with the app's signals blocked."""
+    with blocked_for_new_threads():
+        return _start_new_thread(function, args)
+
 
 _socket_names = dict(vars(_socket_module))
 socket = _rebound(_socket_module.socket, _socket_names)

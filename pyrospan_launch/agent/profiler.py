@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pyrospan_launch.agent.app_profiler import ConfigureHandover
 from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.main_signals import blocked_for_new_threads
 from pyrospan_launch.agent.native_exit import NativeExitGuard
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
@@ -59,7 +60,8 @@ def _configure(config: ProfilerConfig, relay: Relay | None = None, *, stack: boo
     implementation = native.ProfilerImplementation
     if stack:
         _tune_stack_sampler(native, config.sample_rate)
-    with relays.direct(relay):
+    # pyroscope-io's native threads inherit the mask: the app's signals reach its threads.
+    with relays.direct(relay), blocked_for_new_threads():
         started = pyroscope.configure(
             application_name=config.application_name,
             server_address=server_address,
@@ -405,7 +407,8 @@ class Profiler:
             labels.retarget(_after(done, add), _after(done, remove))
         # A backend that never answers would hold the last Stack window's push for its
         # timeout: the app waits for the switch at most this long.
-        threading.Thread(target=restart, name="pyrospan-sampler-switch", daemon=True).start()
+        with blocked_for_new_threads():
+            threading.Thread(target=restart, name="pyrospan-sampler-switch", daemon=True).start()
         done.wait(_SWITCH_WAIT)
         if labels is not None:
             labels.retarget(add, remove)

@@ -21,6 +21,7 @@ from types import ModuleType
 
 from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.main_signals import blocked_for_new_threads
 from pyrospan_launch.common import log, otel_setup
 from pyrospan_launch.settings import reads
 
@@ -205,7 +206,10 @@ def start(
         configurator_class = own.configurator()
     from opentelemetry.instrumentation.version import __version__
 
-    configurator_class().configure(auto_instrumentation_version=__version__)
+    # The SDK's export threads (span batches, metric readers) start here: with the app's
+    # signals blocked, as pyrospan's own threads (main_signals).
+    with blocked_for_new_threads():
+        configurator_class().configure(auto_instrumentation_version=__version__)
     log.debug(f"configurator {configurator_class.__name__} set up the SDK")
 
     # Sends the last span batch; the SDK's own exit handler waits up to 30 s for it.

@@ -457,3 +457,25 @@ def test_exit_code_and_output_unchanged_by_forked_children(receiver: RecordingRe
     )
     result = run([PYROSPAN_RUN, PY, "-c", code], env)
     assert (result.returncode, result.stdout, result.stderr) == (3, "5\n", "")
+
+
+def test_signals_sent_to_the_process_reach_the_apps_threads_only(
+    receiver: RecordingReceiver,
+) -> None:
+    # The kernel hands a signal sent to the process to any thread that does not block it.
+    # One that lands on a thread of ours leaves the main thread asleep in its blocking call
+    # (Ctrl-C waits out a time.sleep): every thread pyrospan-run adds, its own, pyroscope-io's
+    # native ones and the SDK's exporters, blocks the signals apps handle.
+    result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "thread_masks.py")], backend_env(receiver))
+    assert result.returncode == 0, result.stderr
+    threads = json.loads(result.stdout.splitlines()[-1])
+    (main,) = [t for t in threads if t["main"]]
+    (app_thread,) = [t for t in threads if t["name"] == "app-own-thread"]
+    ours = [t for t in threads if not t["main"] and t["name"] != "app-own-thread"]
+    assert main["blocked"] == [] and app_thread["blocked"] == []  # the app's are left alone
+    names = {t["name"] for t in ours}
+    assert {"pyrospan-relay", "pyrospan-relay-forward"} <= names, names
+    assert any(name.startswith("OtelBatchSpan") for name in names), names
+    assert len(ours) >= 5, names  # pyroscope-io's native threads are in it
+    open_to_signals = [t for t in ours if t["blocked"] != ["SIGINT", "SIGTERM"]]
+    assert open_to_signals == [], open_to_signals
