@@ -173,6 +173,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def backend_env(url: str, service: str) -> dict[str, str]:
+    """:func:`clean_env` sending profiles and spans to a local receiver at ``url``."""
+    return clean_env(
+        OTEL_SERVICE_NAME=service,
+        PYROSCOPE_SERVER_ADDRESS=url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=url,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+
+
 def opentelemetry_instrument_env() -> dict[str, str]:
     """What ``opentelemetry-instrument`` needs to set up the SDK: the distro on PYTHONPATH.
 

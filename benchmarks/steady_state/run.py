@@ -41,7 +41,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 from loadgen import (  # noqa: E402
     LoadResult,
-    clean_env,
+    backend_env,
     opentelemetry_instrument_env,
     pin_load_to,
     run_server,
@@ -206,14 +206,7 @@ def main() -> None:
     apps = [app for app in APPS if app in args.apps.split(",")]
     server_cpus = pinned_cpus() if args.pin else None
     with Receiver() as receiver:
-        env = clean_env(
-            OTEL_SERVICE_NAME="steady",
-            PYROSCOPE_SERVER_ADDRESS=receiver.url,
-            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-        )
+        env = backend_env(receiver.url, "steady")
         pinned = (
             f", the server on CPU {min(server_cpus)} and the load on the others"
             if server_cpus
