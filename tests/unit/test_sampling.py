@@ -55,3 +55,27 @@ def test_the_configuration_resolves_the_choice_once() -> None:
     assert [str(e) for e in bad.errors] == [
         "PYROSPAN_SAMPLER='fast': expected auto, stack or pyspy"
     ]
+
+
+@pytest.mark.parametrize(
+    ("version", "target"), [((3, 11), 0.01), ((3, 12), 0.003), ((3, 13), 0.003)]
+)
+def test_the_stack_samplers_loop_aims_lower_where_cpu_timers_take_the_samples(
+    monkeypatch: pytest.MonkeyPatch, version: tuple[int, int], target: float
+) -> None:
+    # With CPU timers the loop only wakes up; before 3.12 it is the sampler itself.
+    from pyrospan_launch.agent import profiler
+
+    calls: list[tuple[object, ...]] = []
+
+    class Native:
+        def configure_experimental_stack_profiler(self, *args: object) -> bool:
+            calls.append(args)
+            return True
+
+    monkeypatch.setattr(profiler.sys, "version_info", (*version, 0, "final", 0))
+    profiler._tune_stack_sampler(Native(), 100)
+    (args,) = calls
+    _, max_threads, adaptive, overhead = args[:4]
+    assert (max_threads, adaptive, overhead) == (0, True, target)
+    assert args[-1] == 10  # ms between CPU-timer ticks at 100 Hz
