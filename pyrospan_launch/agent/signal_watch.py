@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 from pyrospan_launch.agent import bounded
+from pyrospan_launch.agent.main_signals import blocked_for_new_threads
 from pyrospan_launch.common import log
 
 # Where the watch is needed: Python 3.14 on (see the module docstring).
@@ -81,7 +82,9 @@ class SignalWatch:
         self._sockets = (reader, writer)
         self._main_ident = _thread.get_ident()
         try:
-            _thread.start_new_thread(self._watch, (reader,))
+            # It reads the wakeup descriptor: signals themselves go to the app's threads.
+            with blocked_for_new_threads():
+                _thread.start_new_thread(self._watch, (reader,))
         except RuntimeError as exc:
             self.stop()
             log.debug(f"signals: no watch thread: {exc}")
