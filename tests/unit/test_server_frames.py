@@ -10,7 +10,7 @@ import greenlet
 import pytest
 from tag_recorder import TagRecorder
 
-from pyrospan_launch.agent.spans import greenlets, task_frames, wsgi_frames
+from pyrospan_launch.agent.spans import greenlets, span_profiles, task_frames, wsgi_frames
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import PREFIX
 
@@ -142,3 +142,32 @@ def test_greenlet_patch_chains_the_trace_function_already_set(switch: LabelSwitc
     finally:
         greenlet.settrace(previous)
     assert calls == ["switch", "switch"]
+
+
+def test_a_root_span_started_below_a_framing_entry_is_known_to_be_framed(
+    switch: LabelSwitch,
+) -> None:
+    # starts_framed looks two frames up (past the span processor's own caller).
+    def start_root() -> bool:
+        return span_profiles.starts_framed(switch.framing_entries.ids)
+
+    def on_start() -> bool:
+        return start_root()
+
+    source = "class Flask:\n    def full_dispatch_request(self):\n        return on_start()\n"
+    namespace: dict[str, object] = {"on_start": on_start, "__name__": "flask.app"}
+    exec(compile(source, "flask/app.py", "exec"), namespace)
+    twin: dict[str, object] = {"on_start": on_start, "__name__": "flask.app"}
+    exec(compile(source, "flask/app.py", "exec"), twin)
+    flask, twin_flask = namespace["Flask"], twin["Flask"]
+    # Equal code objects, made apart: only the one registered is an entry.
+    assert flask.full_dispatch_request.__code__ == twin_flask.full_dispatch_request.__code__  # type: ignore[attr-defined]
+    flask.dispatch_request = lambda self: None  # type: ignore[attr-defined]
+    module = types.ModuleType("flask.app")
+    module.Flask = flask  # type: ignore[attr-defined]
+    wsgi_frames.patch_flask(module, switch)
+
+    assert len(switch.framing_entries) == 1
+    assert flask().full_dispatch_request() is True  # type: ignore[operator]
+    assert twin_flask().full_dispatch_request() is False  # type: ignore[operator]
+    assert on_start() is False

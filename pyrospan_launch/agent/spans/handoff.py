@@ -23,7 +23,13 @@ from collections.abc import Callable, Generator
 from types import CoroutineType, ModuleType
 
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
-from pyrospan_launch.agent.spans.span_markers import hidden, hide, marker_of, step_marker_of
+from pyrospan_launch.agent.spans.span_markers import (
+    hidden,
+    hidden_code,
+    hide,
+    marker_of,
+    step_marker_of,
+)
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
@@ -55,8 +61,12 @@ def run_as(node: RootLabels, switch: LabelSwitch, func: Callable[..., T]) -> Cal
             exc.__traceback__ = hide(exc.__traceback__)
             raise
 
-    hidden(labelled)
     return labelled
+
+
+# Every ``labelled`` that run_as makes shares one code object: it is registered with
+# hide() once, here, not on each call (a set of code objects hashes their bytecode).
+hidden_code(next(c for c in run_as.__code__.co_consts if getattr(c, "co_name", "") == "labelled"))
 
 
 @hidden

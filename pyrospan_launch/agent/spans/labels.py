@@ -83,6 +83,33 @@ class PerThread(threading.local):
         self.labels = ThreadLabels()
 
 
+class FramingEntries:
+    """The code objects of the calls under which a root span's work runs in its marker.
+
+    Known by identity (``ids``): a root span's start looks for them on its stack, frame
+    by frame, and hashing a code object reads its whole bytecode each time (CPython
+    keeps no hash of it; measured 13 µs a Flask request).  The codes are kept here, so
+    their ids stay theirs.
+    """
+
+    __slots__ = ("_codes", "ids")
+
+    def __init__(self) -> None:
+        self._codes: list[CodeType] = []
+        self.ids: set[int] = set()
+
+    def add(self, code: CodeType) -> None:
+        if id(code) not in self.ids:
+            self._codes.append(code)
+            self.ids.add(id(code))
+
+    def __contains__(self, code: object) -> bool:
+        return id(code) in self.ids
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+
 class LabelSwitch:
     """Sets the profiler's labels of the calling thread; at most one root span at a time."""
 
@@ -98,7 +125,7 @@ class LabelSwitch:
         # The code objects of the calls under which a server's root span starts and its
         # work then runs in the span's marker (server_frames): a root span started below
         # one of them is labelled by the sampler whichever sampler runs.
-        self.framing_entries: set[CodeType] = set()
+        self.framing_entries = FramingEntries()
         # Called once span linking starts: the relay loads what rewriting markers needs.
         self.warm_up: Callable[[], None] | None = None
         # True while the sampler reads each stack whole, in its thread's own CPU-timer

@@ -79,8 +79,13 @@ def hidden(function: F) -> F:
 
     Only for functions that re-raise whatever passes through them, through :func:`hide`.
     """
-    _OWN_CODES.add(function.__code__)
+    hidden_code(function.__code__)
     return function
+
+
+def hidden_code(code: types.CodeType) -> None:
+    """Register ``code`` as ours, for the functions made from it (see :func:`hidden`)."""
+    _OWN_CODES.add(code)
 
 
 # The templates of every marker: whatever passes through one leaves it without the

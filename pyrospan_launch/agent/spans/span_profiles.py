@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from types import CodeType, FrameType
+from types import FrameType
 from typing import Any
 
 from opentelemetry.context import Context
@@ -155,7 +155,7 @@ class SpanProfileProcessor(SpanProcessor):
         if (
             self.unframed is not None
             and self._threads.labels.framed is None
-            and not starts_framed(self._switch.framing_entries)
+            and not starts_framed(self._switch.framing_entries.ids)
         ):
             self.unframed(span._name if fields else span.name)
         if not self._context_switching:
@@ -208,11 +208,12 @@ class SpanProfileProcessor(SpanProcessor):
         return True
 
 
-def starts_framed(entries: set[CodeType]) -> bool:
+def starts_framed(entries: set[int]) -> bool:
     """Whether a root span starting here will run inside its marker frame.
 
     It will in an asyncio task (its next steps are framed: spans/handoff) and below one
-    of the server calls that frame a request's work (``entries``: spans/server_frames).
+    of the server calls that frame a request's work (``entries``, the ids of their codes:
+    labels.FramingEntries).
     Elsewhere (a plain thread, a script's main code) only a thread tag labels it.
     """
     asyncio = sys.modules.get("asyncio")
@@ -222,7 +223,7 @@ def starts_framed(entries: set[CodeType]) -> bool:
         return False
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
-        if frame.f_code in entries:
+        if id(frame.f_code) in entries:
             return True
         frame = frame.f_back
     return False
