@@ -166,6 +166,10 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                 # what it showed between steps, so the next task starts from a clean slate.
                 if state.node is not before:
                     self._switch.show(before)
+        except StopIteration:
+            # The coroutine returned: its task takes the value and drops the traceback,
+            # which holds no frame of the app's (PEP 479 turns any other into an error).
+            raise
         except BaseException as exc:
             exc.__traceback__ = hide(exc.__traceback__)
             value = None  # the frame keeps nothing the exception could reach

@@ -67,11 +67,14 @@ def hide(tb: TracebackType | None) -> TracebackType | None:
     return head
 
 
-_OWN_CODES: set[types.CodeType] = set()
+# The ids of our wrappers' codes, and the codes (kept alive, so their ids stay theirs).
+# By identity: hashing a code object reads its whole bytecode each time.
+_OWN_CODE_IDS: set[int] = set()
+_OWN_CODES: list[types.CodeType] = []
 
 
 def _is_own(code: types.CodeType) -> bool:
-    return code in _OWN_CODES or code.co_name.startswith(PREFIX)
+    return id(code) in _OWN_CODE_IDS or code.co_name.startswith(PREFIX)
 
 
 def hidden(function: F) -> F:
@@ -85,7 +88,9 @@ def hidden(function: F) -> F:
 
 def hidden_code(code: types.CodeType) -> None:
     """Register ``code`` as ours, for the functions made from it (see :func:`hidden`)."""
-    _OWN_CODES.add(code)
+    if id(code) not in _OWN_CODE_IDS:
+        _OWN_CODES.append(code)
+        _OWN_CODE_IDS.add(id(code))
 
 
 # The templates of every marker: whatever passes through one leaves it without the
