@@ -298,3 +298,37 @@ def test_anyio_worker_threads_call_the_function_from_anyios_own_frame(
     assert seen == [["GET /boom"], ["GET /other"], []]
     assert warned == plain_warnings
     assert without_ours(tb) == plain_tb
+
+
+@pytest.mark.parametrize("in_span", [True, False], ids=["in-root-span", "outside-spans"])
+def test_the_wsgi_and_task_wrappers_leave_no_entry(in_span: bool) -> None:
+    # A Flask view, a WSGI app and a Celery task body that raise: the framework's handler
+    # (and an error tracker) sees the traceback it would see without pyrospan-run.
+    from pyrospan_launch.agent.spans import task_frames, wsgi_frames
+
+    switch = LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True)
+
+    class Flask:
+        def dispatch_request(self) -> None:
+            failing()
+
+    plain_view = caught(Flask().dispatch_request)
+    module = type(sys)("flask.app")
+    module.Flask = Flask  # type: ignore[attr-defined]
+    wsgi_frames.patch_flask(module, switch)
+    plain_app = caught(lambda: failing({}, None))
+    framed_app_ = wsgi_frames.framed_wsgi_app(failing, switch)
+    plain_task = caught(lambda: failing(3))
+    run = task_frames._framed_run(failing, switch)
+
+    token = CURRENT.set(root()) if in_span else None
+    try:
+        view = caught(Flask().dispatch_request)
+        app = caught(lambda: framed_app_({}, None))
+        task = caught(lambda: run(3))
+    finally:
+        if token is not None:
+            CURRENT.reset(token)
+    assert without_ours(no_marker(names(view))) == names(plain_view)
+    assert without_ours(no_marker(names(app))) == names(plain_app)
+    assert without_ours(no_marker(names(task))) == names(plain_task)

@@ -64,9 +64,34 @@ def run_as(node: RootLabels, switch: LabelSwitch, func: Callable[..., T]) -> Cal
     return labelled
 
 
-# Every ``labelled`` that run_as makes shares one code object: it is registered with
-# hide() once, here, not on each call (a set of code objects hashes their bytecode).
-hidden_code(next(c for c in run_as.__code__.co_consts if getattr(c, "co_name", "") == "labelled"))
+def in_current_root_span(func: Callable[..., T], switch: LabelSwitch) -> Callable[..., T]:
+    """``func`` wrapped to run inside the marker of the root span current at each call.
+
+    For the calls where a server's request or a worker's task does its work (a Flask
+    view, a WSGI app, a Celery task body): called straight through :func:`call_as`, with
+    no wrapper made per call, and outside any root span as it is.  What ``func`` raises
+    leaves with no entry of ours: the framework's handler and an error tracker see the
+    traceback they would see without pyrospan-run.
+    """
+
+    @functools.wraps(func)
+    def in_root_span(*args: Any, **kwargs: Any) -> T:
+        try:
+            node = _current_get()
+            if node is None or not node.active:
+                return func(*args, **kwargs)
+            return call_as(node, switch, func, *args, **kwargs)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            raise
+
+    return in_root_span
+
+
+# Every wrapper that run_as (or in_current_root_span) makes shares one code object: it
+# is registered with hide() once, here, not on each call.
+for _maker, _name in ((run_as, "labelled"), (in_current_root_span, "in_root_span")):
+    hidden_code(next(c for c in _maker.__code__.co_consts if getattr(c, "co_name", "") == _name))
 
 
 @hidden

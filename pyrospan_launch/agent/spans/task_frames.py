@@ -3,7 +3,7 @@
 OpenTelemetry's Celery instrumentation starts a task's span in the ``task_prerun``
 signal and makes it current; Celery then calls the task's ``run`` (directly, or through
 a custom ``Task.__call__``).  That call is where the task's work begins, and it runs
-inside the marker of the root span current there (:func:`handoff.run_as`), in every pool:
+inside the marker of the root span current there (:func:`handoff.call_as`), in every pool:
 prefork processes, threads, and greenlets (gevent, eventlet), whose samples thread tags
 could not tell apart.
 
@@ -19,22 +19,15 @@ import functools
 from types import CodeType, ModuleType
 from typing import Any
 
-from pyrospan_launch.agent.spans.handoff import run_as
-from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
+from pyrospan_launch.agent.spans.handoff import in_current_root_span
+from pyrospan_launch.agent.spans.labels import LabelSwitch
 from pyrospan_launch.common import log
 
 _PATCHED = "__pyrospan_patched__"
-_current_get = CURRENT.get
 
 
 def _framed_run(run: Any, switch: LabelSwitch) -> Any:
-    @functools.wraps(run)
-    def run_in_root_span(*args: Any, **kwargs: Any) -> Any:
-        node = _current_get()
-        if node is None or not node.active:
-            return run(*args, **kwargs)
-        return run_as(node, switch, run)(*args, **kwargs)
-
+    run_in_root_span = in_current_root_span(run, switch)
     setattr(run_in_root_span, _PATCHED, True)
     return run_in_root_span
 

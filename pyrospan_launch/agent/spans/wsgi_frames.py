@@ -6,7 +6,7 @@ starts in the middle of that call: in OpenTelemetry's WSGI middleware, in Flask'
 samples would be labelled by thread tags only, which pyroscope-io reads late and which
 cannot tell the greenlets of one thread apart (gevent, eventlet).  So the call that
 hands the request to the code that does its work runs inside the marker of the root
-span current there (:func:`handoff.run_as`):
+span current there (:func:`handoff.call_as`):
 
 * ``OpenTelemetryMiddleware`` (``opentelemetry.instrumentation.wsgi``, for apps wrapped
   in it): the wrapped app, and each step of the response it returns;
@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from pyrospan_launch.agent.spans.handoff import run_as
+from pyrospan_launch.agent.spans.handoff import call_as, in_current_root_span, run_as
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
+from pyrospan_launch.agent.spans.span_markers import hidden, hide
 from pyrospan_launch.common import log
 
 _PATCHED = "__pyrospan_patched__"
@@ -62,14 +63,19 @@ def framed_wsgi_app(app: Callable[..., Any], switch: LabelSwitch) -> Callable[..
     """``app`` (a WSGI callable) called, and its response iterated, in the root span's marker."""
 
     def app_in_root_span(environ: Any, start_response: Any) -> Any:
-        node = _current_get()
-        if node is None or not node.active:
-            return app(environ, start_response)
-        response = run_as(node, switch, app)(environ, start_response)
+        try:
+            node = _current_get()
+            if node is None or not node.active:
+                return app(environ, start_response)
+            response = call_as(node, switch, app, environ, start_response)
+        except BaseException as exc:
+            exc.__traceback__ = hide(exc.__traceback__)
+            raise
         if isinstance(response, (list, tuple)):
             return response  # nothing left to compute
         return FramedResponse(response, run_as(node, switch, next))
 
+    hidden(app_in_root_span)
     return app_in_root_span
 
 
@@ -92,13 +98,7 @@ def patch_wsgi_middleware(module: ModuleType, switch: LabelSwitch) -> None:
 
 
 def _framed_method(method: Callable[..., Any], switch: LabelSwitch) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def in_root_span(*args: Any, **kwargs: Any) -> Any:
-        node = _current_get()
-        if node is None or not node.active:
-            return method(*args, **kwargs)
-        return run_as(node, switch, method)(*args, **kwargs)
-
+    in_root_span = in_current_root_span(method, switch)
     setattr(in_root_span, _PATCHED, True)
     return in_root_span
 
