@@ -11,12 +11,16 @@ label switch, linking, and the sampler's signals.  The profiler's own threads (s
 relay, uploader) are not in it; ``steady_state/thread_share.py`` measures those.
 
 Each variant runs in a process of its own, pinned to the first CPU when there are two or
-more; rounds interleave the variants and alternate their order.  Profiles and spans go to
-a local receiver.  The table gives median milliseconds per request and each variant
-divided by profiling off (the median of the per-round ratios).
+more; rounds interleave the variants and alternate their order.  Even so, a figure moves
+by several percent from one run to the next as the machine's speed changes under us.
+``--paired`` runs each variant at the same time as profiling off instead, one on each of
+the first two CPUs, swapped from round to round: whatever slows the machine slows both,
+and their ratio moves by about 1%.  Profiles and spans go to a local receiver.  The table
+gives median milliseconds per request and each variant divided by profiling off (the
+median of the per-round ratios, with their range).
 
     python benchmarks/span_cost/in_process.py [--app flask|fastapi] [--rounds 6]
-        [--requests 3000] [--path /invoice?lines=200] [--variants "stack;off"]
+        [--requests 3000] [--path /invoice?lines=200] [--variants "stack;off"] [--paired]
 
 ``--drive`` is the child: it runs under pyrospan-run and prints one figure.
 """
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -123,8 +128,7 @@ def drive(app_name: str, path: str, requests: int) -> None:
     print(f"{1000 * seconds / requests:.5f}", flush=True)
 
 
-def run_variant(app_name: str, path: str, requests: int, env: dict[str, str]) -> float:
-    """Milliseconds of the app thread's CPU per request, from one child under pyrospan-run."""
+def _command(app_name: str, path: str, requests: int, cpu: int | None) -> list[str]:
     command = [
         str(BIN / "pyrospan-run"),
         sys.executable,
@@ -137,13 +141,45 @@ def run_variant(app_name: str, path: str, requests: int, env: dict[str, str]) ->
         "--requests",
         str(requests),
     ]
-    if (os.cpu_count() or 1) > 1:
-        command = ["taskset", "-c", "0", *command]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def _figure(command: list[str], done: subprocess.CompletedProcess[str]) -> float:
     lines = done.stdout.split()
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return float(lines[-1])
+
+
+def run_variant(app_name: str, path: str, requests: int, env: dict[str, str]) -> float:
+    """Milliseconds of the app thread's CPU per request, from one child under pyrospan-run."""
+    cpu = 0 if (os.cpu_count() or 1) > 1 else None
+    command = _command(app_name, path, requests, cpu)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return _figure(command, done)
+
+
+def run_pair(
+    app_name: str, path: str, requests: int, envs: tuple[dict[str, str], dict[str, str]], swap: bool
+) -> tuple[float, float]:
+    """Two children at once, one on each of the first two CPUs (swapped when ``swap``).
+
+    Whatever slows the machine down while they run slows both: their ratio moves far
+    less from round to round than figures taken one after the other.
+    """
+    cpus = (1, 0) if swap else (0, 1)
+    commands = [_command(app_name, path, requests, cpu) for cpu in cpus]
+    children = [
+        subprocess.Popen(command, env=env, stdout=PIPE, stderr=PIPE, text=True)
+        for command, env in zip(commands, envs, strict=True)
+    ]
+    figures = []
+    for command, child in zip(commands, children, strict=True):
+        stdout, stderr = child.communicate(timeout=600)
+        figures.append(
+            _figure(command, subprocess.CompletedProcess(command, child.returncode, stdout, stderr))
+        )
+    return figures[0], figures[1]
 
 
 def main() -> None:
@@ -156,6 +192,11 @@ def main() -> None:
         "--variants",
         default="off;stack;stack at 1 Hz;tags (py-spy)",
         help=f"separated by ';', of: {'; '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="run each variant at the same time as profiling off, one per CPU (2 CPUs)",
     )
     parser.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,25 +215,67 @@ def main() -> None:
 
     from pyrospan_launch.receiver.server import Receiver
 
+    if args.paired and len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("--paired needs two CPUs")
     with Receiver() as receiver:
         common = backend_env(receiver.url, "in-process")
-        results: dict[str, list[float]] = {name: [] for name in names}
-        for round_number in range(args.rounds):
-            order = names if round_number % 2 == 0 else names[::-1]
-            for name in order:
-                ms = run_variant(args.app, path, args.requests, {**common, **VARIANTS[name]})
-                results[name].append(ms)
-                print(f"  round {round_number + 1} {name}: {ms:.4f} ms", file=sys.stderr)
+        measure = measure_paired if args.paired else measure_interleaved
+        results, ratios = measure(args.app, path, args.requests, args.rounds, names, common)
+    how = "each variant beside profiling off, on the other CPU" if args.paired else "interleaved"
     print(
         f"{args.app} {path}, {args.requests} requests a run, app thread CPU per request, "
-        f"median of {args.rounds} interleaved rounds\n"
+        f"median of {args.rounds} rounds ({how})\n"
     )
-    print("| variant | ms per request | ÷ profiling off |")
-    print("|---|---|---|")
-    off = results["off"]
+    print("| variant | ms per request | ÷ profiling off | (min to max) |")
+    print("|---|---|---|---|")
     for name in names:
-        ratio = statistics.median(x / y for x, y in zip(results[name], off, strict=True))
-        print(f"| {name} | {statistics.median(results[name]):.4f} | {ratio:.3f} |")
+        each = ratios.get(name, [1.0])
+        print(
+            f"| {name} | {statistics.median(results[name]):.4f} | "
+            f"{statistics.median(each):.3f} | {min(each):.3f} to {max(each):.3f} |"
+        )
+
+
+Figures = tuple[dict[str, list[float]], dict[str, list[float]]]
+
+
+def measure_interleaved(
+    app: str, path: str, requests: int, rounds: int, names: list[str], common: dict[str, str]
+) -> Figures:
+    """Each variant's ms per request, one run after another, and its ratios to off."""
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        for name in names if round_number % 2 == 0 else names[::-1]:
+            ms = run_variant(app, path, requests, {**common, **VARIANTS[name]})
+            results[name].append(ms)
+            print(f"  round {round_number + 1} {name}: {ms:.4f} ms", file=sys.stderr)
+    off = results["off"]
+    ratios = {
+        name: [x / y for x, y in zip(results[name], off, strict=True)]
+        for name in names
+        if name != "off"
+    }
+    return results, ratios
+
+
+def measure_paired(
+    app: str, path: str, requests: int, rounds: int, names: list[str], common: dict[str, str]
+) -> Figures:
+    """Each variant's ms per request beside profiling off, and its ratio within each pair."""
+    results: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names if name != "off"}
+    for round_number in range(rounds):
+        for name in ratios:
+            envs = ({**common, **VARIANTS[name]}, {**common, **VARIANTS["off"]})
+            ms, off_ms = run_pair(app, path, requests, envs, swap=round_number % 2 == 1)
+            results[name].append(ms)
+            results["off"].append(off_ms)
+            ratios[name].append(ms / off_ms)
+            print(
+                f"  round {round_number + 1} {name}: {ms:.4f} ms beside off {off_ms:.4f} ms",
+                file=sys.stderr,
+            )
+    return results, ratios
 
 
 if __name__ == "__main__":
