@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -93,6 +94,25 @@ def _no_leaked_tracing_or_profiler(request: pytest.FixtureRequest) -> Iterator[N
 def launcher(request: pytest.FixtureRequest) -> list[str]:
     """The launcher command, once as the console script and once as ``python -m``."""
     return list(LAUNCHERS[request.param])
+
+
+@pytest.fixture
+def default_dispositions() -> Iterator[None]:
+    """The signals a test sends to the programs it starts, not ignored there.
+
+    An ignored signal stays ignored across exec: a test run started under ``nohup``
+    (SIGHUP) or as a background job of a shell without job control (SIGINT) would hand
+    its programs signals that do nothing, with or without pyrospan-run.
+    """
+    restored = {}
+    for sent in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        if signal.getsignal(sent) == signal.SIG_IGN:
+            restored[sent] = signal.signal(sent, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sent, before in restored.items():
+            signal.signal(sent, before)
 
 
 @pytest.fixture

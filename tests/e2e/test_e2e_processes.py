@@ -285,7 +285,11 @@ def test_celery_prefork_workers_traced_linked_and_flushed(
     ],
 )
 def test_signal_sends_last_span_batch_and_profile_window(
-    receiver: RecordingReceiver, mode: str, sent: signal.Signals, status: int
+    receiver: RecordingReceiver,
+    mode: str,
+    sent: signal.Signals,
+    status: int,
+    default_dispositions: None,
 ) -> None:
     env = backend_env(receiver)
     env.update(SEND_ONLY_AT_EXIT)

@@ -92,7 +92,7 @@ def signalled(command: list[str], env: dict[str, str], sent: signal.Signals) -> 
     ],
 )
 def test_signals_end_the_app_as_they_would_without_us(
-    receiver: RecordingReceiver, mode: str, sent: signal.Signals
+    receiver: RecordingReceiver, mode: str, sent: signal.Signals, default_dispositions: None
 ) -> None:
     plain = signalled([PY, PROGRAM, mode], clean_env(), sent)
     launched = signalled([PYROSPAN_RUN, PY, PROGRAM, mode], backend_env(receiver), sent)
@@ -107,7 +107,7 @@ def test_signals_end_the_app_as_they_would_without_us(
 
 @pytest.mark.parametrize("method", ["frames", "tags"])
 def test_ctrl_c_before_the_first_upload_still_ends_by_sigint(
-    receiver: RecordingReceiver, method: str
+    receiver: RecordingReceiver, method: str, default_dispositions: None
 ) -> None:
     # No span is ever made, so linking never starts: the relay loads its HTTP modules for
     # the last window, during the exit flush, which must not change how Python ends.

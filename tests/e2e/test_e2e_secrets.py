@@ -110,7 +110,7 @@ def test_backend_answering_401_with_the_credentials_echoed() -> None:
     assert_no_secret("the error lines about a 401", output(result))
 
 
-def test_local_serve_and_render(tmp_path: Path) -> None:
+def test_local_serve_and_render(tmp_path: Path, default_dispositions: None) -> None:
     local_dir = tmp_path / "local"
     local = run(
         [PYROSPAN_RUN, "--local", "--report-dir", str(local_dir), *HOT_SPAN],
