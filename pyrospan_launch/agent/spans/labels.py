@@ -19,11 +19,7 @@ Marker = Callable[..., object]
 
 
 class RootLabels:
-    """The profiler labels of one local root span, shared by its whole span tree.
-
-    ``labels`` are (key, value) pairs with ``span_id`` last: thread tags are added in
-    this order and removed in the reverse one, so no sample sees a span_id alone.
-    """
+    """The profiler labels of one local root span, shared by its whole span tree."""
 
     __slots__ = (
         "active",
@@ -197,7 +193,7 @@ class LabelSwitch:
         if current is tag:
             return
         if current is not None:
-            for key, value in reversed(current.labels):
+            for key, value in current.labels:
                 self._remove_tag(key, value)
         if tag is not None:
             for key, value in tag.labels:
@@ -218,7 +214,7 @@ class LabelSwitch:
         if current is node:
             return
         if current is not None:
-            for key, value in reversed(current.labels):
+            for key, value in current.labels:
                 self._remove_tag(key, value)
         if node is not None:
             for key, value in node.labels:
