@@ -236,7 +236,7 @@ def linked_to_own_greenlet(receiver: RecordingReceiver, spans: list[ReceivedSpan
 def test_gevent_app_greenlets_each_labelled_with_their_own_span(
     receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]]
 ) -> None:
-    # Monkey-patched first thing, then requests whose greenlets take turns every 10 ms.
+    # Monkey-patched first thing, then requests whose greenlets take turns every 7 ms.
     port = free_port()
     env = backend_env(receiver, OTEL_SERVICE_NAME="green")
     env.update(SEND_ONLY_AT_EXIT)
