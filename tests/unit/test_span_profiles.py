@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import opentelemetry.context
@@ -193,3 +194,26 @@ def test_thread_pool_work_runs_with_submitters_labels(switching: Linked) -> None
         after = pool.submit(tags.current).result()
     assert inside == {"span_id": hex_id(span), "span_name": "submit"}
     assert after == {}
+
+
+def test_a_span_id_tag_never_shows_without_the_spans_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # py-spy reads a thread's tags when it processes a sample, which can fall between two
+    # tag calls: at every step, a thread with a span_id must carry that span's name too.
+    tracer, tags, _, switch = build(False, monkeypatch)
+    steps: list[dict[str, str]] = []
+
+    def checked(call: Callable[[str, str], None]) -> Callable[[str, str], None]:
+        def tag(key: str, value: str) -> None:
+            call(key, value)
+            steps.append(tags.current())
+
+        return tag
+
+    switch.retarget(checked(tags.add), checked(tags.remove))
+    with (
+        tracer.start_as_current_span("outer"),
+        tracer.start_as_current_span("job", context=trace.Context()),
+    ):
+        pass
+    assert steps and tags.current() == {}
+    assert all("span_name" in step for step in steps if "span_id" in step), steps

@@ -19,7 +19,11 @@ Marker = Callable[..., object]
 
 
 class RootLabels:
-    """The profiler labels of one local root span, shared by its whole span tree."""
+    """The profiler labels of one local root span, shared by its whole span tree.
+
+    ``labels`` are (key, value) pairs with ``span_id`` last: thread tags are added in
+    this order and removed in the reverse one, so no sample sees a span_id alone.
+    """
 
     __slots__ = (
         "active",
@@ -193,7 +197,7 @@ class LabelSwitch:
         if current is tag:
             return
         if current is not None:
-            for key, value in current.labels:
+            for key, value in reversed(current.labels):
                 self._remove_tag(key, value)
         if tag is not None:
             for key, value in tag.labels:
@@ -214,7 +218,7 @@ class LabelSwitch:
         if current is node:
             return
         if current is not None:
-            for key, value in current.labels:
+            for key, value in reversed(current.labels):
                 self._remove_tag(key, value)
         if node is not None:
             for key, value in node.labels:

@@ -137,13 +137,17 @@ class SpanProfileProcessor(SpanProcessor):
                 # a long name costs no upload window (docs/design.md, labels within
                 # Pyroscope's limits).
                 name = fit_value(str(name))
-            labels: Labels = ((SPAN_ID, span_id), (SPAN_NAME, name))
+            labels: Labels = ((SPAN_NAME, name),)
         else:
-            labels = ((SPAN_ID, span_id),)
+            labels = ()
         trace_id = ""
         if self._trace_id_label:
             trace_id = context.trace_id.to_bytes(16, "big").hex()
             labels += ((TRACE_ID, trace_id),)
+        # span_id last: thread tags are set in this order and removed in the reverse one
+        # (LabelSwitch), so a sample whose tags are read between two of those calls never
+        # has a span_id without the span's other labels.
+        labels += ((SPAN_ID, span_id),)
         parts = None
         if self._switch.frames:
             # What the span's own marker frame will carry, made on first use (span_markers).
