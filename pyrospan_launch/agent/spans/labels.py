@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from types import CodeType
+
+from pyrospan_launch.agent.spans.code_set import CodeSet
 
 Labels = tuple[tuple[str, str], ...]
 TagFunction = Callable[[str, str], object]
@@ -87,33 +88,6 @@ class PerThread(threading.local):
         self.labels = ThreadLabels()
 
 
-class FramingEntries:
-    """The code objects of the calls under which a root span's work runs in its marker.
-
-    Known by identity (``ids``): a root span's start looks for them on its stack, frame
-    by frame, and hashing a code object reads its whole bytecode each time (CPython
-    keeps no hash of it; measured 13 µs a Flask request).  The codes are kept here, so
-    their ids stay theirs.
-    """
-
-    __slots__ = ("_codes", "ids")
-
-    def __init__(self) -> None:
-        self._codes: list[CodeType] = []
-        self.ids: set[int] = set()
-
-    def add(self, code: CodeType) -> None:
-        if id(code) not in self.ids:
-            self._codes.append(code)
-            self.ids.add(id(code))
-
-    def __contains__(self, code: object) -> bool:
-        return id(code) in self.ids
-
-    def __len__(self) -> int:
-        return len(self._codes)
-
-
 class LabelSwitch:
     """Sets the profiler's labels of the calling thread; at most one root span at a time."""
 
@@ -129,7 +103,7 @@ class LabelSwitch:
         # The code objects of the calls under which a server's root span starts and its
         # work then runs in the span's marker (server_frames): a root span started below
         # one of them is labelled by the sampler whichever sampler runs.
-        self.framing_entries = FramingEntries()
+        self.framing_entries = CodeSet()
         # Called once span linking starts: the relay loads what rewriting markers needs.
         self.warm_up: Callable[[], None] | None = None
         # True while the sampler reads each stack whole, in its thread's own CPU-timer

@@ -30,6 +30,7 @@ import types
 from collections.abc import Callable
 from types import TracebackType
 
+from pyrospan_launch.agent.spans.code_set import CodeSet
 from pyrospan_launch.settings.label_limits import fit_value
 
 TYPE_CHECKING = False
@@ -67,14 +68,12 @@ def hide(tb: TracebackType | None) -> TracebackType | None:
     return head
 
 
-# The ids of our wrappers' codes, and the codes (kept alive, so their ids stay theirs).
-# By identity: hashing a code object reads its whole bytecode each time.
-_OWN_CODE_IDS: set[int] = set()
-_OWN_CODES: list[types.CodeType] = []
+# Our wrappers' codes (not the markers': their names say so), known by identity.
+_OWN_CODES = CodeSet()
 
 
 def _is_own(code: types.CodeType) -> bool:
-    return id(code) in _OWN_CODE_IDS or code.co_name.startswith(PREFIX)
+    return code in _OWN_CODES or code.co_name.startswith(PREFIX)
 
 
 def hidden(function: F) -> F:
@@ -88,9 +87,7 @@ def hidden(function: F) -> F:
 
 def hidden_code(code: types.CodeType) -> None:
     """Register ``code`` as ours, for the functions made from it (see :func:`hidden`)."""
-    if id(code) not in _OWN_CODE_IDS:
-        _OWN_CODES.append(code)
-        _OWN_CODE_IDS.add(id(code))
+    _OWN_CODES.add(code)
 
 
 # The templates of every marker: whatever passes through one leaves it without the

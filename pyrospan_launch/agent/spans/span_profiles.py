@@ -217,8 +217,8 @@ def starts_framed(entries: set[int]) -> bool:
 
     It will in an asyncio task (its next steps are framed: spans/handoff) and below one
     of the server calls that frame a request's work (``entries``, the ids of their codes:
-    labels.FramingEntries).
-    Elsewhere (a plain thread, a script's main code) only a thread tag labels it.
+    ``LabelSwitch.framing_entries.ids``).  Elsewhere (a plain thread, a script's main
+    code) only a thread tag labels it.
     """
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None and asyncio.events._get_running_loop() is not None:
