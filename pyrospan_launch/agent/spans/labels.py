@@ -113,10 +113,6 @@ class LabelSwitch:
         self._whole_stacks = False
         self._when_torn: list[Callable[[], None]] = []
 
-    @property
-    def whole_stacks(self) -> bool:
-        return self._whole_stacks
-
     def set_whole_stacks(self, whole: bool) -> None:
         """The sampler reads whole stacks now, or not; leaf markers put off apply if not."""
         self._whole_stacks = whole
