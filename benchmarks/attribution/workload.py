@@ -8,13 +8,14 @@ function that span's own work runs in, so a judge can score every CPU sample.
     python workload.py SCENARIO [--spans N] [--steps N] [--depth FRAMES]
 
 ``--depth`` puts layers of calls (layers.py) between a span's marker frame and its
-burning function, in ``asyncio``, ``uvloop`` and ``pool_items``: the frames counted are
-the task's own coroutine, the layers and the step loop (asyncio), or the layers alone
-(a pool item); below the scenario's own minimum it adds nothing.
+burning function, in ``asyncio``, ``uvloop``, ``asyncio_calls`` and ``pool_items``: the
+frames counted are the task's own coroutine, the layers and the step loop (asyncio), or
+the layers alone (a pool item); below the scenario's own minimum it adds nothing.
 
 Scenarios:
   asyncio         N concurrent root spans on one event loop, yielding between slices
   uvloop          the same on uvloop
+  asyncio_calls   the same as asyncio, with the layers plain calls inside each step
   threadpool      each root span (on its own thread) hands its work to a shared pool
   pool_items      the same, in items of one slice (--slice-ms) each
   to_thread       each root span (an asyncio task) hands work to asyncio.to_thread
@@ -132,6 +133,21 @@ class Workload:
     async def _tasks(self) -> None:
         await asyncio.gather(*(self._task(i) for i in range(self.spans)))
 
+    async def _calling_task(self, index: int) -> None:
+        with self.tracer.start_as_current_span(f"task-{index}") as span:
+            self.record(span, index)
+            burner = self.burners[index]
+            for _ in range(self.steps):
+                # The task's coroutine is one of the frames asked for.
+                descend(max(1, self.depth - 1), burner, self.slice)
+                await asyncio.sleep(0)
+
+    def asyncio_calls(self) -> None:
+        async def tasks() -> None:
+            await asyncio.gather(*(self._calling_task(i) for i in range(self.spans)))
+
+        asyncio.run(tasks())
+
     def asyncio(self) -> None:
         asyncio.run(self._tasks())
 
@@ -230,6 +246,7 @@ def main() -> None:
         choices=[
             "asyncio",
             "uvloop",
+            "asyncio_calls",
             "threadpool",
             "pool_items",
             "to_thread",
