@@ -12,8 +12,9 @@ falls on all alike.  Scenarios:
 * ``asyncio``: ``--spans`` (6) concurrent root spans on one event loop, each burning
   300 ms of CPU in steps of the given length, yielding between steps, below async
   layers that all suspend at each step's ``await``;
-* ``asyncio_calls``: the same, with the layers plain calls inside each step (a step that
-  runs a stack of synchronous code, as a CPU-bound helper does);
+* ``uvloop``: the same on uvloop's event loop;
+* ``asyncio_calls``: as ``asyncio``, with the layers plain calls inside each step (a
+  step that runs a stack of synchronous code, as a CPU-bound helper does);
 * ``pool``: as many root spans, each on its own thread, handing items of the given
   length to a shared two-thread pool, each item below plain layers;
 * ``web``: a FastAPI service under uvicorn, 12 keep-alive clients, three async
@@ -50,7 +51,7 @@ from scored import run_and_score  # noqa: E402
 from web import receiver_env, run_web  # noqa: E402
 
 LABELS = ("frames", "tags")
-SCENARIOS = ("asyncio", "asyncio_calls", "pool", "web")
+SCENARIOS = ("asyncio", "uvloop", "asyncio_calls", "pool", "web")
 CPU_PER_SPAN_MS = 300.0
 
 Variant = tuple[str, str]  # (sampler, span labels)
