@@ -29,7 +29,7 @@ from pyrospan_launch.settings.sampling import CPU_TIMERS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyrospan_launch.agent.spans.labels import LabelSwitch
+    from pyrospan_launch.agent.spans.labels import LabelSwitch, RootLabels
     from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
 
 
@@ -306,12 +306,17 @@ class Bootstrap:
         if profiler is None or not (profiler.sampling.stack and profiler.sampling.frames):
             return
         processor.foreign_thread = profiler.see_current_thread
+        switch = self._labels
+        assert switch is not None
+
+        def said_once() -> None:
+            processor.unframed = processor.unmarked = switch.unmarked_opening = None
 
         def unframed(name: str) -> None:
             import threading
 
             # Said once for the process, whatever the answer: the span's end is not said.
-            processor.unframed = processor.unmarked = None
+            said_once()
             thread = threading.current_thread().name
             profiler.move_to_pyspy(
                 f"root span {name!r} started on thread {thread!r} outside any request, "
@@ -321,7 +326,7 @@ class Bootstrap:
         processor.unframed = unframed
 
         def unmarked(name: str, ms: float) -> None:
-            processor.unframed = processor.unmarked = None  # said once for the process
+            said_once()
             profiler.move_to_pyspy(
                 f"root span {name!r} ran {ms:.0f} ms and ended without ever running inside "
                 "its marker frame (as one opened in an asyncio task that does not await "
@@ -329,6 +334,16 @@ class Bootstrap:
             )
 
         processor.unmarked = unmarked
+
+        def unmarked_opening(node: RootLabels, ms: float) -> None:
+            said_once()
+            name = node.marker_parts[1] if node.marker_parts else "?"
+            profiler.move_to_pyspy(
+                f"root span {name!r} burned {ms:.0f} ms of CPU in the asyncio task step that "
+                "opened it, before the task's next await, where no marker frame carries it"
+            )
+
+        switch.unmarked_opening = unmarked_opening
 
     def exit_handling(self) -> None:
         """Fork and exit handling, when something runs that needs it."""

@@ -8,11 +8,13 @@ wall-clock loop before 3.12, CPU timers from 3.12): CI runs these in ``make test
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
-from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, run
+from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
 from recording_receiver import RecordingReceiver
 
 CASES = str(PROGRAMS / "sampler_cases.py")
@@ -159,17 +161,85 @@ def test_a_forked_child_runs_its_own_stack_sampler(receiver: RecordingReceiver) 
     assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
 
 
-def test_a_task_span_that_never_awaits_is_said_and_the_next_one_labelled(
+@pytest.mark.parametrize(
+    ("case", "opening", "reason"),
+    [
+        # Its task never had another step to run inside the span's marker.
+        pytest.param(
+            "no-await",
+            "root span 'no-await-1' ran ",
+            "without ever running inside its marker frame",
+            id="never-awaits",
+        ),
+        # The step that opened the span began outside any span, so no marker frame runs
+        # around the rest of it; the task's later steps run inside the marker.
+        pytest.param(
+            "opening-step",
+            "root span 'opening-1' burned ",
+            "of CPU in the asyncio task step that opened it, before the task's next await",
+            id="burns-before-awaiting",
+        ),
+    ],
+)
+def test_a_task_span_whose_cpu_ran_in_no_marker_is_said_and_the_next_one_labelled(
+    receiver: RecordingReceiver, case: str, opening: str, reason: str
+) -> None:
+    # Under the Stack sampler that CPU went unlabelled.  Said once; auto moves on to
+    # py-spy, whose thread tags label the next such span.
+    span_id, _, err = run_case(receiver, case)
+    lines = switch_lines(err)
+    assert len(lines) == 1 and opening in lines[0] and reason in lines[0], err
+    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+
+
+def test_with_stack_asked_cpu_burned_where_a_task_opened_its_span_is_one_warning(
     receiver: RecordingReceiver,
 ) -> None:
-    # Its task never had another step to run inside the span's marker: under the Stack
-    # sampler its CPU went unlabelled.  Said once; auto moves on to py-spy, which labels
-    # the next such span.
-    span_id, _, err = run_case(receiver, "no-await")
-    lines = switch_lines(err)
-    assert len(lines) == 1 and "root span 'no-await-1' ran" in lines[0], err
-    assert "without ever running inside its marker frame" in lines[0]
-    assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 400
+    _, _, err = run_case(receiver, "opening-step", PYROSPAN_SAMPLER="stack")
+    lines = [line for line in err.splitlines() if "Stack sampler cannot label" in line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pyrospan: profiles: root span 'opening-1' burned "), lines
+    assert lines[0].endswith(
+        " ms of CPU in the asyncio task step that opened it, before the task's next await, "
+        "where no marker frame carries it, which the Stack sampler cannot label "
+        "(PYROSPAN_SAMPLER=stack); set PYROSPAN_SAMPLER=auto or pyspy to profile it"
+    ), lines
+    assert switch_lines(err) == []
+
+
+def test_an_asgi_request_that_burns_before_awaiting_keeps_the_stack_sampler(
+    receiver: RecordingReceiver,
+) -> None:
+    # The middleware opens the span in a step that began outside any span too, but the
+    # app then runs inside the span's async marker (asgi_frames): every sample is
+    # labelled, and nothing is said.  /burst burns 100 ms in that step, then suspends.
+    port = free_port()
+    env = backend_env(receiver, OTEL_SERVICE_NAME="asgi", PYROSPAN_LOG_LEVEL="info")
+    command = [PYROSPAN_RUN, sys.executable, "-m", "uvicorn", "--app-dir", str(PROGRAMS)]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "prefork_asgi:app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/burst"
+    try:
+        wait_for_http(url, server, timeout=60)
+        for _ in range(2):
+            with urllib.request.urlopen(url, timeout=30) as response:
+                response.read()
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    assert switch_lines(err) == [] and "Stack sampler cannot label" not in err, err
+    spans = [s for s in receiver.root_spans() if s.name.endswith("/burst")]
+    assert len(spans) == 3, [s.name for s in receiver.root_spans()]  # wait_for_http's too
+    for span in spans:
+        assert receiver.wait_for(
+            lambda r, s=span.span_id: linked_ms(r, s, "handle_work") >= 140, timeout=10
+        ), linked_ms(receiver, span.span_id, "handle_work")
 
 
 @pytest.mark.skipif(

@@ -1,5 +1,6 @@
 """A FastAPI app for uvicorn and its gunicorn worker: CPU in its own function, answers its pid."""
 
+import asyncio
 import os
 import time
 
@@ -17,4 +18,12 @@ def handle_work(seconds: float) -> None:
 @app.get("/work")
 async def work() -> dict[str, int]:
     handle_work(0.3)
+    return {"pid": os.getpid()}
+
+
+@app.get("/burst")
+async def burst() -> dict[str, int]:
+    handle_work(0.1)  # in the request's first step, which opened its span
+    await asyncio.sleep(0.01)  # the request suspends
+    handle_work(0.1)
     return {"pid": os.getpid()}

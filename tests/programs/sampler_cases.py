@@ -5,7 +5,9 @@
 * ``sigprof``: a root span inside a task, after the app sets its own SIGPROF handler;
 * ``faulthandler``: the same after a late ``faulthandler.enable()``;
 * ``fork``: a root span inside a task of a forked child (the child prints its span id);
-* ``no-await``: a root span inside a task that never awaits once it is open, twice.
+* ``no-await``: a root span inside a task that never awaits once it is open, twice;
+* ``opening-step``: a root span inside a task that burns most of its CPU before its
+  first ``await``, twice.
 
 Each burns CPU in ``burn_in_sampler_case`` inside its span, then prints the span id.
 """
@@ -72,6 +74,17 @@ def main(case: str) -> None:
 
         asyncio.run(without_await("no-await-1"))
         asyncio.run(without_await("no-await-2"))
+    elif case == "opening-step":
+
+        async def burning_before_await(name: str) -> None:
+            with tracer.start_as_current_span(name) as span:
+                burn_in_sampler_case(0.5)  # in the step that opened the span
+                await asyncio.sleep(0)
+                burn_in_sampler_case(0.1)
+                found["span_id"] = format(span.get_span_context().span_id, "016x")
+
+        asyncio.run(burning_before_await("opening-1"))
+        asyncio.run(burning_before_await("opening-2"))
     elif case == "faulthandler":
         faulthandler.enable()
         asyncio.run(in_task_span("after-faulthandler"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import opentelemetry.context
@@ -150,6 +151,52 @@ def test_asgi_app_is_awaited_inside_the_request_spans_async_marker(framed: Linke
     assert [step_tags for _, step_tags in seen[1:3]] == [{}, {}]
     assert step_markers == [None]
     assert len(seen[3][0]) == 1 and seen[3][1] == {}  # after the app: the step's own marker
+
+
+def burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def opening_steps(framed: Linked, burn_first: float, asgi: bool) -> list[tuple[str, float]]:
+    """What is said of a task whose first step opens a root span, burns, then awaits."""
+    tracer, _, _, switch = framed
+    said: list[tuple[str, float]] = []
+    switch.unmarked_opening = lambda node, ms: said.append((node.marker_parts[1], ms))  # type: ignore[index]
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        burn(burn_first)
+        await asyncio.sleep(0)
+        burn(0.001)
+
+    async def task() -> None:
+        with tracer.start_as_current_span("opening"):
+            if asgi:
+                await framed_app(app, stepping_coroutine)({}, None, None)
+            else:
+                await app({}, None, None)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
+        await asyncio.create_task(task())
+
+    asyncio.run(main())
+    return said
+
+
+def test_cpu_burned_in_the_step_that_opened_a_span_is_said_with_its_milliseconds(
+    framed: Linked,
+) -> None:
+    (said,) = opening_steps(framed, 0.03, asgi=False)
+    assert said[0] == "opening" and 30 <= said[1] < 200, said
+
+
+def test_a_short_opening_step_or_one_that_runs_in_the_asgi_marker_is_not_said(
+    framed: Linked,
+) -> None:
+    assert opening_steps(framed, 0.002, asgi=False) == []
+    assert opening_steps(framed, 0.03, asgi=True) == []
 
 
 def test_tags_mode_makes_no_marker() -> None:

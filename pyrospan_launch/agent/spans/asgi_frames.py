@@ -61,6 +61,8 @@ def framed_app(app: Any, stepping_coroutine: Callable[[], Any] = _no_coroutine) 
                     if chain is not None and node.awaited_in is None:
                         node.awaited_in = chain
                         chained = True
+                    # The rest of the step that opened the span runs inside the marker.
+                    node.opened_cpu = None
                     return await marker(app, scope, receive, send)
             return await app(scope, receive, send)
         except BaseException as exc:

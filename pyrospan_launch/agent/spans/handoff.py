@@ -189,7 +189,10 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             finally:
                 # The step may have started or left a span: the loop thread goes back to
                 # what it showed between steps, so the next task starts from a clean slate.
-                if state.node is not before:
+                opened = state.node
+                if opened is not before:
+                    if opened is not None and opened.opened_cpu is not None:
+                        self._switch.opening_step_ended(opened)
                     self._switch.show(before)
         except StopIteration:
             # The coroutine returned: its task takes the value and drops the traceback,
@@ -226,6 +229,9 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                     return self._coro.throw(typ)
                 return self._coro.throw(typ, val, tb)
             finally:
+                opened = switch.shown()
+                if opened is not None and opened is not node and opened.opened_cpu is not None:
+                    switch.opening_step_ended(opened)
                 switch.show(before)
         except BaseException as exc:
             exc.__traceback__ = hide(exc.__traceback__)

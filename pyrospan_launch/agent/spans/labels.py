@@ -9,12 +9,16 @@ no OpenTelemetry code, so the profiler can start before the SDK.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 
 from pyrospan_launch.agent.spans.code_set import CodeSet
 
 Labels = tuple[tuple[str, str], ...]
+# CPU milliseconds (two samples at the default 100 Hz) a task step may burn after opening
+# a root span, outside any marker, before that is said (LabelSwitch.opening_step_ended).
+OPENING_NOTABLE_MS = 20.0
 TagFunction = Callable[[str, str], object]
 Marker = Callable[..., object]
 
@@ -33,6 +37,7 @@ class RootLabels:
         "labels",
         "marker",
         "marker_parts",
+        "opened_cpu",
         "span_id",
         "step_marker",
     )
@@ -57,6 +62,10 @@ class RootLabels:
         # The task coroutine (handoff.LabelledCoroutine) whose await chain holds this span's
         # async marker now (asgi_frames): its steps run inside that marker already.
         self.awaited_in: object | None = None
+        # The thread's CPU time (s) when the span opened inside an asyncio task step that
+        # runs in no marker, watched under the Stack sampler: what that step burns from
+        # here to its end has no marker frame (LabelSwitch.opening_step_ended).
+        self.opened_cpu: float | None = None
 
 
 # The root span labels of the running context.  Being a ContextVar, it travels with
@@ -112,6 +121,26 @@ class LabelSwitch:
         # short and lose a marker near the root: markers near the leaf serve that case.
         self._whole_stacks = False
         self._when_torn: list[Callable[[], None]] = []
+        # Called with a root span and the CPU milliseconds the asyncio task step that
+        # opened it burned afterwards, outside any marker, when that is long enough to
+        # lose samples; None when that does not matter (py-spy reads thread tags, or it
+        # was said).  Set by the bootstrap under the Stack sampler.
+        self.unmarked_opening: Callable[[RootLabels, float], object] | None = None
+
+    def opening_step_ended(self, node: RootLabels) -> None:
+        """The task step that opened ``node``'s span ended, outside any marker: say it?
+
+        Samples of that step after the span opened carry no marker frame: only a thread
+        tag names the span there, and the Stack sampler reads none.  The next steps of the
+        task run inside the marker (handoff).  Less than two samples' worth is left alone.
+        """
+        opened, node.opened_cpu = node.opened_cpu, None
+        said = self.unmarked_opening
+        if opened is None or said is None:
+            return
+        ms = (time.thread_time() - opened) * 1000
+        if ms >= OPENING_NOTABLE_MS:
+            said(node, ms)
 
     def set_whole_stacks(self, whole: bool) -> None:
         """The sampler reads whole stacks now, or not; leaf markers put off apply if not."""

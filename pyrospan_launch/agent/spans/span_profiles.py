@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from time import thread_time
 from types import FrameType
 from typing import Any
 
@@ -156,12 +157,13 @@ class SpanProfileProcessor(SpanProcessor):
         roots[sid] = node
         if self.foreign_thread is not None:
             self.foreign_thread()
-        if (
-            self.unframed is not None
-            and self._threads.labels.framed is None
-            and not starts_framed(self._switch.framing_entries.ids)
-        ):
-            self.unframed(span._name if fields else span.name)
+        if self._threads.labels.framed is None:
+            if self._switch.unmarked_opening is not None and in_running_loop():
+                # Opened inside a task step that runs in no marker: what the rest of that
+                # step burns is measured when it ends (LabelSwitch.opening_step_ended).
+                node.opened_cpu = thread_time()
+            elif self.unframed is not None and not starts_framed(self._switch.framing_entries.ids):
+                self.unframed(span._name if fields else span.name)
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()
             self._switch.show(node)
@@ -212,6 +214,12 @@ class SpanProfileProcessor(SpanProcessor):
         return True
 
 
+def in_running_loop() -> bool:
+    """Whether an asyncio event loop runs on this thread (a task step, or a callback)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio.events._get_running_loop() is not None
+
+
 def starts_framed(entries: set[int]) -> bool:
     """Whether a root span starting here will run inside its marker frame.
 
@@ -220,8 +228,7 @@ def starts_framed(entries: set[int]) -> bool:
     ``LabelSwitch.framing_entries.ids``).  Elsewhere (a plain thread, a script's main
     code) only a thread tag labels it.
     """
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is not None and asyncio.events._get_running_loop() is not None:
+    if in_running_loop():
         return True
     if not entries:
         return False
