@@ -157,12 +157,18 @@ class SpanProfileProcessor(SpanProcessor):
         roots[sid] = node
         if self.foreign_thread is not None:
             self.foreign_thread()
-        if self._threads.labels.framed is None:
-            if self._switch.unmarked_opening is not None and in_running_loop():
-                # Opened inside a task step that runs in no marker: what the rest of that
-                # step burns is measured when it ends (LabelSwitch.opening_step_ended).
-                node.opened_cpu = thread_time()
-            elif self.unframed is not None and not starts_framed(self._switch.framing_entries.ids):
+        opening = self._switch.unmarked_opening
+        if (self.unframed is not None or opening is not None) and (
+            self._threads.labels.framed is None
+        ):
+            if in_running_loop():
+                if opening is not None:
+                    # Opened inside a task step that runs in no marker: what the rest of
+                    # that step burns is measured as it ends (LabelSwitch.opening_step_ended).
+                    node.opened_cpu = thread_time()
+            elif self.unframed is not None and not below_framing_entry(
+                self._switch.framing_entries.ids
+            ):
                 self.unframed(span._name if fields else span.name)
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()
@@ -228,11 +234,17 @@ def starts_framed(entries: set[int]) -> bool:
     ``LabelSwitch.framing_entries.ids``).  Elsewhere (a plain thread, a script's main
     code) only a thread tag labels it.
     """
-    if in_running_loop():
-        return True
+    return in_running_loop() or below_framing_entry(entries, 3)
+
+
+def below_framing_entry(entries: set[int], depth: int = 2) -> bool:
+    """Whether the frame ``depth`` up (the caller's caller) runs below a call in ``entries``.
+
+    ``entries`` are the ids of those calls' code objects.
+    """
     if not entries:
         return False
-    frame: FrameType | None = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(depth)
     while frame is not None:
         if id(frame.f_code) in entries:
             return True
