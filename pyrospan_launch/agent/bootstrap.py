@@ -337,9 +337,11 @@ class Bootstrap:
 
         def unmarked_opening(node: RootLabels, ms: float) -> None:
             said_once()
-            name = node.marker_parts[1] if node.marker_parts else "?"
+            # The span's name as its marker carries it, or its id with span names off.
+            span_id, name, _ = node.marker_parts or (f"{node.span_id:016x}", "", "")
+            shown = name or span_id
             profiler.move_to_pyspy(
-                f"root span {name!r} burned {ms:.0f} ms of CPU in the asyncio task step that "
+                f"root span {shown!r} burned {ms:.0f} ms of CPU in the asyncio task step that "
                 "opened it, before the task's next await, where no marker frame carries it"
             )
 

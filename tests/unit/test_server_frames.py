@@ -147,9 +147,9 @@ def test_greenlet_patch_chains_the_trace_function_already_set(switch: LabelSwitc
 def test_a_root_span_started_below_a_framing_entry_is_known_to_be_framed(
     switch: LabelSwitch,
 ) -> None:
-    # starts_framed looks two frames up (past the span processor's own caller).
+    # below_framing_entry looks two frames up (past the span processor's own caller).
     def start_root() -> bool:
-        return span_profiles.starts_framed(switch.framing_entries.ids)
+        return span_profiles.below_framing_entry(switch.framing_entries.ids)
 
     def on_start() -> bool:
         return start_root()

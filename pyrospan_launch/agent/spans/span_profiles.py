@@ -226,25 +226,17 @@ def in_running_loop() -> bool:
     return asyncio is not None and asyncio.events._get_running_loop() is not None
 
 
-def starts_framed(entries: set[int]) -> bool:
-    """Whether a root span starting here will run inside its marker frame.
+def below_framing_entry(entries: set[int]) -> bool:
+    """Whether a root span starting here runs below a server call that frames its work.
 
-    It will in an asyncio task (its next steps are framed: spans/handoff) and below one
-    of the server calls that frame a request's work (``entries``, the ids of their codes:
-    ``LabelSwitch.framing_entries.ids``).  Elsewhere (a plain thread, a script's main
-    code) only a thread tag labels it.
-    """
-    return in_running_loop() or below_framing_entry(entries, 3)
-
-
-def below_framing_entry(entries: set[int], depth: int = 2) -> bool:
-    """Whether the frame ``depth`` up (the caller's caller) runs below a call in ``entries``.
-
-    ``entries`` are the ids of those calls' code objects.
+    ``entries`` are the ids of those calls' codes (``LabelSwitch.framing_entries.ids``).
+    The walk starts two frames up, past the span processor's own caller.  Off a running
+    event loop (whose task steps are framed: spans/handoff), only these frame a root span;
+    elsewhere (a plain thread, a script's main code) only a thread tag labels it.
     """
     if not entries:
         return False
-    frame: FrameType | None = sys._getframe(depth)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if id(frame.f_code) in entries:
             return True
