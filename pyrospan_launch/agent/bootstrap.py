@@ -308,6 +308,9 @@ class Bootstrap:
         processor.foreign_thread = profiler.see_current_thread
         switch = self._labels
         assert switch is not None
+        # Tasks that burn CPU where they open their root span learn to run those steps in
+        # opening markers (spans/openings); only a loss that cannot be learned is said.
+        switch.openings = True
 
         def said_once() -> None:
             processor.unframed = processor.unmarked = switch.unmarked_opening = None

@@ -7,7 +7,9 @@
 * ``fork``: a root span inside a task of a forked child (the child prints its span id);
 * ``no-await``: a root span inside a task that never awaits once it is open, twice;
 * ``opening-step``: a root span inside a task that burns most of its CPU before its
-  first ``await``, twice.
+  first ``await``, twice;
+* ``two-in-step``: a task that opens and ends one root span, opens a second one and only
+  then awaits, twice (the second span's id is printed as ``other_id``).
 
 Each burns CPU in ``burn_in_sampler_case`` inside its span, then prints the span id.
 """
@@ -85,12 +87,29 @@ def main(case: str) -> None:
 
         asyncio.run(burning_before_await("opening-1"))
         asyncio.run(burning_before_await("opening-2"))
+    elif case == "two-in-step":
+
+        def burn_first_of_two(seconds: float) -> None:
+            burn_in_sampler_case(seconds)
+
+        async def two_in_one_step(name: str) -> None:
+            with tracer.start_as_current_span(name + "-a") as first:
+                burn_first_of_two(0.3)
+            with tracer.start_as_current_span(name + "-b") as span:
+                burn_in_sampler_case(0.3)  # the same step as the first span
+                await asyncio.sleep(0)
+                burn_in_sampler_case(0.1)
+                found["span_id"] = format(span.get_span_context().span_id, "016x")
+                found["other_id"] = format(first.get_span_context().span_id, "016x")
+
+        asyncio.run(two_in_one_step("two-1"))
+        asyncio.run(two_in_one_step("two-2"))
     elif case == "faulthandler":
         faulthandler.enable()
         asyncio.run(in_task_span("after-faulthandler"))
     else:
         asyncio.run(in_task_span("in-task"))
-    print("span_id", found["span_id"], flush=True)
+    print("span_id", found["span_id"], "other_id", found.get("other_id", "-"), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
+from pyrospan_launch.agent.spans.openings import OPENINGS
 from pyrospan_launch.agent.spans.span_markers import PREFIX, parse
 from pyrospan_launch.settings.label_limits import MAX_NAME_BYTES, fit_name, fit_value
 from pyrospan_launch.wire import schemas
@@ -86,6 +87,8 @@ def rewrite_profile(profile: Any) -> bool:
     location_labels, whole_markers = _marker_locations(profile, markers)
 
     marked = set(location_labels)
+    # Opening markers bound to no span (spans/openings): their frames go, no label comes.
+    unbound = {loc for loc, labels in location_labels.items() if not labels[0]}
     span_keys = {i for i, value in enumerate(table) if value in SPAN_LABELS}
     # Rewritten samples by what now tells them apart: the first of each keeps the values.
     merged: dict[tuple[Any, ...], Any] = {}
@@ -95,7 +98,12 @@ def rewrite_profile(profile: Any) -> bool:
         present = marked.intersection(ids)
         if not present:
             continue
-        innermost = min(present, key=ids.index) if len(present) > 1 else next(iter(present))
+        labelling = present - unbound if unbound else present
+        innermost = None
+        if len(labelling) > 1:
+            innermost = min(labelling, key=ids.index)
+        elif labelling:
+            innermost = next(iter(labelling))
         dropped = present & whole_markers
         if dropped:
             for location_id in dropped:
@@ -104,6 +112,17 @@ def rewrite_profile(profile: Any) -> bool:
             del sample.location_id[:]
             sample.location_id.extend(ids)
         labels = sample.label
+        if innermost is None:
+            # Only unbound openings: the frames went, the labels stay as they were.
+            kept = tuple((lb.key, lb.str, lb.num, lb.num_unit) for lb in labels)
+            first = merged.get((tuple(ids), None, kept))
+            if first is None:
+                merged[(tuple(ids), None, kept)] = sample
+            elif len(first.value) == len(sample.value):
+                for i, value in enumerate(sample.value):
+                    first.value[i] += value
+                duplicates.append(position)
+            continue
         if span_keys and any(label.key in span_keys for label in labels):
             kept_labels = [label for label in labels if label.key not in span_keys]
             del labels[:]
@@ -147,7 +166,7 @@ def _marker_functions(profile: Any, table: list[str]) -> dict[int, tuple[str, st
         if name_index not in named and system_index not in named:
             continue
         name = _at(table, name_index) or _at(table, system_index)
-        parsed = parse(name, _at(table, function.filename))
+        parsed = parse(name, _at(table, function.filename)) or OPENINGS.labels(name)
         if parsed is not None:
             markers[function.id] = parsed
     return markers

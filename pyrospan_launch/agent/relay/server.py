@@ -247,6 +247,7 @@ class Relay:
         self.stats.received += 1
         if self.markers_possible or self.label_pid:
             from pyrospan_launch.agent.relay.rewrite import rewrite_push
+            from pyrospan_launch.agent.spans.openings import OPENINGS
             from pyrospan_launch.wire.errors import DecodeError
 
             changes: set[str] = set()
@@ -261,6 +262,9 @@ class Relay:
                 self.stats.failed += 1
                 log.debug(f"relay: push dropped, it does not decode: {exc}")
                 return 400
+            finally:
+                # Spans that ended some pushes ago have had their samples rewritten.
+                OPENINGS.after_push()
         # The server of the push's token: a push of the profiler the app's own configure()
         # replaced goes where it was meant to, whenever it arrives.
         self._forwarder.put(Push(upstream, target, forwarded_headers(headers), data))

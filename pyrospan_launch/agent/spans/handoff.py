@@ -20,9 +20,11 @@ from __future__ import annotations
 import collections.abc
 import functools
 from collections.abc import Callable, Generator
+from time import perf_counter
 from types import CoroutineType, ModuleType
 
-from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels, ThreadLabels
+from pyrospan_launch.agent.spans.openings import OPENINGS, Opening
 from pyrospan_launch.agent.spans.span_markers import (
     hidden,
     hidden_code,
@@ -142,7 +144,7 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
     without this object's or the marker's traceback entries, as it leaves a bare coroutine.
     """
 
-    __slots__ = ("_coro", "_switch", "_threads")
+    __slots__ = ("_coro", "_opening", "_opening_ids", "_switch", "_threads")
 
     def __init__(self, coro: collections.abc.Coroutine[Any, Any, Any], switch: LabelSwitch) -> None:
         self._coro = coro
@@ -150,6 +152,10 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         # The switch's per-thread labels, read directly: every step of every task pays this.
         # Read at each step, not kept: a loop may run on another thread next time.
         self._threads = switch.per_thread
+        # The coroutine functions whose steps outside any span run in an opening marker
+        # (the set itself, which only grows), and this task's current one.
+        self._opening_ids = switch.opening_codes.ids
+        self._opening: Opening | None = None
 
     def send(self, value: Any) -> Any:
         state = self._threads.labels
@@ -184,6 +190,13 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                         state.node = before
             if node is not before:
                 self._switch.show(node)
+            ids = self._opening_ids
+            if (
+                ids
+                and (node is None or not node.active)
+                and id(getattr(self._coro, "cr_code", None)) in ids
+            ):
+                return self._send_in_opening(value, state, before)
             try:
                 return self._coro.send(value)
             finally:
@@ -202,6 +215,28 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             exc.__traceback__ = hide(exc.__traceback__)
             value = None  # the frame keeps nothing the exception could reach
             raise
+
+    def _send_in_opening(self, value: Any, state: ThreadLabels, before: RootLabels | None) -> Any:
+        """A step that begins outside any span, inside this task's opening marker.
+
+        A root span that opens in it is bound to the marker (span_profiles), so the rest
+        of the step is labelled with it (spans/openings).
+        """
+        opening = self._opening
+        if opening is None or opening.spent:
+            opening = self._opening = OPENINGS.new()
+        outer = state.opening
+        state.opening = opening
+        opening.began = perf_counter()
+        try:
+            return opening.marker(self._coro.send, value)
+        finally:
+            state.opening = outer
+            opened = state.node
+            if opened is not before:
+                if opened is not None and opened.opened_cpu is not None:
+                    self._switch.opening_step_ended(opened)
+                self._switch.show(before)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         switch = self._switch
@@ -255,6 +290,7 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
 
 
 hidden(LabelledCoroutine.send)
+hidden(LabelledCoroutine._send_in_opening)
 hidden(LabelledCoroutine.throw)
 
 

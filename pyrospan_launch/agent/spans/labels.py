@@ -8,17 +8,27 @@ no OpenTelemetry code, so the profiler can start before the SDK.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from types import CodeType
 
 from pyrospan_launch.agent.spans.code_set import CodeSet
+from pyrospan_launch.common import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrospan_launch.agent.spans.openings import Opening
 
 Labels = tuple[tuple[str, str], ...]
 # CPU milliseconds (two samples at the default 100 Hz) a task step may burn after opening
 # a root span, outside any marker, before that is said (LabelSwitch.opening_step_ended).
 OPENING_NOTABLE_MS = 20.0
+# CPU milliseconds the tasks of one coroutine function may burn that way, in all, before
+# their steps run inside opening markers (spans/openings): each costs a marker per span.
+OPENING_LEARN_MS = 1.0
 TagFunction = Callable[[str, str], object]
 Marker = Callable[..., object]
 
@@ -38,6 +48,7 @@ class RootLabels:
         "marker",
         "marker_parts",
         "opened_cpu",
+        "opening",
         "span_id",
         "step_marker",
     )
@@ -66,6 +77,9 @@ class RootLabels:
         # runs in no marker, watched under the Stack sampler: what that step burns from
         # here to its end has no marker frame (LabelSwitch.opening_step_ended).
         self.opened_cpu: float | None = None
+        # The opening marker (spans/openings) the step that opened the span runs in, when
+        # one was bound to it: that step's samples carry the span.
+        self.opening: Opening | None = None
 
 
 # The root span labels of the running context.  Being a ContextVar, it travels with
@@ -77,12 +91,14 @@ CURRENT: ContextVar[RootLabels | None] = ContextVar("pyrospan_root_labels", defa
 class ThreadLabels:
     """One thread's labels: the root span its samples belong to, and how they are shown."""
 
-    __slots__ = ("framed", "node", "tagged")
+    __slots__ = ("framed", "node", "opening", "tagged")
 
     def __init__(self) -> None:
         self.node: RootLabels | None = None  # the root span this thread's samples belong to now
         self.tagged: RootLabels | None = None  # the root span whose labels are thread tags
         self.framed: RootLabels | None = None  # the root span whose marker frame runs (innermost)
+        # The opening marker (spans/openings.Opening) the running task step runs in, if any.
+        self.opening: Opening | None = None
 
 
 class PerThread(threading.local):
@@ -126,21 +142,52 @@ class LabelSwitch:
         # lose samples; None when that does not matter (py-spy reads thread tags, or it
         # was said).  Set by the bootstrap under the Stack sampler.
         self.unmarked_opening: Callable[[RootLabels, float], object] | None = None
+        # True when tasks that open root spans get opening markers (the Stack sampler with
+        # marker frames; set by the bootstrap).  opening_codes: the coroutine functions
+        # whose tasks run each step that begins outside any span inside one.
+        self.openings = False
+        self.opening_codes = CodeSet()
+        self._opening_ms: dict[int, float] = {}  # per coroutine code id, until learned
 
-    def opening_step_ended(self, node: RootLabels) -> None:
-        """The task step that opened ``node``'s span ended, outside any marker: say it?
+    def opening_step_ended(self, node: RootLabels, *, say: bool = True) -> bool:
+        """The task step that opened ``node``'s span ended (or the span did), in no marker.
 
         Samples of that step after the span opened carry no marker frame: only a thread
         tag names the span there, and the Stack sampler reads none.  The next steps of the
-        task run inside the marker (handoff).  Less than two samples' worth is left alone.
+        task run inside the marker (handoff).  The task's coroutine function learns to run
+        its next tasks' opening steps in opening markers; a loss that learning cannot
+        prevent is said (``say``) when it is two samples' worth.  True when it was learned
+        just now: this loss, the function's first, is not said.
         """
         opened, node.opened_cpu = node.opened_cpu, None
-        said = self.unmarked_opening
-        if opened is None or said is None:
-            return
+        if opened is None:
+            return False
         ms = (time.thread_time() - opened) * 1000
-        if ms >= OPENING_NOTABLE_MS:
+        learned = self.openings and self._learn_opening(ms)
+        said = self.unmarked_opening
+        if say and not learned and said is not None and ms >= OPENING_NOTABLE_MS:
             said(node, ms)
+        return learned
+
+    def _learn_opening(self, ms: float) -> bool:
+        """Count ``ms`` against the running task's coroutine function; True once learned."""
+        code = _running_task_code()
+        if code is None or code in self.opening_codes:
+            return False
+        key = id(code)
+        spent = self._opening_ms.get(key, 0.0) + ms
+        if spent < OPENING_LEARN_MS:
+            self._opening_ms[key] = spent
+            return False
+        self._opening_ms.pop(key, None)
+        self.opening_codes.add(code)
+        name = getattr(code, "co_qualname", code.co_name)
+        log.debug(
+            f"span labels: tasks of {name} ({code.co_filename}:{code.co_firstlineno}) burned "
+            f"{spent:.1f} ms of CPU after opening a root span, before their next await; "
+            "their steps that begin outside any span run inside opening markers from now on"
+        )
+        return True
 
     def set_whole_stacks(self, whole: bool) -> None:
         """The sampler reads whole stacks now, or not; leaf markers put off apply if not."""
@@ -235,3 +282,16 @@ class LabelSwitch:
         local.node = None
         local.tagged = None
         self.show(node)
+
+
+def _running_task_code() -> CodeType | None:
+    """The code of the coroutine function of the asyncio task running on this thread."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+    code = getattr(task.get_coro(), "cr_code", None) if task is not None else None
+    return code if isinstance(code, CodeType) else None

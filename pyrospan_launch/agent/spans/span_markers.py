@@ -195,6 +195,11 @@ def make_async_marker(span_id: str, span_name: str = "", trace_id: str = "") -> 
     return _function(_AWAIT_CODE, marker_name(span_id, trace_id), fit_value(span_name))
 
 
+def make_opening_marker(name: str) -> Marker:
+    """A task-step marker named ``name`` for a root span not opened yet (spans/openings)."""
+    return _function(_STEP_CODE, name, "")
+
+
 def parse(name: str, filename: str) -> tuple[str, str, str] | None:
     """``(span_id, span_name, trace_id)`` for a marker frame's name and file, else None."""
     if not name.startswith(PREFIX):

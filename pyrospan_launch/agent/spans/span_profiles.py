@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from time import thread_time
+from time import perf_counter, thread_time
 from types import FrameType
 from typing import Any
 
@@ -29,6 +29,7 @@ from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
 from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.openings import OPENINGS
 from pyrospan_launch.settings.label_limits import MAX_VALUE_BYTES, fit_value
 from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID, SPAN_NAME, TRACE_ID
 
@@ -157,18 +158,18 @@ class SpanProfileProcessor(SpanProcessor):
         roots[sid] = node
         if self.foreign_thread is not None:
             self.foreign_thread()
-        opening = self._switch.unmarked_opening
-        if (self.unframed is not None or opening is not None) and (
-            self._threads.labels.framed is None
-        ):
-            if in_running_loop():
-                if opening is not None:
+        switch = self._switch
+        watch_opening = switch.openings or switch.unmarked_opening is not None
+        if (self.unframed is not None or watch_opening) and self._threads.labels.framed is None:
+            opening = self._threads.labels.opening
+            if opening is not None and OPENINGS.bind(opening, node, perf_counter()):
+                pass  # the rest of the step runs in a marker that now stands for this span
+            elif in_running_loop():
+                if watch_opening:
                     # Opened inside a task step that runs in no marker: what the rest of
                     # that step burns is measured as it ends (LabelSwitch.opening_step_ended).
                     node.opened_cpu = thread_time()
-            elif self.unframed is not None and not below_framing_entry(
-                self._switch.framing_entries.ids
-            ):
+            elif self.unframed is not None and not below_framing_entry(switch.framing_entries.ids):
                 self.unframed(span._name if fields else span.name)
         if not self._context_switching:
             self._shown_before[sid] = self._switch.shown()
@@ -183,14 +184,19 @@ class SpanProfileProcessor(SpanProcessor):
         if node is None or node.span_id != span_id:
             return  # not a local root: its root keeps running
         node.active = False
-        if (
+        switch = self._switch
+        # Ended in the task step that opened it, in no marker: that step's function learns.
+        learned = node.opened_cpu is not None and switch.opening_step_ended(node, say=False)
+        if node.opening is not None:
+            OPENINGS.retire(node.opening)
+        elif (
             self.unmarked is not None
+            and not learned
             and node.marker is None
             and node.async_marker is None
             and node.step_marker is None
         ):
             self._never_marked(span)
-        switch = self._switch
         if self._context_switching:
             if self._threads.labels.node is node:
                 switch.show_current()  # ended while still current on this thread
