@@ -160,8 +160,9 @@ class SpanProfileProcessor(SpanProcessor):
             self.foreign_thread()
         switch = self._switch
         watch_opening = switch.openings or switch.unmarked_opening is not None
-        if (self.unframed is not None or watch_opening) and self._threads.labels.framed is None:
-            opening = self._threads.labels.opening
+        local = self._threads.labels if self.unframed is not None or watch_opening else None
+        if local is not None and local.framed is None:
+            opening = local.opening
             if opening is not None and OPENINGS.bind(opening, node, perf_counter()):
                 pass  # the rest of the step runs in a marker that now stands for this span
             elif in_running_loop():
