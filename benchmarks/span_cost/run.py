@@ -119,8 +119,8 @@ def per_step_costs(rounds: int, steps: int) -> dict[str, list[float]]:
     import pyroscope
 
     from pyrospan_launch.agent.profiler import _tag_functions
-    from pyrospan_launch.agent.spans.handoff import LabelledCoroutine
     from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
+    from pyrospan_launch.agent.spans.task_steps import LabelledCoroutine
 
     pyroscope.configure(
         application_name="bench", server_address="http://127.0.0.1:9", upload_interval=3600

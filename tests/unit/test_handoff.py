@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from tag_recorder import TagRecorder
 
-from pyrospan_launch.agent.spans import handoff
+from pyrospan_launch.agent.spans import handoff, task_steps
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 
 ROOT = RootLabels((("span_id", "00000000000000aa"), ("span_name", "GET /")), span_id=0xAA)
@@ -63,7 +63,7 @@ def test_each_task_step_shows_its_tasks_root_span(
     async def main() -> None:
         token = CURRENT.set(ROOT)
         try:
-            coro = handoff.LabelledCoroutine(step_twice(), labels)
+            coro = task_steps.LabelledCoroutine(step_twice(), labels)
             task = asyncio.ensure_future(coro)
         finally:
             CURRENT.reset(token)
@@ -90,7 +90,7 @@ def test_a_coroutine_stepped_on_two_threads_labels_the_thread_of_each_step(
         await pause()
         seen.append((threading.get_ident(), recorder.current()))
 
-    coro = handoff.LabelledCoroutine(body(), labels)
+    coro = task_steps.LabelledCoroutine(body(), labels)
     context = contextvars.copy_context()
     context.run(CURRENT.set, ROOT)
     after: list[tuple[int, dict[str, str]]] = []

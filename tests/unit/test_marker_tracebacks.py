@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from tag_recorder import TagRecorder
 
-from pyrospan_launch.agent.spans import handoff
+from pyrospan_launch.agent.spans import handoff, task_steps
 from pyrospan_launch.agent.spans.asgi_frames import framed_app
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import (
@@ -114,7 +114,9 @@ def test_task_steps_and_thrown_exceptions_leave_no_entry_and_no_referrer() -> No
 
     async def main(wrap: bool) -> list[str]:
         def task_of(coro: Any) -> asyncio.Future[Any]:
-            return asyncio.ensure_future(handoff.LabelledCoroutine(coro, switch) if wrap else coro)
+            return asyncio.ensure_future(
+                task_steps.LabelledCoroutine(coro, switch) if wrap else coro
+            )
 
         token = CURRENT.set(node)
         try:

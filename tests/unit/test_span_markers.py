@@ -21,10 +21,11 @@ from test_span_profiles import Linked, hex_id
 
 from pyrospan_launch.agent.spans import span_context
 from pyrospan_launch.agent.spans.asgi_frames import framed_app
-from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as, stepping_coroutine
+from pyrospan_launch.agent.spans.handoff import run_as
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
 from pyrospan_launch.agent.spans.span_markers import parse
 from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
+from pyrospan_launch.agent.spans.task_steps import LabelledCoroutine, stepping_coroutine
 
 
 def markers_on_stack() -> list[tuple[str, str, str]]:

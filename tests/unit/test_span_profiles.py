@@ -23,9 +23,10 @@ from tag_recorder import TagRecorder
 
 from pyrospan_launch.agent import otel_compat
 from pyrospan_launch.agent.spans import span_context
-from pyrospan_launch.agent.spans.handoff import LabelledCoroutine, run_as
+from pyrospan_launch.agent.spans.handoff import run_as
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
 from pyrospan_launch.agent.spans.span_profiles import SpanProfileProcessor
+from pyrospan_launch.agent.spans.task_steps import LabelledCoroutine
 
 Linked = tuple[trace.Tracer, TagRecorder, InMemorySpanExporter, LabelSwitch]
 

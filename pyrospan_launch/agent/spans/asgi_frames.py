@@ -45,7 +45,7 @@ def framed_app(app: Any, stepping_coroutine: Callable[[], Any] = _no_coroutine) 
     """``app`` (an ASGI callable) awaited inside the marker of the root span running it.
 
     ``stepping_coroutine`` returns the labelled coroutine of the running task
-    (handoff.stepping_coroutine): that task's later steps then need no marker of their own.
+    (task_steps.stepping_coroutine): that task's later steps then need no marker of their own.
     """
 
     async def app_in_root_span(scope: Any, receive: Any, send: Any) -> Any:

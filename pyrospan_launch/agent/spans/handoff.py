@@ -4,7 +4,8 @@ Three places run code of a root span without any OpenTelemetry context change th
 :mod:`pyrospan_launch.agent.spans.span_context` could see:
 
 * asyncio task steps: many tasks (requests) take turns on one event-loop thread, so each
-  step must show its own task's root span, and nothing once it yields;
+  step must show its own task's root span, and nothing once it yields (every task's
+  coroutine is wrapped in :class:`~pyrospan_launch.agent.spans.task_steps.LabelledCoroutine`);
 * work handed to a thread pool (``concurrent.futures.ThreadPoolExecutor``, and so
   ``loop.run_in_executor`` and ``asyncio.to_thread``): it runs for the root span that
   submitted it;
@@ -17,21 +18,18 @@ that never uses asyncio pays nothing.
 
 from __future__ import annotations
 
-import collections.abc
 import functools
-from collections.abc import Callable, Generator
-from time import perf_counter
+from collections.abc import Callable
 from types import CoroutineType, ModuleType
 
-from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels, ThreadLabels
-from pyrospan_launch.agent.spans.openings import OPENINGS, Opening
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import (
     hidden,
     hidden_code,
     hide,
     marker_of,
-    step_marker_of,
 )
+from pyrospan_launch.agent.spans.task_steps import LabelledCoroutine, stepping_coroutine
 from pyrospan_launch.common import log
 
 TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
@@ -131,182 +129,6 @@ def call_as(
             state.node = before_node
         else:
             switch.restore(before_node)
-
-
-class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
-    """A task's coroutine that shows the task's root span labels during each of its steps.
-
-    The task's event loop runs every step inside the task's own context, so
-    :data:`CURRENT` read here is the task's root span.  After the step the thread goes back
-    to what it showed before (nothing, on an event loop between steps).
-
-    What a step raises (the task's result, StopIteration, an exception thrown in) leaves
-    without this object's or the marker's traceback entries, as it leaves a bare coroutine.
-    """
-
-    __slots__ = ("_coro", "_opening", "_opening_ids", "_switch", "_threads")
-
-    def __init__(self, coro: collections.abc.Coroutine[Any, Any, Any], switch: LabelSwitch) -> None:
-        self._coro = coro
-        self._switch = switch
-        # The switch's per-thread labels, read directly: every step of every task pays this.
-        # Read at each step, not kept: a loop may run on another thread next time.
-        self._threads = switch.per_thread
-        # The coroutine functions whose steps outside any span run in an opening marker
-        # (the set itself, which only grows), and this task's current one.
-        self._opening_ids = switch.opening_codes.ids
-        self._opening: Opening | None = None
-
-    def send(self, value: Any) -> Any:
-        state = self._threads.labels
-        before = state.node
-        node = _current_get()
-        marker = None
-        chained = False
-        if node is not None and node.active:
-            if node.awaited_in is self:
-                # The span's async marker is in this coroutine's await chain (an ASGI
-                # request): every step runs inside it, so no marker of the step's own.  One
-                # marker code per span is one miss in the Stack sampler's frame cache.
-                chained = True
-            else:
-                marker = node.step_marker
-                if marker is None and node.marker_parts is not None:
-                    marker = step_marker_of(node)  # the span's first step in a marker
-        try:
-            if marker is not None or chained:
-                # The step runs inside the span's marker frame: no thread tag to set.
-                framed, tagged = state.framed, state.tagged
-                state.node = state.framed = node
-                try:
-                    if chained:
-                        return self._coro.send(value)
-                    return marker(self._coro.send, value)  # type: ignore[misc]
-                finally:
-                    state.framed = framed
-                    if state.node is not node or state.tagged is not tagged:
-                        self._switch.restore(before)  # the step started or ended a root span
-                    else:
-                        state.node = before
-            if node is not before:
-                self._switch.show(node)
-            ids = self._opening_ids
-            if (
-                ids
-                and (node is None or not node.active)
-                and id(getattr(self._coro, "cr_code", None)) in ids
-            ):
-                return self._send_in_opening(value, state, before)
-            try:
-                return self._coro.send(value)
-            finally:
-                # The step may have started or left a span: the loop thread goes back to
-                # what it showed between steps, so the next task starts from a clean slate.
-                opened = state.node
-                if opened is not before:
-                    if opened is not None and opened.opened_cpu is not None:
-                        self._switch.opening_step_ended(opened)
-                    self._switch.show(before)
-        except StopIteration:
-            # The coroutine returned: its task takes the value and drops the traceback,
-            # which holds no frame of the app's (PEP 479 turns any other into an error).
-            raise
-        except BaseException as exc:
-            exc.__traceback__ = hide(exc.__traceback__)
-            value = None  # the frame keeps nothing the exception could reach
-            raise
-
-    def _send_in_opening(self, value: Any, state: ThreadLabels, before: RootLabels | None) -> Any:
-        """A step that begins outside any span, inside this task's opening marker.
-
-        A root span that opens in it is bound to the marker (span_profiles), so the rest
-        of the step is labelled with it (spans/openings).
-        """
-        opening = self._opening
-        if opening is None or opening.spent:
-            opening = self._opening = OPENINGS.new()
-        outer = state.opening
-        state.opening = opening
-        opening.began = perf_counter()
-        try:
-            return opening.marker(self._coro.send, value)
-        finally:
-            state.opening = outer
-            opened = state.node
-            if opened is not before:
-                if opened is not None and opened.opened_cpu is not None:
-                    self._switch.opening_step_ended(opened)
-                self._switch.show(before)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        switch = self._switch
-        node = _current_get()
-        try:
-            marker = step_marker_of(node) if node is not None and node.active else None
-            if marker is not None:
-                state = self._threads.labels
-                before, framed, tagged = state.node, state.framed, state.tagged
-                state.node = state.framed = node
-                try:
-                    if val is None and tb is None:
-                        return marker(self._coro.throw, typ)
-                    return marker(functools.partial(self._coro.throw, typ, val), tb)
-                finally:
-                    state.framed = framed
-                    if state.node is not node or state.tagged is not tagged:
-                        switch.restore(before)
-                    else:
-                        state.node = before
-            before = switch.shown()
-            switch.show(node)
-            try:
-                if val is None and tb is None:
-                    return self._coro.throw(typ)
-                return self._coro.throw(typ, val, tb)
-            finally:
-                opened = switch.shown()
-                if opened is not None and opened is not node and opened.opened_cpu is not None:
-                    switch.opening_step_ended(opened)
-                switch.show(before)
-        except BaseException as exc:
-            exc.__traceback__ = hide(exc.__traceback__)
-            # The coroutine's frame in the traceback keeps this one (its f_back), which
-            # must not keep the exception thrown in: no reference cycle.
-            typ = val = tb = None
-            raise
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._coro.__await__()
-
-    def __getattr__(self, name: str) -> Any:
-        # cr_frame, cr_code, __qualname__...: debuggers and task printing see the real one.
-        return getattr(self._coro, name)
-
-    def __repr__(self) -> str:
-        return repr(self._coro)
-
-
-hidden(LabelledCoroutine.send)
-hidden(LabelledCoroutine._send_in_opening)
-hidden(LabelledCoroutine.throw)
-
-
-def stepping_coroutine() -> LabelledCoroutine | None:
-    """The labelled coroutine of the asyncio task running now, None outside one."""
-    import asyncio
-
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running event loop
-        return None
-    if task is None:
-        return None
-    own = getattr(task, "labelled_coroutine", None)
-    coro = own() if own is not None else task.get_coro()
-    return coro if isinstance(coro, LabelledCoroutine) else None
 
 
 def _patch_asyncio(asyncio: ModuleType, task_switch: LabelSwitch) -> None:

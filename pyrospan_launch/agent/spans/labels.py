@@ -70,7 +70,7 @@ class RootLabels:
         self.marker: Marker | None = None
         self.async_marker: Marker | None = None
         self.step_marker: Marker | None = None  # asyncio task steps: f(value), no *args
-        # The task coroutine (handoff.LabelledCoroutine) whose await chain holds this span's
+        # The task coroutine (task_steps.LabelledCoroutine) whose await chain holds this span's
         # async marker now (asgi_frames): its steps run inside that marker already.
         self.awaited_in: object | None = None
         # The thread's CPU time (s) when the span opened inside an asyncio task step that
