@@ -208,13 +208,16 @@ def test_two_root_spans_opened_in_one_task_step_are_said_and_neither_takes_the_o
     ), lines
     assert switch_lines(result.stderr) == []
 
-    # The second task's: each span's labelled CPU is its own, none of the other's (a push
-    # before the second span opened may have carried some of the first's, rightly).
+    # The second task's: neither span's burn is labelled with the other (a push before the
+    # second span opened may have carried some of the first's, rightly; what runs between
+    # the first span's end and the second's start, the SDK making the second, is labelled
+    # with the first, as the rest of any step in which a span ends is).
     def in_first(stack: tuple[str, ...]) -> bool:
         return any(frame.endswith("burn_first_of_two") for frame in stack)
 
     firsts = receiver.samples_with_label("span_id", first)
-    assert [s.stack[-4:] for s in firsts if not in_first(s.stack)] == []
+    burns = [s for s in firsts if "burn_in_sampler_case" in s.stack]
+    assert [s.stack[-4:] for s in burns if not in_first(s.stack)] == []
     seconds = receiver.samples_with_label("span_id", second)
     assert [s.stack[-4:] for s in seconds if in_first(s.stack)] == []
     assert 50 <= linked_ms(receiver, second, "burn_in_sampler_case") <= 150
@@ -280,7 +283,7 @@ def test_an_aiohttp_handler_that_burns_before_awaiting_is_labelled_from_the_seco
         assert receiver.wait_for(
             lambda r, s=span.span_id: linked_ms(r, s, "burn_before_await") >= 60, timeout=10
         ), linked_ms(receiver, span.span_id, "burn_before_await")
-        assert linked_ms(receiver, span.span_id, "burn_after_await") >= 10
+        assert linked_ms(receiver, span.span_id, "burn_after_await") >= 20
 
 
 @pytest.mark.skipif(
