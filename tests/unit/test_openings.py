@@ -11,6 +11,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
+import pytest
 from test_relay_rewrite import CAP, LOOP, MAIN, WORK, ProfileBuilder, decoded
 from test_span_markers import burn, framed, task_factory
 from test_span_profiles import Linked, hex_id
@@ -185,3 +186,28 @@ def test_short_opening_steps_teach_nothing_until_they_add_up_to_a_millisecond(
     assert len(switch.opening_codes) == 0  # a marker per span would cost more than this
     run_tasks(framed, quick, ["c", "d"])
     assert len(switch.opening_codes) == 1
+
+
+def test_an_opening_that_cannot_be_made_leaves_the_task_running_plain(
+    framed: Linked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracer, _, _, switch = framed
+    switch.openings = True
+    seen: list[list[tuple[str, str, str]]] = []
+
+    async def consume(name: str) -> str:
+        with tracer.start_as_current_span(name):
+            burn(0.002)
+            seen.append(opening_labels_on_stack())
+            await asyncio.sleep(0)
+        return name
+
+    run_tasks(framed, consume, ["first"])
+    assert len(switch.opening_codes) == 1
+
+    def broken() -> None:
+        raise MemoryError("no code object")
+
+    monkeypatch.setattr(OPENINGS, "new", broken)
+    run_tasks(framed, consume, ["second", "third"])
+    assert seen == [[], [], []]

@@ -29,6 +29,8 @@ OPENING_NOTABLE_MS = 20.0
 # CPU milliseconds the tasks of one coroutine function may burn that way, in all, before
 # their steps run inside opening markers (spans/openings): each costs a marker per span.
 OPENING_LEARN_MS = 1.0
+# Coroutine functions counted towards that at once, at most.
+_OPENING_CANDIDATES = 4096
 TagFunction = Callable[[str, str], object]
 Marker = Callable[..., object]
 
@@ -177,6 +179,8 @@ class LabelSwitch:
         key = id(code)
         spent = self._opening_ms.get(key, 0.0) + ms
         if spent < OPENING_LEARN_MS:
+            if len(self._opening_ms) >= _OPENING_CANDIDATES:
+                self._opening_ms.clear()  # many functions made at run time: start over
             self._opening_ms[key] = spent
             return False
         self._opening_ms.pop(key, None)
@@ -291,7 +295,7 @@ def _running_task_code() -> CodeType | None:
         return None
     try:
         task = asyncio.current_task()
-    except RuntimeError:  # no running loop
+        code = getattr(task.get_coro(), "cr_code", None) if task is not None else None
+    except Exception:  # no running loop, or a loop's own task class without get_coro()
         return None
-    code = getattr(task.get_coro(), "cr_code", None) if task is not None else None
     return code if isinstance(code, CodeType) else None

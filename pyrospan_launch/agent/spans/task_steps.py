@@ -18,6 +18,7 @@ from time import perf_counter
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels, ThreadLabels
 from pyrospan_launch.agent.spans.openings import OPENINGS, Opening
 from pyrospan_launch.agent.spans.span_markers import hidden, hide, step_marker_of
+from pyrospan_launch.common import log
 
 TYPE_CHECKING = False  # typing is not imported at start-up (docs/design.md)
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                 ids
                 and (node is None or not node.active)
                 and id(getattr(self._coro, "cr_code", None)) in ids
+                and self._opening_ready()
             ):
                 return self._send_in_opening(value, state, before)
             try:
@@ -109,15 +111,24 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             value = None  # the frame keeps nothing the exception could reach
             raise
 
+    def _opening_ready(self) -> bool:
+        """This task has an opening marker for its next step (made now if needed)."""
+        opening = self._opening
+        if opening is None or opening.spent:
+            try:
+                self._opening = OPENINGS.new()
+            except Exception as exc:  # never the app's task over a label: the step runs plain
+                log.debug(f"span labels: no opening marker ({type(exc).__name__}: {exc})")
+                return False
+        return True
+
     def _send_in_opening(self, value: Any, state: ThreadLabels, before: RootLabels | None) -> Any:
         """A step that begins outside any span, inside this task's opening marker.
 
         A root span that opens in it is bound to the marker (span_profiles), so the rest
         of the step is labelled with it (spans/openings).
         """
-        opening = self._opening
-        if opening is None or opening.spent:
-            opening = self._opening = OPENINGS.new()
+        opening: Opening = self._opening  # type: ignore[assignment]  # made by _opening_ready
         outer = state.opening
         state.opening = opening
         opening.began = perf_counter()
