@@ -17,6 +17,7 @@ from test_span_markers import burn, framed, task_factory
 from test_span_profiles import Linked, hex_id
 
 from pyrospan_launch.agent.relay.rewrite import rewrite_raw_profile
+from pyrospan_launch.agent.spans import task_steps
 from pyrospan_launch.agent.spans.labels import RootLabels
 from pyrospan_launch.agent.spans.openings import OPENINGS, UNBOUND, OpeningTable
 
@@ -211,3 +212,35 @@ def test_an_opening_that_cannot_be_made_leaves_the_task_running_plain(
     monkeypatch.setattr(OPENINGS, "new", broken)
     run_tasks(framed, consume, ["second", "third"])
     assert seen == [[], [], []]
+
+
+def test_a_span_opened_in_a_task_step_run_inside_another_tasks_opening_does_not_take_it(
+    framed: Linked,
+) -> None:
+    # An eager task's first step runs inside the step that created it: a root span it
+    # opens would otherwise bind the creator's opening, and the rest of the creator's step
+    # would be labelled with it.
+    tracer, _, _, switch = framed
+    switch.openings = True
+    seen: dict[str, list[tuple[str, str, str]]] = {}
+
+    async def child() -> None:
+        with tracer.start_as_current_span("child"):
+            seen["child"] = opening_labels_on_stack()
+            await asyncio.sleep(0)
+
+    async def creator(name: str) -> None:
+        if name == "second":
+            inner = task_steps.LabelledCoroutine(child(), switch)
+            try:
+                inner.send(None)  # as an eager task's first step runs
+            finally:
+                inner.close()
+            seen["creator after"] = opening_labels_on_stack()
+        with tracer.start_as_current_span(name):
+            burn(0.002)
+            await asyncio.sleep(0)
+
+    run_tasks(framed, creator, ["first", "second"])
+    assert seen["child"] == [UNBOUND]  # the creator's opening, not bound by the child
+    assert seen["creator after"] == [UNBOUND]

@@ -92,9 +92,16 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                 and self._opening_ready()
             ):
                 return self._send_in_opening(value, state, before)
+            # A step run from inside another task's step (an eager task's first step) is
+            # not that task's: a root span opening here must not take its opening marker.
+            outer = state.opening
+            if outer is not None:
+                state.opening = None
             try:
                 return self._coro.send(value)
             finally:
+                if outer is not None:
+                    state.opening = outer
                 # The step may have started or left a span: the loop thread goes back to
                 # what it showed between steps, so the next task starts from a clean slate.
                 opened = state.node
