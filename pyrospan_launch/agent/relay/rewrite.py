@@ -112,32 +112,22 @@ def rewrite_profile(profile: Any) -> bool:
             del sample.location_id[:]
             sample.location_id.extend(ids)
         labels = sample.label
-        if innermost is None:
-            # Only unbound openings: the frames went, the labels stay as they were.
-            kept = tuple((lb.key, lb.str, lb.num, lb.num_unit) for lb in labels)
-            first = merged.get((tuple(ids), None, kept))
-            if first is None:
-                merged[(tuple(ids), None, kept)] = sample
-            elif len(first.value) == len(sample.value):
-                for i, value in enumerate(sample.value):
-                    first.value[i] += value
-                duplicates.append(position)
-            continue
-        if span_keys and any(label.key in span_keys for label in labels):
+        # None: only unbound openings, whose frames went; the sample's labels stay.
+        span_labels = location_labels[innermost] if innermost is not None else None
+        if span_labels is not None and span_keys and any(lb.key in span_keys for lb in labels):
             kept_labels = [label for label in labels if label.key not in span_keys]
             del labels[:]
             labels.extend(kept_labels)
         others = tuple((lb.key, lb.str, lb.num, lb.num_unit) for lb in labels) if labels else ()
-        span_labels = location_labels[innermost]
-        span_id, span_name, trace_id = span_labels
-        _add(sample, strings, SPAN_ID, span_id)
-        if span_name:
-            _add(sample, strings, SPAN_NAME, fit_value(span_name))
-        if trace_id:
-            _add(sample, strings, TRACE_ID, trace_id)
+        if span_labels is not None:
+            span_id, span_name, trace_id = span_labels
+            _add(sample, strings, SPAN_ID, span_id)
+            if span_name:
+                _add(sample, strings, SPAN_NAME, fit_value(span_name))
+            if trace_id:
+                _add(sample, strings, TRACE_ID, trace_id)
         # Samples that differed only by a marker frame are one sample now: sum their
-        # values.  Only rewritten samples can have become equal (only they carry a
-        # marker's labels).
+        # values.  Only rewritten samples can have become equal (only they lost a marker).
         key = (tuple(ids), span_labels, others)
         first = merged.get(key)
         if first is None:

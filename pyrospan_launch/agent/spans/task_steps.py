@@ -15,7 +15,7 @@ import functools
 from collections.abc import Generator
 from time import perf_counter
 
-from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels, ThreadLabels
+from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
 from pyrospan_launch.agent.spans.openings import OPENINGS, Opening
 from pyrospan_launch.agent.spans.span_markers import hidden, hide, step_marker_of
 from pyrospan_launch.common import log
@@ -84,23 +84,27 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                         state.node = before
             if node is not before:
                 self._switch.show(node)
+            # A step that begins outside any span runs in the task's opening marker once
+            # its coroutine function has learned to (spans/openings): a root span opening
+            # in it binds the marker.  Any other step clears the thread's opening, so a
+            # step run inside another task's (an eager task's first step) cannot take it.
+            opening = None
             ids = self._opening_ids
             if (
                 ids
                 and (node is None or not node.active)
                 and id(getattr(self._coro, "cr_code", None)) in ids
-                and self._opening_ready()
             ):
-                return self._send_in_opening(value, state, before)
-            # A step run from inside another task's step (an eager task's first step) is
-            # not that task's: a root span opening here must not take its opening marker.
+                opening = self._next_opening()
             outer = state.opening
-            if outer is not None:
-                state.opening = None
+            if outer is not opening:
+                state.opening = opening
             try:
+                if opening is not None:
+                    return opening.marker(self._coro.send, value)
                 return self._coro.send(value)
             finally:
-                if outer is not None:
+                if outer is not opening:
                     state.opening = outer
                 # The step may have started or left a span: the loop thread goes back to
                 # what it showed between steps, so the next task starts from a clean slate.
@@ -118,36 +122,17 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             value = None  # the frame keeps nothing the exception could reach
             raise
 
-    def _opening_ready(self) -> bool:
-        """This task has an opening marker for its next step (made now if needed)."""
+    def _next_opening(self) -> Opening | None:
+        """This task's opening marker for the step that begins now (made if needed)."""
         opening = self._opening
         if opening is None or opening.spent:
             try:
-                self._opening = OPENINGS.new()
+                opening = self._opening = OPENINGS.new()
             except Exception as exc:  # never the app's task over a label: the step runs plain
                 log.debug(f"span labels: no opening marker ({type(exc).__name__}: {exc})")
-                return False
-        return True
-
-    def _send_in_opening(self, value: Any, state: ThreadLabels, before: RootLabels | None) -> Any:
-        """A step that begins outside any span, inside this task's opening marker.
-
-        A root span that opens in it is bound to the marker (span_profiles), so the rest
-        of the step is labelled with it (spans/openings).
-        """
-        opening: Opening = self._opening  # type: ignore[assignment]  # made by _opening_ready
-        outer = state.opening
-        state.opening = opening
+                return None
         opening.began = perf_counter()
-        try:
-            return opening.marker(self._coro.send, value)
-        finally:
-            state.opening = outer
-            opened = state.node
-            if opened is not before:
-                if opened is not None and opened.opened_cpu is not None:
-                    self._switch.opening_step_ended(opened)
-                self._switch.show(before)
+        return opening
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         switch = self._switch
@@ -201,7 +186,6 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
 
 
 hidden(LabelledCoroutine.send)
-hidden(LabelledCoroutine._send_in_opening)
 hidden(LabelledCoroutine.throw)
 
 
