@@ -15,7 +15,11 @@ threads' share of the process.  Rounds interleave the two; medians are printed.
 The main thread's own extra work (marker frames, the label switch on each task step,
 the CPU-timer signals) is in ``run.py``'s profiling on / off ratio, not here.
 
+``--app fastapi`` serves the FastAPI example instead (``/recommendations?products=800``,
+short requests with no layers), as ``run.py`` does.
+
     python benchmarks/steady_state/thread_share.py [--rounds 5] [--seconds 10] [--sampler stack]
+        [--app async|fastapi]
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ from web import receiver_env  # noqa: E402
 from pyrospan_launch.receiver.server import Receiver  # noqa: E402
 
 PYROSPAN = str(Path(sys.executable).parent / "pyrospan-run")
+EXAMPLES = HERE.parent.parent / "examples"
+# Each app's uvicorn arguments (after --app-dir's folder) and the path it is loaded on.
+APPS: dict[str, tuple[Path, str, str]] = {
+    "async": (ATTRIBUTION, "web_app:app", "/search"),
+    "fastapi": (EXAMPLES / "fastapi_app", "app:app", "/recommendations?products=800"),
+}
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -51,11 +61,14 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return found
 
 
-def other_threads_share(env: dict[str, str], seconds: float, depth: int) -> tuple[float, int]:
+def other_threads_share(
+    env: dict[str, str], seconds: float, depth: int, app: str = "async"
+) -> tuple[float, int]:
     """Share of the server's CPU used outside its main thread, and the requests served."""
+    folder, target, path = APPS[app]
     port = free_port()
-    command = [PYROSPAN, sys.executable, "-m", "uvicorn", "--app-dir", str(ATTRIBUTION)]
-    command += ["--port", str(port), "--no-access-log", "web_app:app"]
+    command = [PYROSPAN, sys.executable, "-m", "uvicorn", "--app-dir", str(folder)]
+    command += ["--port", str(port), "--no-access-log", target]
     server = subprocess.Popen(
         command,
         env={**env, "WEB_DEPTH": str(depth), "WEB_CHUNK_MS": "0.3"},
@@ -63,10 +76,10 @@ def other_threads_share(env: dict[str, str], seconds: float, depth: int) -> tupl
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/search", server)
-        load(port, "/search", 1.0, 8)  # warm-up
+        wait_ready(f"http://127.0.0.1:{port}{path}", server)
+        load(port, path, 1.0, 8)  # warm-up
         before = thread_cpu(server.pid)
-        count, _ = load(port, "/search", seconds, 8)
+        count, _ = load(port, path, seconds, 8)
         after = thread_cpu(server.pid)
     finally:
         server.terminate()
@@ -78,14 +91,14 @@ def other_threads_share(env: dict[str, str], seconds: float, depth: int) -> tupl
 
 
 def measure(
-    variants: dict[str, dict[str, str]], rounds: int, seconds: float, depth: int
+    variants: dict[str, dict[str, str]], rounds: int, seconds: float, depth: int, app: str
 ) -> dict[str, list[float]]:
     """Each variant's share per round, the order alternating from round to round."""
     shares: dict[str, list[float]] = {name: [] for name in variants}
     for round_no in range(rounds):
         order = list(variants) if round_no % 2 == 0 else list(reversed(variants))
         for name in order:
-            share, count = other_threads_share(variants[name], seconds, depth)
+            share, count = other_threads_share(variants[name], seconds, depth, app)
             shares[name].append(share)
             print(
                 f"round {round_no + 1} profiling {name}: {count} requests, "
@@ -102,6 +115,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sampler", default="stack", help="PYROSPAN_SAMPLER: stack or pyspy")
     parser.add_argument("--depth", type=int, default=30, help="the service's async layers")
+    parser.add_argument("--app", choices=sorted(APPS), default="async")
     args = parser.parse_args()
     with Receiver() as receiver:
         base = receiver_env(
@@ -111,7 +125,7 @@ def main() -> None:
             "on": {**base, "PYROSPAN_SAMPLER": args.sampler},
             "off": {**base, "PYROSPAN_PROFILING": "false"},
         }
-        shares = measure(variants, args.rounds, args.seconds, args.depth)
+        shares = measure(variants, args.rounds, args.seconds, args.depth, args.app)
     on, off = statistics.median(shares["on"]), statistics.median(shares["off"])
     differences = [a - b for a, b in zip(shares["on"], shares["off"], strict=True)]
     print(
