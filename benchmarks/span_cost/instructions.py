@@ -86,7 +86,7 @@ def main() -> None:
     from pyrospan_launch.receiver.server import Receiver
 
     with Receiver() as receiver:
-        common = {**os.environ, **backend_env(receiver.url, "instructions")}
+        common = backend_env(receiver.url, "instructions")
         runs = [(name, n) for name in VARIANTS for n in (small, large)]
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
             counts = dict(
