@@ -47,6 +47,7 @@ from pyrospan_launch.receiver.server import Receiver  # noqa: E402
 CONNECTIONS = 8
 WARM_UP_SECONDS = 1.0
 _REQUESTS = re.compile(r"^\s*(\d+) requests in ", re.MULTILINE)
+_FAILED = re.compile(r"^\s*(Non-2xx or 3xx responses|Socket errors):")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ def _wrk(cpu: int, port: int, path: str, seconds: float) -> int:
     found = _REQUESTS.search(done.stdout)
     if found is None:
         raise SystemExit(f"wrk printed no request count:\n{done.stdout}{done.stderr}")
+    # Failed requests would be counted as served ones, at a fraction of their CPU.
+    failed = [line.strip() for line in done.stdout.splitlines() if _FAILED.match(line)]
+    if failed:
+        raise SystemExit(f"wrk against port {port}: {'; '.join(failed)}")
     return int(found.group(1))
 
 
