@@ -262,6 +262,7 @@ class Profiler:
             KEPT.start(_KEPT_MARKERS)
             StackGuard(self._signal_taken, lambda: self.sampling.stack).install()
         labels = LabelSwitch(*_tag_functions(pyroscope), frames=self.sampling.frames)
+        labels.tags_read = not self.sampling.stack
         labels.set_whole_stacks(_reads_whole_stacks(self.sampling))
         self.labels = labels
         if relay is not None:
@@ -291,6 +292,7 @@ class Profiler:
         self.sampling = sampling
         if self.labels is not None:
             self.labels.frames = sampling.frames
+            self.labels.tags_read = not sampling.stack
             self.labels.set_whole_stacks(_reads_whole_stacks(sampling))
         if self._on_sampling is not None:
             self._on_sampling(sampling)
@@ -334,32 +336,37 @@ class Profiler:
         install_and_keep._pyrospan = True  # type: ignore[attr-defined]
         pyroscope._install_stack_threads = install_and_keep
 
-    def see_current_thread(self) -> None:
-        """A root span starts on this thread: make sure the Stack sampler samples it."""
+    def see_current_thread(self) -> bool:
+        """A root span starts on this thread: make sure the Stack sampler samples it.
+
+        True when this thread needs no more checks (LabelSwitch keeps that per thread),
+        False when the next root span on it must ask again.
+        """
         if not self.sampling.stack:
-            return
+            return True
         if not self._serving:
             self._serving = True
             self._serve_in_uwsgi()  # a uWSGI without a master serves in its first process
             if not self._still_stack():
-                return
+                return True
         if self._register_thread is None:
-            return
+            return False
         thread = threading.current_thread()
         if not isinstance(thread, threading._DummyThread):
-            return  # started by threading: registered by pyroscope-io itself
+            return True  # started by threading: registered by pyroscope-io itself
         ident = threading.get_ident()
         if ident in self._seen_threads:
-            return
+            return True
         self._seen_threads.add(ident)
         if "gevent" in sys.modules or "eventlet" in sys.modules:
-            return  # a greenlet's "thread": its real thread is registered already
+            return True  # a greenlet's "thread": its real thread is registered already
         try:
             self._register_thread(ident, threading.get_native_id())
         except Exception as exc:
             self.move_to_pyspy(f"a thread started outside Python could not be registered ({exc})")
-            return
+            return True
         log.debug(f"Stack sampler: registered thread {thread.name} started outside Python")
+        return True
 
     # --- moving to py-spy ----------------------------------------------------------
 

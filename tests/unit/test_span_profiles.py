@@ -218,3 +218,51 @@ def test_a_span_id_tag_never_shows_without_the_spans_name(monkeypatch: pytest.Mo
         pass
     assert steps and tags.current() == {}
     assert all("span_name" in step for step in steps if "span_id" in step), steps
+
+
+def test_a_sampler_that_reads_no_tags_gets_none_and_tags_come_back_with_one(
+    switching: Linked,
+) -> None:
+    """Under the Stack sampler no tag is set; once py-spy reads them, the next change sets them."""
+    tracer, tags, _, switch = switching
+    added: list[tuple[tuple[str, str], ...]] = []
+    add, remove = switch.tag_functions()
+    switch.retarget(lambda k, v: (added.append(((k, v),)), add(k, v)), remove)
+    switch.tags_read = False
+    with tracer.start_as_current_span("GET /quiet") as quiet:
+        assert switch.shown() is CURRENT.get() is not None  # still tracked per thread
+        assert tags.current() == {}
+    assert switch.shown() is None and tags.current() == {}
+    with tracer.start_as_current_span("GET /moved") as moved:
+        switch.tags_read = True  # the process moved to py-spy mid-span
+        switch.reapply()  # what the profiler does for the moving thread
+        assert tags.current() == {"span_id": hex_id(moved), "span_name": "GET /moved"}
+        with tracer.start_as_current_span("job", context=trace.Context()) as inner:
+            assert tags.current()["span_id"] == hex_id(inner)
+        assert tags.current()["span_id"] == hex_id(moved)
+    assert tags.current() == {}
+    assert hex_id(quiet) not in {v for pairs in added for _, v in pairs}
+
+
+def test_the_samplers_thread_check_runs_once_per_thread() -> None:
+    """Profiler.see_current_thread is asked at a thread's first root span, until it settles."""
+    processor = SpanProfileProcessor(LabelSwitch(TagRecorder().add, TagRecorder().remove))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    asked: list[str] = []
+    answers = iter([False, True])  # not settled yet, then settled
+
+    def see() -> bool:
+        asked.append(threading.current_thread().name)
+        return next(answers, True)
+
+    processor.foreign_thread = see
+    for name in ("a", "b", "c"):
+        with tracer.start_as_current_span(name), tracer.start_as_current_span("child"):
+            pass
+    assert asked == ["MainThread", "MainThread"]  # asked again only while not settled
+    other = threading.Thread(target=lambda: tracer.start_span("d").end(), name="other")
+    other.start()
+    other.join()
+    assert asked == ["MainThread", "MainThread", "other"]

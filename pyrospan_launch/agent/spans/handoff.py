@@ -156,11 +156,11 @@ def _patch_asyncio(asyncio: ModuleType, task_switch: LabelSwitch) -> None:
 
         def get_coro(self) -> Any:
             coro = super().get_coro()
-            return coro._coro if isinstance(coro, LabelledCoroutine) else coro
+            return coro._coro if type(coro) is LabelledCoroutine else coro
 
-        def labelled_coroutine(self) -> LabelledCoroutine | None:
-            coro = super().get_coro()
-            return coro if isinstance(coro, LabelledCoroutine) else None
+        # The coroutine the task steps, its LabelledCoroutine when it was wrapped: the base
+        # class's own get_coro (a C call for the C task), read for every ASGI request.
+        labelled_coroutine = base.get_coro
 
     # The C task steps the coroutine it was given and reads ``_coro`` nowhere, so the
     # attribute can show the task's own coroutine (asyncio's repr and get_stack read it).

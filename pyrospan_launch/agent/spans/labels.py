@@ -93,7 +93,7 @@ CURRENT: ContextVar[RootLabels | None] = ContextVar("pyrospan_root_labels", defa
 class ThreadLabels:
     """One thread's labels: the root span its samples belong to, and how they are shown."""
 
-    __slots__ = ("framed", "node", "opening", "tagged")
+    __slots__ = ("framed", "node", "opening", "sampled", "tagged")
 
     def __init__(self) -> None:
         self.node: RootLabels | None = None  # the root span this thread's samples belong to now
@@ -101,6 +101,9 @@ class ThreadLabels:
         self.framed: RootLabels | None = None  # the root span whose marker frame runs (innermost)
         # The opening marker (spans/openings.Opening) the running task step runs in, if any.
         self.opening: Opening | None = None
+        # True once the sampler is known to sample this thread (Profiler.see_current_thread
+        # said so at the thread's first root span): later root spans need not ask.
+        self.sampled = False
 
 
 class PerThread(threading.local):
@@ -123,7 +126,15 @@ class LabelSwitch:
     ) -> None:
         self._add_tag = add_tag
         self._remove_tag = remove_tag
-        self._threads = PerThread()
+        # Each thread's labels: ``per_thread.labels`` are the calling thread's.  Keep this
+        # object, not ``.labels``, in what more than one thread may call.
+        self._threads = self.per_thread = PerThread()
+        # False while the sampler reads no thread tags (the Stack sampler): each thread's
+        # root span is still tracked, but no tag is set that nobody would read.  Two tag
+        # calls each way cost every root span several microseconds (benchmarks/span_cost).
+        # Set by the profiler; on a move to py-spy each thread's tags are set at its next
+        # label change (the calling thread's at once: reapply).
+        self.tags_read = True
         # True when root spans get marker frames: a copy of the agent's Sampling.frames,
         # kept here for the hot paths and set by the profiler whenever that changes.
         self.frames = frames
@@ -217,14 +228,6 @@ class LabelSwitch:
         self._add_tag = add_tag
         self._remove_tag = remove_tag
 
-    @property
-    def per_thread(self) -> PerThread:
-        """Each thread's labels: ``per_thread.labels`` are the calling thread's.
-
-        Keep this object, not ``.labels``, in what more than one thread may call.
-        """
-        return self._threads
-
     def shown(self) -> RootLabels | None:
         """The root span this thread's samples are labelled with now."""
         node: RootLabels | None = self._threads.labels.node
@@ -241,6 +244,8 @@ class LabelSwitch:
         if local.node is node:
             return
         local.node = node
+        if not self.tags_read:
+            return
         # Inlined, not a call to _tag: this runs on every context change of the app.
         tag = None if node is local.framed else node
         current: RootLabels | None = local.tagged
@@ -260,7 +265,8 @@ class LabelSwitch:
         if node is not None and not node.active:
             node = None
         local.node = node
-        self._tag(None if node is local.framed else node)
+        if self.tags_read:
+            self._tag(None if node is local.framed else node)
 
     def _tag(self, node: RootLabels | None) -> None:
         local = self._threads.labels

@@ -212,25 +212,38 @@ def parse(name: str, filename: str) -> tuple[str, str, str] | None:
     return span_id, filename, trace_id
 
 
-def _made(node: Any, slot: str, make: Callable[..., Marker]) -> Marker | None:
-    """The marker in ``node``'s ``slot``, made on first use (None in tags mode)."""
-    marker: Marker | None = getattr(node, slot)
-    if marker is None and node.marker_parts is not None:
-        marker = make(*node.marker_parts)
-        setattr(node, slot, marker)
-    return marker
+def _made(node: Any, template: types.CodeType) -> Marker | None:
+    """A new marker from ``template`` for a root span's labels (None in tags mode).
+
+    ``marker_parts`` hold the span name cut to fit already (span_profiles), so this is
+    the one place a marker is made per root span, with no call it can spare.
+    """
+    parts = node.marker_parts
+    if parts is None:
+        return None
+    span_id, span_name, trace_id = parts
+    return _function(template, marker_name(span_id, trace_id), span_name)
 
 
 def marker_of(node: Any) -> Marker | None:
     """The marker of a root span's labels, made on first use (None in tags mode)."""
-    return _made(node, "marker", make_marker)
+    marker: Marker | None = node.marker
+    if marker is None:
+        marker = node.marker = _made(node, _CALL_CODE)
+    return marker
 
 
 def async_marker_of(node: Any) -> Marker | None:
     """The async marker of a root span's labels, made on first use (None in tags mode)."""
-    return _made(node, "async_marker", make_async_marker)
+    marker: Marker | None = node.async_marker
+    if marker is None:
+        marker = node.async_marker = _made(node, _AWAIT_CODE)
+    return marker
 
 
 def step_marker_of(node: Any) -> Marker | None:
     """The task-step marker of a root span's labels, made on first use (None in tags mode)."""
-    return _made(node, "step_marker", make_step_marker)
+    marker: Marker | None = node.step_marker
+    if marker is None:
+        marker = node.step_marker = _made(node, _STEP_CODE)
+    return marker

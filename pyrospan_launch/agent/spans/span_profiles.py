@@ -28,12 +28,13 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import TraceFlags
 
 from pyrospan_launch.agent.otel_compat import Shortcuts, shortcuts
-from pyrospan_launch.agent.spans.labels import Labels, LabelSwitch, RootLabels
+from pyrospan_launch.agent.spans.labels import CURRENT, Labels, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.openings import OPENINGS
 from pyrospan_launch.settings.label_limits import MAX_VALUE_BYTES, fit_value
 from pyrospan_launch.wire.names import PROFILE_ID_ATTRIBUTE, SPAN_ID, SPAN_NAME, TRACE_ID
 
 _SAMPLED = TraceFlags.SAMPLED
+_current_get = CURRENT.get
 # A root span this long (ns; two samples at the default 100 Hz) that never ran inside its
 # marker frame is said (SpanProfileProcessor.unmarked).
 _NOTABLE_NS = 20_000_000
@@ -107,9 +108,10 @@ class SpanProfileProcessor(SpanProcessor):
         # Called with the name and milliseconds of the first root span that ran for a
         # while and ended without ever running inside its marker frame (see on_end).
         self.unmarked: Callable[[str, float], object] | None = None
-        # Called as each root span starts, under the Stack sampler: it samples only the
-        # threads it was told of (Profiler.see_current_thread).
-        self.foreign_thread: Callable[[], object] | None = None
+        # Called as the first root span on each thread starts, under the Stack sampler: it
+        # samples only the threads it was told of (Profiler.see_current_thread).  True
+        # when the thread needs no more checks, False to be asked again at the next one.
+        self.foreign_thread: Callable[[], bool] | None = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # The SDK's own fields where otel_compat found them right, not its accessors:
@@ -126,7 +128,7 @@ class SpanProfileProcessor(SpanProcessor):
             if root is not None:
                 roots[sid] = root
             return
-        span_id = sid.to_bytes(8, "big").hex()
+        span_id = f"{sid:016x}"  # 16 hex digits, as Grafana queries it (one opcode, no calls)
         if self._fast_attributes:
             _set_new_attribute(span, PROFILE_ID_ATTRIBUTE, span_id)
         else:
@@ -144,7 +146,7 @@ class SpanProfileProcessor(SpanProcessor):
             labels = ()
         trace_id = ""
         if self._trace_id_label:
-            trace_id = context.trace_id.to_bytes(16, "big").hex()
+            trace_id = f"{context.trace_id:032x}"
             labels += ((TRACE_ID, trace_id),)
         # span_id last: thread tags are set in this order and removed in the reverse one
         # (LabelSwitch), so a sample whose tags are read between two of those calls never
@@ -156,12 +158,12 @@ class SpanProfileProcessor(SpanProcessor):
             parts = (span_id, name, trace_id)
         node = RootLabels(labels, sid, parts)
         roots[sid] = node
-        if self.foreign_thread is not None:
-            self.foreign_thread()
+        local = self._threads.labels
+        if not local.sampled and self.foreign_thread is not None:
+            local.sampled = bool(self.foreign_thread())
         switch = self._switch
         watch_opening = switch.openings or switch.unmarked_opening is not None
-        local = self._threads.labels if self.unframed is not None or watch_opening else None
-        if local is not None and local.framed is None:
+        if (watch_opening or self.unframed is not None) and local.framed is None:
             opening = local.opening
             if opening is not None and OPENINGS.bind(opening, node, perf_counter()):
                 pass  # the rest of the step runs in a marker that now stands for this span
@@ -200,7 +202,7 @@ class SpanProfileProcessor(SpanProcessor):
             self._never_marked(span)
         if self._context_switching:
             if self._threads.labels.node is node:
-                switch.show_current()  # ended while still current on this thread
+                switch.show(_current_get())  # ended while still current on this thread
         else:
             before = self._shown_before.pop(span_id, None)
             if switch.shown() is node:

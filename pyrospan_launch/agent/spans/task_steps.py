@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections.abc
 import functools
+import sys
 from collections.abc import Generator
 from time import perf_counter
 
@@ -191,8 +192,9 @@ hidden(LabelledCoroutine.throw)
 
 def stepping_coroutine() -> LabelledCoroutine | None:
     """The labelled coroutine of the asyncio task running now, None outside one."""
-    import asyncio
-
+    asyncio = sys.modules.get("asyncio")  # not an import statement: every ASGI request asks
+    if asyncio is None:
+        return None
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no running event loop
@@ -201,4 +203,5 @@ def stepping_coroutine() -> LabelledCoroutine | None:
         return None
     own = getattr(task, "labelled_coroutine", None)
     coro = own() if own is not None else task.get_coro()
-    return coro if isinstance(coro, LabelledCoroutine) else None
+    # type(), not isinstance(): an ABC's isinstance runs Python code, and it has no subclass.
+    return coro if type(coro) is LabelledCoroutine else None
