@@ -18,6 +18,11 @@ its CPU with the load beside it.
     python benchmarks/steady_state/paired.py [--apps flask,fastapi,async] [--rounds 6]
         [--seconds 6] [--samplers stack] [--against off|otel] [--depth 30]
 
+``--threads`` also prints where each variant's CPU per request goes, thread by thread
+(from ``/proc``): the main threads (the app, OpenTelemetry and the span machinery, the
+CPU-timer signals), the threads that name themselves (the relay's, OpenTelemetry's span
+exporter), and the unnamed ones (pyroscope-io's sampler; the server's own helpers).
+
 Needs ``wrk`` (Debian's package of that name) and two CPUs.
 """
 
@@ -38,7 +43,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from loadgen import backend_env, cpu_seconds, free_port, process_tree, wait_ready  # noqa: E402
+from loadgen import (  # noqa: E402
+    CLOCK_TICKS,
+    backend_env,
+    cpu_seconds,
+    free_port,
+    process_tree,
+    wait_ready,
+)
 from run import APPS, OFF, OTEL, TITLES, variants_of  # noqa: E402
 from samplers import check  # noqa: E402
 
@@ -56,6 +68,8 @@ class Served:
 
     requests: int
     cpu_seconds: float
+    # CPU seconds by kind of thread (thread_kinds), for --threads.
+    by_thread: Mapping[str, float]
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -81,6 +95,39 @@ def _wrk(cpu: int, port: int, path: str, seconds: float) -> int:
     return int(found.group(1))
 
 
+MAIN_THREADS = "main threads"
+UNNAMED_THREADS = "unnamed threads"
+
+
+def thread_kinds(pids: Sequence[int]) -> dict[str, float]:
+    """CPU seconds so far of ``pids``' threads, by kind: main, named (by name), unnamed.
+
+    A thread that never set its name carries its process's: pyroscope-io's sampler does.
+    Digits are dropped from names, so that a pool's threads count as one kind.
+    """
+    kinds: dict[str, float] = {}
+    for pid in pids:
+        try:
+            own = Path(f"/proc/{pid}/comm").read_text().strip()
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                name = (task / "comm").read_text().strip()
+            except FileNotFoundError:
+                continue  # ended meanwhile
+            if task.name == str(pid):
+                kind = MAIN_THREADS
+            elif name == own:
+                kind = UNNAMED_THREADS
+            else:
+                kind = re.sub(r"[-_]?\d+$", "", name)
+            kinds[kind] = kinds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return kinds
+
+
 class PinnedServer:
     """A server and every process it forks on one CPU, loaded by wrk on the same CPU."""
 
@@ -102,9 +149,11 @@ class PinnedServer:
 
     def load(self, seconds: float) -> Served:
         pids = process_tree(self.process.pid)
-        before = cpu_seconds(pids)
+        before, threads_before = cpu_seconds(pids), thread_kinds(pids)
         requests = _wrk(self.cpu, self.port, self.path, seconds)
-        return Served(requests, cpu_seconds(pids) - before)
+        used, threads_after = cpu_seconds(pids) - before, thread_kinds(pids)
+        by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
+        return Served(requests, used, by_thread)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -161,6 +210,9 @@ def main() -> None:
     parser.add_argument(
         "--split", action="store_true", help="also each sampler at 1 Hz (see run.py)"
     )
+    parser.add_argument(
+        "--threads", action="store_true", help="also CPU per request thread by thread"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("paired.py needs wrk: apt-get install wrk")
@@ -207,6 +259,8 @@ def main() -> None:
                         flush=True,
                     )
             print_app(app, reference, figures)
+            if args.threads:
+                print_threads(reference, figures)
 
 
 def print_app(app: str, reference: str, figures: Mapping[str, list[tuple[Served, Served]]]) -> None:
@@ -220,6 +274,24 @@ def print_app(app: str, reference: str, figures: Mapping[str, list[tuple[Served,
             f"{statistics.median(b.cpu_ms_per_request for _, b in pairs):.3f} | "
             f"{statistics.median(ratios):.3f} | {min(ratios):.3f} to {max(ratios):.3f} |"
         )
+    print(flush=True)
+
+
+def print_threads(reference: str, figures: Mapping[str, list[tuple[Served, Served]]]) -> None:
+    """Microseconds of CPU per request by kind of thread: each variant and its reference."""
+    print(f"| variant | thread | CPU µs per request | {reference} beside it | difference |")
+    print("|---|---|---|---|---|")
+    for name, pairs in figures.items():
+        kinds = sorted({k for a, b in pairs for k in (*a.by_thread, *b.by_thread)})
+
+        def per_request(served: Served, kind: str) -> float:
+            return served.by_thread.get(kind, 0.0) / served.requests * 1e6
+
+        for kind in kinds:
+            mine = statistics.median(per_request(a, kind) for a, _ in pairs)
+            theirs = statistics.median(per_request(b, kind) for _, b in pairs)
+            if max(mine, theirs) >= 0.5:
+                print(f"| {name} | {kind} | {mine:.1f} | {theirs:.1f} | {mine - theirs:+.1f} |")
     print(flush=True)
 
 
