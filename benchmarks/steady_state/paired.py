@@ -20,8 +20,9 @@ its CPU with the load beside it.
 
 ``--threads`` also prints where each variant's CPU per request goes, thread by thread
 (from ``/proc``): the main threads (the app, OpenTelemetry and the span machinery, the
-CPU-timer signals), the threads that name themselves (the relay's, OpenTelemetry's span
-exporter), and the unnamed ones (pyroscope-io's sampler; the server's own helpers).
+CPU-timer signals) and the others (pyroscope-io's sampler, the relay, the span exporter,
+the server's helpers), those whose OS thread has a name of its own (Python 3.14 names
+its threads) counted by that name.
 
 Needs ``wrk`` (Debian's package of that name) and two CPUs.
 """
@@ -96,7 +97,7 @@ def _wrk(cpu: int, port: int, path: str, seconds: float) -> int:
 
 
 MAIN_THREADS = "main threads"
-UNNAMED_THREADS = "unnamed threads"
+UNNAMED_THREADS = "other threads"
 
 
 def thread_kinds(pids: Sequence[int]) -> dict[str, float]:
