@@ -281,10 +281,6 @@ class LabelSwitch:
                 self._add_tag(key, value)
         local.tagged = node
 
-    def show_current(self) -> None:
-        """Label this thread with the root span of the context running now."""
-        self.show(CURRENT.get())
-
     def reapply(self) -> None:
         """Set this thread's labels again, after the profiler itself was restarted."""
         node = self.shown()
