@@ -45,11 +45,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from loadgen import (  # noqa: E402
-    CLOCK_TICKS,
     backend_env,
     cpu_seconds,
     free_port,
     process_tree,
+    thread_cpu,
     wait_ready,
 )
 from run import APPS, OFF, OTEL, TITLES, variants_of  # noqa: E402
@@ -109,23 +109,18 @@ def thread_kinds(pids: Sequence[int]) -> dict[str, float]:
     kinds: dict[str, float] = {}
     for pid in pids:
         try:
-            own = Path(f"/proc/{pid}/comm").read_text().strip()
-            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            threads = thread_cpu(pid)
         except FileNotFoundError:
-            continue
-        for task in tasks:
-            try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                name = (task / "comm").read_text().strip()
-            except FileNotFoundError:
-                continue  # ended meanwhile
-            if task.name == str(pid):
+            continue  # ended meanwhile
+        own = threads.get(pid, ("", 0.0))[0]
+        for tid, (name, cpu) in threads.items():
+            if tid == pid:
                 kind = MAIN_THREADS
             elif name == own:
                 kind = UNNAMED_THREADS
             else:
                 kind = re.sub(r"[-_]?\d+$", "", name)
-            kinds[kind] = kinds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            kinds[kind] = kinds.get(kind, 0.0) + cpu
     return kinds
 
 

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ATTRIBUTION = HERE.parent / "attribution"
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(ATTRIBUTION))
-from loadgen import CLOCK_TICKS, free_port, load, wait_ready  # noqa: E402
+from loadgen import free_port, load, thread_cpu, wait_ready  # noqa: E402
 from web import receiver_env  # noqa: E402
 
 from pyrospan_launch.receiver.server import Receiver  # noqa: E402
@@ -47,18 +47,6 @@ APPS: dict[str, tuple[Path, str, str]] = {
     "async": (ATTRIBUTION, "web_app:app", "/search"),
     "fastapi": (EXAMPLES / "fastapi_app", "app:app", "/recommendations?products=800"),
 }
-
-
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds of each thread of ``pid`` so far."""
-    found: dict[int, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue  # ended meanwhile
-        found[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return found
 
 
 def other_threads_share(
@@ -84,7 +72,7 @@ def other_threads_share(
     finally:
         server.terminate()
         server.wait(timeout=30)
-    used = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
+    used = {tid: cpu - before.get(tid, ("", 0.0))[1] for tid, (_, cpu) in after.items()}
     total = sum(used.values())
     main = used.get(server.pid, 0.0)
     return (total - main) / total if total else 0.0, count
