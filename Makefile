@@ -105,7 +105,7 @@ test-otel: ## Tests against one supported OpenTelemetry set: OTEL=oldest or OTEL
 SAMPLER_PYTHON ?= 3.13
 SAMPLER_TESTS ?= tests/unit tests/e2e/test_e2e_sampler.py tests/e2e/test_e2e_exact_spans.py \
   tests/e2e/test_e2e_linking.py tests/e2e/test_e2e_attribution.py tests/e2e/test_e2e_processes.py \
-  tests/e2e/test_e2e_servers.py tests/e2e/test_e2e_label_limits.py
+  tests/e2e/test_e2e_servers.py tests/e2e/test_e2e_label_limits.py tests/e2e/test_e2e_native_exit.py
 
 .PHONY: test-sampler
 test-sampler: ## The Stack sampler's lane: sampler, linking, worker and server tests under pyenv's Python 3.13

@@ -278,6 +278,7 @@ class Profiler:
         self._handover.install()
         # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
         self._lifecycle.on_exit("profiles", self.send_last_window)
+        self._guard_uwsgi_exit()  # a uWSGI master ends through exit() and never finalizes
         config = self.config
         how = f"through the relay at {relay.address}" if relay is not None else "directly"
         log.debug(
@@ -517,21 +518,22 @@ class Profiler:
     def _serve_in_uwsgi(self) -> None:
         """The first root span of a process that was not forked: a uWSGI without a master?
 
-        Its requests are served here, so what a uWSGI worker needs is done now (see
-        :meth:`restart_in_child` for forked workers).
+        Its requests are served here, so the check a uWSGI worker needs is done now (see
+        :meth:`restart_in_child` for forked workers; :meth:`start` armed the exit guard).
         """
         threads = _uwsgi_threads_against_stack()
         if threads is not None:
             self.move_to_pyspy(threads, force=True)
-        self._guard_uwsgi_exit()
 
     def _guard_uwsgi_exit(self) -> None:
         """uWSGI: flush before ``exit()`` destroys pyroscope-io's native state.
 
         uWSGI ends a worker through ``exit()`` from a signal handler, and finalizes Python
-        (our flush, pyroscope-io's own stop) only after the native module's destructors ran
-        (agent/native_exit).  Only in a process that serves: a master that only forks would
-        hand the guard down to its workers, which arm their own.
+        (our flush, pyroscope-io's own stop) only after the native module's destructors ran;
+        its master ends through ``exit()`` too and never finalizes Python
+        (agent/native_exit).  Each process arms its own guard: at the profiler's start (the
+        master, or a uWSGI without one), and again in each forked worker, where the
+        inherited registration does nothing.
         """
         from pyrospan_launch.agent.uwsgi_workers import in_uwsgi
 

@@ -191,18 +191,23 @@ def test_uwsgi_started_by_a_shell_names_the_flag_its_workers_need(
     )
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+UWSGI_MODES = {"processes": (), "threads": ("--threads", "2"), "lazy-apps": ("--lazy-apps",)}
+
+
+@pytest.mark.parametrize("mode", list(UWSGI_MODES))
 def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
-    receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]], threads: int
+    receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]], mode: str
 ) -> None:
     # uWSGI ends a worker through exit() from its signal handler: without the exit guard
     # the Stack sampler read freed memory there, and the worker died of SIGSEGV with its
-    # spans.  Request threads block the CPU timers' signal: py-spy samples those workers.
+    # spans.  With --lazy-apps each worker finalizes Python before the guard runs, which
+    # must then be gone.  Request threads block the CPU timers' signal: py-spy samples
+    # those workers.
     port = free_port()
     env = backend_env(receiver, OTEL_SERVICE_NAME="web", PYROSPAN_LOG_LEVEL="debug")
     env.update(SEND_ONLY_AT_EXIT)
-    options = ("--threads", str(threads)) if threads > 1 else ()
-    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in uwsgi(*options))], env)
+    server = uwsgi(*UWSGI_MODES[mode])
+    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in server)], env)
     cleanup.append(process)
     url = f"http://127.0.0.1:{port}/work"
     wait_for_http(url, process, timeout=60)
@@ -210,9 +215,17 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
     assert len(pids) == 2
     _, err = stop_with_sigterm(process)
     assert process.returncode == 0 and "Segmentation Fault" not in err, err
+    # The master never finalizes Python (uWSGI runs no atexit hooks there): the guard stops
+    # its sampler before exit() destroys the native module, and sends its last window
+    # (the app's import, unless the workers load it).
+    master = str(process.pid)
+    assert f"pyrospan[debug pid={master}]: exit: profiles" in err, err
+    assert receiver.wait_for(
+        lambda r: any(s.labels.get("pid") == master for s in r.samples()), timeout=5
+    ), "no sample of the master"
     restarted = [line for line in err.splitlines() if "profiler restarted" in line]
     moved = [line for line in err.splitlines() if "py-spy samples this worker" in line]
-    if threads > 1 and sys.version_info >= (3, 12):
+    if mode == "threads" and sys.version_info >= (3, 12):
         assert len(restarted) == 2 and all(
             "(py-spy (auto: uWSGI's 2 request" in x for x in restarted
         )
