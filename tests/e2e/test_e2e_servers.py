@@ -72,6 +72,7 @@ SERVERS = [
     pytest.param(uwsgi("--enable-threads"), 2, 2.0, id="uwsgi-enable-threads"),
     pytest.param(uwsgi("--lazy-apps"), 2, 2.0, id="uwsgi-lazy-apps"),
     pytest.param(uwsgi("--threads", "2"), 2, 2.0, id="uwsgi-threads-2"),
+    pytest.param(uwsgi("--gevent", "10"), 2, 2.0, id="uwsgi-gevent"),
     pytest.param(gunicorn_gevent(), 2, 2.0, id="gunicorn-gevent-2-workers"),
     pytest.param(granian("asgi", "prefork_asgi:app"), 2, 1.5, id="granian-asgi-2-workers"),
     pytest.param(granian("wsgi", "prefork_wsgi:app"), 2, 1.5, id="granian-wsgi-2-workers"),
@@ -88,6 +89,11 @@ SERVERS = [
         id="daphne",
     ),
 ]
+
+
+# What the servers print for a worker that crashed: uWSGI's "... got Segmentation Fault
+# !!!", gunicorn's "Worker (pid:...) was sent SIGSEGV!", CPython's fatal errors.
+CRASH_MARKERS = ("Segmentation Fault", "SIGSEGV", "SIGBUS", "Fatal Python error")
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -161,6 +167,8 @@ def test_server_workers_linked_under_their_pid_and_flushed_on_sigterm(
     assert process.returncode == 0, err
     assert ended < own_stop + 1.0, f"{ended:.2f} s to stop"
     assert "Traceback" not in err and "pyrospan: " not in err, err
+    # A crashed worker does not change the master's exit code: its server says so.
+    assert not [m for m in CRASH_MARKERS if m in err], err
     spans = work_spans(receiver)
     assert len(spans) >= REQUESTS
     assert {int(str(s.resource["process.pid"])) for s in spans} == pids
@@ -214,7 +222,7 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
     pids = requests_reaching(url, 2)
     assert len(pids) == 2
     _, err = stop_with_sigterm(process)
-    assert process.returncode == 0 and "Segmentation Fault" not in err, err
+    assert process.returncode == 0 and not [m for m in CRASH_MARKERS if m in err], err
     # The master never finalizes Python (uWSGI runs no atexit hooks there): the guard stops
     # its sampler before exit() destroys the native module, and sends its last window
     # (the app's import, unless the workers load it).
@@ -236,6 +244,31 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
     spans = work_spans(receiver)
     assert len(spans) >= REQUESTS
     assert {int(str(s.resource["process.pid"])) for s in spans} == pids
+    assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
+
+
+def test_uwsgi_workers_recycled_by_max_requests_send_their_spans_and_profiles(
+    receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]]
+) -> None:
+    # Each worker ends after two requests and the master forks another: every one of them
+    # removes the exit guard it inherited from the master, arms its own, and sends its
+    # spans and samples as it goes, without a crash.
+    port = free_port()
+    env = backend_env(receiver, OTEL_SERVICE_NAME="web", PYROSPAN_LOG_LEVEL="debug")
+    env.update(SEND_ONLY_AT_EXIT)
+    server = uwsgi("--max-requests", "2", "--min-worker-lifetime", "1")
+    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in server)], env)
+    cleanup.append(process)
+    url = f"http://127.0.0.1:{port}/work"
+    wait_for_http(url, process, timeout=60)
+    time.sleep(1.1)  # uWSGI recycles no worker younger than --min-worker-lifetime
+    pids = {get_pid(url) for _ in range(8)}
+    _, err = stop_with_sigterm(process)
+    assert process.returncode == 0 and not [m for m in CRASH_MARKERS if m in err], err
+    assert err.count("is done. Seeya!") >= 3, err  # uWSGI's line for a recycled worker
+    assert len(pids) >= 3, pids
+    spans = work_spans(receiver)
+    assert {int(str(s.resource["process.pid"])) for s in spans} >= pids
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
 
 
