@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.helpers import PROGRAMS
+from helpers import PROGRAMS
 
 
 def run_guard(child: str, parent: str) -> tuple[int, list[str]]:

@@ -46,6 +46,11 @@ PY = sys.executable
 BIN = os.path.dirname(PY)
 
 # Nothing is sent on a timer during a run with these: what arrives was sent at the end.
+# What the servers print for a worker that crashed: uWSGI's "... got Segmentation Fault
+# !!!", gunicorn's "Worker (pid:...) was sent SIGSEGV!", CPython's fatal errors.
+CRASH_MARKERS = ("Segmentation Fault", "SIGSEGV", "SIGBUS", "Fatal Python error")
+
+
 SEND_ONLY_AT_EXIT = {"PYROSCOPE_UPLOAD_INTERVAL": "60", "OTEL_BSP_SCHEDULE_DELAY": "60000"}
 
 # Worker programs burn 300 ms of thread CPU per span.  With two or three busy workers and
@@ -188,6 +193,7 @@ def test_every_worker_traced_and_linked_with_its_own_pid(
         _, err = stop(process)
     assert process.pid not in {s.resource.get("process.pid") for s in work_spans(receiver)}
     assert "Traceback" not in err, err
+    assert not [m for m in CRASH_MARKERS if m in err], err  # a crashed worker
 
 
 def test_prefork_server_stopped_by_sigterm_sends_every_workers_last_data(
@@ -209,7 +215,7 @@ def test_prefork_server_stopped_by_sigterm_sends_every_workers_last_data(
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
+    assert process.returncode == 0 and not [m for m in CRASH_MARKERS if m in err], err
     spans = work_spans(receiver)
     assert {s.resource.get("process.pid") for s in spans} == pids
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)

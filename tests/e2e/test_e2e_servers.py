@@ -25,6 +25,7 @@ import pytest
 from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
 from recording_receiver import RecordingReceiver
 from test_e2e_processes import (
+    CRASH_MARKERS,
     SEND_ONLY_AT_EXIT,
     WORKER_MIN_LINKED_MS,
     assert_linked_in_own_process,
@@ -89,11 +90,6 @@ SERVERS = [
         id="daphne",
     ),
 ]
-
-
-# What the servers print for a worker that crashed: uWSGI's "... got Segmentation Fault
-# !!!", gunicorn's "Worker (pid:...) was sent SIGSEGV!", CPython's fatal errors.
-CRASH_MARKERS = ("Segmentation Fault", "SIGSEGV", "SIGBUS", "Fatal Python error")
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
