@@ -37,17 +37,17 @@ import sys
 import types
 
 from pyrospan_launch.agent.lifecycle import Lifecycle
-from pyrospan_launch.common import log
+from pyrospan_launch.common import log, uwsgi_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 # uWSGI runs Python with threads by default from this release on.
 THREADS_BY_DEFAULT = (2, 0, 27)
 HOOK = "post_fork_hook"
-FORK_HOOKS_OPTION = "py-call-uwsgi-fork-hooks"
+FORK_HOOKS_OPTION = uwsgi_options.FORK_HOOKS
 
 
 def in_uwsgi(executable: str | None = None) -> bool:
@@ -172,17 +172,42 @@ class UwsgiWorkers:
         self._warned = True
         if getattr(module, "worker_id", lambda: 1)() not in (0, 1):
             return  # one line per start, from the first worker, not one per worker
+        if getattr(module, "mule_id", lambda: 0)() or _truthy(
+            getattr(module, "i_am_the_spooler", lambda: 0)()
+        ):
+            return  # a mule or the spooler (worker 0): the first worker says it
         if threads_disabled(module):
             log.warning(
                 "uWSGI runs Python without threads, so the relay and the span exporter "
                 "(threads) cannot send span profiles from its workers; add --enable-threads"
             )
         elif not _truthy((getattr(module, "opt", None) or {}).get(FORK_HOOKS_OPTION)):
-            log.warning(
-                "uWSGI forks its workers without Python's fork hooks: a worker forked while "
-                "another thread of the master runs Python hangs; add "
-                "--py-call-uwsgi-fork-hooks (pyrospan-run adds it when it starts uwsgi itself)"
-            )
+            log.warning(_without_fork_hooks(getattr(module, "opt", None) or {}))
+
+
+def runs_mules(options: Mapping[str, object]) -> bool:
+    """Whether uWSGI's options (``uwsgi.opt``) start mules."""
+    # A mule given without a script shows as an empty value.
+    return any(
+        _truthy(options.get(name)) or options.get(name) == b"" for name in uwsgi_options.MULES
+    )
+
+
+def _without_fork_hooks(options: Mapping[str, object]) -> str:
+    """The line for workers forked without Python's fork hooks, and what to change."""
+    if runs_mules(options):
+        # The flag would crash the mules (uWSGI forks them without the GIL under it).
+        return (
+            "uWSGI forks its workers without Python's fork hooks, as its mules crash under "
+            "--py-call-uwsgi-fork-hooks (uWSGI 2.0): a worker or mule forked while another "
+            "thread of the master runs Python hangs; to close that race, move the mules' work "
+            "to a spooler (which the flag spares) and add the flag"
+        )
+    return (
+        "uWSGI forks its workers without Python's fork hooks: a worker forked while "
+        "another thread of the master runs Python hangs; add "
+        "--py-call-uwsgi-fork-hooks (pyrospan-run adds it when it starts uwsgi itself)"
+    )
 
 
 def _import_module(name: str) -> Any:

@@ -1,7 +1,8 @@
 """The server a command starts, as ``--info`` tells it, and the modes span profiles cannot cover.
 
-Reads the command line only (the program's name, or ``python -m NAME``, and the options
-that choose its workers); it runs on the launcher's fast path, so it imports nothing.
+Reads the command line (the program's name, or ``python -m NAME``, and the options that
+choose its workers) and, for uWSGI's mules, the config files it names; it runs on the
+launcher's fast path, so it imports nothing but constants.
 How each server is handled inside the app is in docs/design.md, "Servers".
 """
 
@@ -9,17 +10,21 @@ from __future__ import annotations
 
 import os
 
+from pyrospan_launch.common import uwsgi_options
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-# uWSGI reads every option from UWSGI_<NAME> too.  With this one it forks the way os.fork()
-# does: the forking thread holds the GIL (and the import lock) across the fork, and Python's
-# fork hooks run in the worker.  Without it a worker forked while another thread of the
-# master (the profiler's relay, the span exporter) holds the GIL waits for it for ever.
-UWSGI_FORK_HOOKS = "UWSGI_PY_CALL_UWSGI_FORK_HOOKS"
+# Without the fork hooks a worker forked while another thread of the master (the profiler's
+# relay, the span exporter) holds the GIL waits for it for ever.  With mules the launcher
+# leaves them off: uWSGI 2.0 crashes its mules under them (common/uwsgi_options).
+UWSGI_FORK_HOOKS = uwsgi_options.FORK_HOOKS_VARIABLE
 
 FORKED = "forked workers restart the profiler and the relay and report under their own pid"
+# Where uWSGI reads options from a file: each of these, and a lone file argument.
+_UWSGI_CONFIG_OPTIONS = ("--ini", "--yaml", "--yml", "--json", "--js", "--xml")
+_UWSGI_CONFIG_ENDINGS = (".ini", ".yaml", ".yml", ".json", ".js", ".xml")
 
 
 def program(argv: Sequence[str]) -> str:
@@ -44,12 +49,63 @@ def option(argv: Sequence[str], *names: str) -> str | None:
     return found
 
 
-def _uwsgi(argv: Sequence[str]) -> str:
+def _names_a_mule(entry: str) -> bool:
+    """A line of a uWSGI config file (ini, YAML, JSON or XML) that starts mules."""
+    text = entry.strip().lstrip("<\"'- \t").lower()
+    for name in uwsgi_options.MULES:
+        if text.startswith(name):
+            rest = text[len(name) :].lstrip(" \t\"'")
+            if rest[:1] == "/":  # <mule/>: a mule with no script
+                return True
+            if rest[:1] in ("=", ":", ">"):
+                return rest[1:].strip(" \t\"',<>/").partition("<")[0] not in ("0", "")
+    return False
+
+
+def _config_files(argv: Sequence[str]) -> list[str]:
+    files = [argv[1]] if len(argv) == 2 and argv[1].endswith(_UWSGI_CONFIG_ENDINGS) else []
+    for i, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if name in _UWSGI_CONFIG_OPTIONS:
+            files.append(value if equals else (argv[i + 1] if i + 1 < len(argv) else ""))
+    # "app.ini:section" names a section of the file.
+    return [f.rpartition(":")[0] if ":" in f and not os.path.exists(f) else f for f in files]
+
+
+def uwsgi_mules(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether the uWSGI command starts mules: its options, ``UWSGI_*`` variables, config files.
+
+    The files are read as text, line by line (no include or placeholder is followed): a
+    mule they do not show starts with the fork hooks and crashes, as without pyrospan-run.
+    """
+    for name in uwsgi_options.MULES:
+        value = option(argv, f"--{name}")
+        if value is not None and value != "0":
+            return True
+        if environ.get(f"UWSGI_{name.upper()}", "0") not in ("0", ""):
+            return True
+    if "--mule" in argv:  # a mule with no script: the option takes no value then
+        return True
+    for path in _config_files(argv):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as config:
+                if any(_names_a_mule(line) for line in config):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _uwsgi(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     lazy = "--lazy-apps" in argv or "--lazy" in argv
-    line = (
-        "uWSGI: the master starts Python and forks the workers from C, told to run Python's "
-        f"fork hooks ({UWSGI_FORK_HOOKS}=true unless set); " + FORKED
-    )
+    if uwsgi_mules(argv, environ) and UWSGI_FORK_HOOKS not in environ:
+        hooks = (
+            "not told to run Python's fork hooks, as its mules crash under "
+            "--py-call-uwsgi-fork-hooks (uWSGI 2.0); each worker runs them itself"
+        )
+    else:
+        hooks = f"told to run Python's fork hooks ({UWSGI_FORK_HOOKS}=true unless set)"
+    line = f"uWSGI: the master starts Python and forks the workers from C, {hooks}; " + FORKED
     line += " (the app loads in each worker: --lazy-apps)" if lazy else ""
     if option(argv, "--threads") not in (None, "0", "1"):
         line += "; each request thread runs in its span's marker"
@@ -98,7 +154,7 @@ def describe(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
     """How the server ``argv`` starts is handled, in one line; None for other programs."""
     name = program(argv)
     if name.startswith("uwsgi"):
-        return _uwsgi(argv)
+        return _uwsgi(argv, environ)
     if name == "gunicorn":
         return _gunicorn(argv)
     if name == "granian":
@@ -119,7 +175,8 @@ def environment(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
     if (
         program(argv).startswith("uwsgi")
         and UWSGI_FORK_HOOKS not in environ
-        and "--py-call-uwsgi-fork-hooks" not in argv
+        and f"--{uwsgi_options.FORK_HOOKS}" not in argv
+        and not uwsgi_mules(argv, environ)
     ):
         return {UWSGI_FORK_HOOKS: "true"}
     return {}

@@ -105,6 +105,28 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
+def start_uwsgi(
+    receiver: RecordingReceiver,
+    cleanup: list[subprocess.Popen[str]],
+    *options: str,
+    **variables: str,
+) -> tuple[subprocess.Popen[str], str]:
+    """uWSGI under pyrospan-run with ``options``, data sent only at exit; its /work URL."""
+    port = free_port()
+    env = backend_env(receiver, OTEL_SERVICE_NAME="web", **variables)
+    env.update(SEND_ONLY_AT_EXIT)
+    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in uwsgi(*options))], env)
+    cleanup.append(process)
+    url = f"http://127.0.0.1:{port}/work"
+    wait_for_http(url, process, timeout=60)
+    return process, url
+
+
+def crashes(err: str) -> list[str]:
+    """What the server said of a crashed process: a worker's crash leaves its exit code 0."""
+    return [marker for marker in CRASH_MARKERS if marker in err]
+
+
 def requests_reaching(url: str, workers: int) -> set[int]:
     """``REQUESTS`` requests, six at a time, more until ``workers`` pids answered (48 at most)."""
     pids: set[int] = set()
@@ -164,7 +186,7 @@ def test_server_workers_linked_under_their_pid_and_flushed_on_sigterm(
     assert ended < own_stop + 1.0, f"{ended:.2f} s to stop"
     assert "Traceback" not in err and "pyrospan: " not in err, err
     # A crashed worker does not change the master's exit code: its server says so.
-    assert not [m for m in CRASH_MARKERS if m in err], err
+    assert not crashes(err), err
     spans = work_spans(receiver)
     assert len(spans) >= REQUESTS
     assert {int(str(s.resource["process.pid"])) for s in spans} == pids
@@ -207,18 +229,11 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
     # spans.  With --lazy-apps each worker finalizes Python before the guard runs, which
     # must then be gone.  Request threads block the CPU timers' signal: py-spy samples
     # those workers.
-    port = free_port()
-    env = backend_env(receiver, OTEL_SERVICE_NAME="web", PYROSPAN_LOG_LEVEL="debug")
-    env.update(SEND_ONLY_AT_EXIT)
-    server = uwsgi(*UWSGI_MODES[mode])
-    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in server)], env)
-    cleanup.append(process)
-    url = f"http://127.0.0.1:{port}/work"
-    wait_for_http(url, process, timeout=60)
+    process, url = start_uwsgi(receiver, cleanup, *UWSGI_MODES[mode], PYROSPAN_LOG_LEVEL="debug")
     pids = requests_reaching(url, 2)
     assert len(pids) == 2
     _, err = stop_with_sigterm(process)
-    assert process.returncode == 0 and not [m for m in CRASH_MARKERS if m in err], err
+    assert process.returncode == 0 and not crashes(err), err
     # The master never finalizes Python (uWSGI runs no atexit hooks there): the guard stops
     # its sampler before exit() destroys the native module, and sends its last window
     # (the app's import, unless the workers load it).
@@ -243,24 +258,38 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
     assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
 
 
+def test_uwsgi_with_mules_runs_them_and_says_the_fork_hooks_are_off(
+    receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]]
+) -> None:
+    # uWSGI 2.0 forks mules without the GIL under --py-call-uwsgi-fork-hooks, and each
+    # crashed in its first Python call, respawned for ever: with mules pyrospan-run leaves
+    # the flag off, the workers run the fork hooks themselves, and one line says why.
+    process, url = start_uwsgi(receiver, cleanup, "--mules", "1")
+    pids = requests_reaching(url, 2)
+    assert len(pids) == 2
+    time.sleep(1.0)  # a mule that crashes is respawned within this
+    _, err = stop_with_sigterm(process)
+    assert process.returncode == 0 and not crashes(err), err
+    assert err.count("spawned uWSGI mule 1") == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("pyrospan: ")]
+    assert len(lines) == 1 and "as its mules crash under --py-call-uwsgi-fork-hooks" in lines[0]
+    spans = work_spans(receiver)
+    assert {int(str(s.resource["process.pid"])) for s in spans} == pids
+    assert_linked_in_own_process(receiver, spans, "handle_work", WORKER_MIN_LINKED_MS, timeout=5)
+
+
 def test_uwsgi_workers_recycled_by_max_requests_send_their_spans_and_profiles(
     receiver: RecordingReceiver, cleanup: list[subprocess.Popen[str]]
 ) -> None:
     # Each worker ends after two requests and the master forks another: every one of them
     # removes the exit guard it inherited from the master, arms its own, and sends its
     # spans and samples as it goes, without a crash.
-    port = free_port()
-    env = backend_env(receiver, OTEL_SERVICE_NAME="web", PYROSPAN_LOG_LEVEL="debug")
-    env.update(SEND_ONLY_AT_EXIT)
-    server = uwsgi("--max-requests", "2", "--min-worker-lifetime", "1")
-    process = start([PYROSPAN_RUN, *(a.format(port=port) for a in server)], env)
-    cleanup.append(process)
-    url = f"http://127.0.0.1:{port}/work"
-    wait_for_http(url, process, timeout=60)
+    options = ("--max-requests", "2", "--min-worker-lifetime", "1")
+    process, url = start_uwsgi(receiver, cleanup, *options)
     time.sleep(1.1)  # uWSGI recycles no worker younger than --min-worker-lifetime
     pids = {get_pid(url) for _ in range(8)}
     _, err = stop_with_sigterm(process)
-    assert process.returncode == 0 and not [m for m in CRASH_MARKERS if m in err], err
+    assert process.returncode == 0 and not crashes(err), err
     assert err.count("is done. Seeya!") >= 3, err  # uWSGI's line for a recycled worker
     assert len(pids) >= 3, pids
     spans = work_spans(receiver)

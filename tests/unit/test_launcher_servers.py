@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pyrospan_launch.launcher.servers import describe, environment, notice
+from pyrospan_launch.launcher.servers import describe, environment, notice, uwsgi_mules
 
 
 @pytest.mark.parametrize(
@@ -61,3 +63,62 @@ def test_uwsgi_is_told_to_fork_with_python_fork_hooks() -> None:
     assert environment(["uwsgi", "--py-call-uwsgi-fork-hooks"], {}) == {}
     assert environment(["uwsgi"], {"UWSGI_PY_CALL_UWSGI_FORK_HOOKS": "false"}) == {}
     assert environment(["gunicorn", "app:app"], {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "mules"),
+    [
+        (["--mules", "2"], True),
+        (["--mules=1"], True),
+        (["--mules", "0"], False),
+        (["--mule"], True),
+        (["--mule", "--master"], True),
+        (["--mule=tasks.py"], True),
+        (["--farm", "jobs:1,2"], True),
+        (["--mule-harakiri", "30"], False),
+        (["--master"], False),
+    ],
+)
+def test_uwsgi_mules_on_the_command_line(argv: list[str], mules: bool) -> None:
+    assert uwsgi_mules(["uwsgi", *argv], {}) is mules
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "mules"),
+    [
+        ("app.ini", "[uwsgi]\nmaster = true\nmules = 2\n", True),
+        ("app.ini", "[uwsgi]\n# mules = 2\nmule-harakiri = 3\n", False),
+        ("app.ini", "[uwsgi]\nmule = tasks.py\n", True),
+        ("app.yaml", "uwsgi:\n  mules: 2\n", True),
+        ("app.json", '{"uwsgi": {"mules": 0}}\n', False),
+        ("app.json", '{"uwsgi": {\n  "mules": 3\n}}\n', True),
+        ("app.xml", "<uwsgi>\n<mule/>\n</uwsgi>\n", True),
+        ("app.xml", "<uwsgi><processes>2</processes></uwsgi>\n", False),
+    ],
+)
+def test_uwsgi_mules_in_a_config_file(tmp_path: Path, name: str, text: str, mules: bool) -> None:
+    config = tmp_path / name
+    config.write_text(text)
+    option = "--" + name.rpartition(".")[2]
+    assert uwsgi_mules(["uwsgi", option, str(config)], {}) is mules
+    assert uwsgi_mules(["uwsgi", f"{option}={config}"], {}) is mules
+    assert uwsgi_mules(["uwsgi", str(config)], {}) is mules  # a lone file argument
+
+
+def test_uwsgi_mules_in_a_section_variable_or_missing_file(tmp_path: Path) -> None:
+    config = tmp_path / "app.ini"
+    config.write_text("[prod]\nmules = 1\n")
+    assert uwsgi_mules(["uwsgi", "--ini", f"{config}:prod"], {})
+    assert uwsgi_mules(["uwsgi", "--master"], {"UWSGI_MULES": "2"})
+    assert not uwsgi_mules(["uwsgi", "--master"], {"UWSGI_MULES": "0"})
+    assert not uwsgi_mules(["uwsgi", "--ini", str(tmp_path / "gone.ini")], {})
+
+
+def test_uwsgi_with_mules_is_not_told_to_run_the_fork_hooks(tmp_path: Path) -> None:
+    # uWSGI 2.0 forks mules without the GIL under that flag: each crashes at once.
+    assert environment(["uwsgi", "--master", "--mules", "1"], {}) == {}
+    config = tmp_path / "app.ini"
+    config.write_text("[uwsgi]\nmules = 1\n")
+    assert environment(["uwsgi", "--ini", str(config)], {}) == {}
+    line = describe(["uwsgi", "--master", "--mules", "1", "--die-on-term"], {})
+    assert line is not None and "not told to run Python's fork hooks, as its mules" in line

@@ -126,6 +126,43 @@ def test_a_worker_forked_without_python_fork_hooks_names_the_flag(
     assert err.count("pyrospan: ") == int(warned)
 
 
+@pytest.mark.parametrize("options", [{"mules": b"1"}, {"mule": True}, {"farm": b"jobs:1"}])
+def test_with_mules_the_line_says_why_the_fork_hooks_are_off(
+    no_uwsgi_module: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: dict[str, object],
+) -> None:
+    # The flag would crash the mules: the line does not ask for it.
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
+    module = types.ModuleType("uwsgi")
+    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
+    module.opt = options  # type: ignore[attr-defined]
+    module.worker_id = lambda: 1  # type: ignore[attr-defined]
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    err = capsys.readouterr().err
+    assert err.count("pyrospan: ") == 1
+    assert "as its mules crash under --py-call-uwsgi-fork-hooks" in err
+    assert "add --py-call-uwsgi-fork-hooks" not in err
+
+
+def test_a_mule_or_the_spooler_leaves_the_line_to_the_first_worker(
+    no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
+    for mule, spooler in ((1, False), (0, True)):
+        module = types.ModuleType("uwsgi")
+        module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
+        module.opt = {"mules": b"1"}  # type: ignore[attr-defined]
+        module.worker_id = lambda: 0  # type: ignore[attr-defined]
+        module.mule_id = lambda mule=mule: mule  # type: ignore[attr-defined, misc]
+        module.i_am_the_spooler = lambda spooler=spooler: spooler  # type: ignore[attr-defined, misc]
+        UwsgiWorkers(Lifecycle(), import_module=lambda name, module=module: module).install()
+        module.post_fork_hook()  # type: ignore[attr-defined]
+    assert "pyrospan: " not in capsys.readouterr().err
+
+
 # A child forked from C, as uWSGI forks its workers: no PyOS_BeforeFork in the parent, so
 # the import lock is free at the fork (or held, when a thread of the parent held it then).
 FORKED_FROM_C = textwrap.dedent(
