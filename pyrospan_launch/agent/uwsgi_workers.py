@@ -183,6 +183,13 @@ class UwsgiWorkers:
             )
         elif not _truthy((getattr(module, "opt", None) or {}).get(FORK_HOOKS_OPTION)):
             log.warning(_without_fork_hooks(getattr(module, "opt", None) or {}))
+        elif runs_mules(getattr(module, "opt", None) or {}):
+            # Set by the user, or by the launcher where it saw no mule (an included file).
+            log.warning(
+                "uWSGI 2.0 crashes its mules under --py-call-uwsgi-fork-hooks (it forks them "
+                "without the GIL), with or without pyrospan-run; set "
+                f"{uwsgi_options.FORK_HOOKS_VARIABLE}=false and drop the flag to keep them"
+            )
 
 
 def runs_mules(options: Mapping[str, object]) -> bool:

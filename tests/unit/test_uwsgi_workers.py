@@ -147,6 +147,22 @@ def test_with_mules_the_line_says_why_the_fork_hooks_are_off(
     assert "add --py-call-uwsgi-fork-hooks" not in err
 
 
+def test_mules_under_the_fork_hooks_flag_are_named_with_what_to_set(
+    no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
+    module = types.ModuleType("uwsgi")
+    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
+    module.opt = {"mules": b"2", FORK_HOOKS: True}  # type: ignore[attr-defined]
+    module.worker_id = lambda: 1  # type: ignore[attr-defined]
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    module.post_fork_hook()  # type: ignore[attr-defined]
+    err = capsys.readouterr().err
+    assert err.count("pyrospan: ") == 1
+    assert "crashes its mules under --py-call-uwsgi-fork-hooks" in err
+    assert "UWSGI_PY_CALL_UWSGI_FORK_HOOKS=false" in err
+
+
 def test_a_mule_or_the_spooler_leaves_the_line_to_the_first_worker(
     no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
