@@ -91,17 +91,28 @@ def test_threads_disabled_before_2_0_27_without_a_thread_flag(
     assert threads_disabled(module) is disabled
 
 
+def run_worker_hook(
+    options: dict[str, object],
+    version: tuple[object, ...] = (2, 0, 31, 0, ""),
+    times: int = 1,
+    **functions: object,
+) -> None:
+    """A worker of a fake uWSGI with ``uwsgi.opt`` = ``options`` runs its post-fork hook."""
+    module = types.ModuleType("uwsgi")
+    module.version_info = version  # type: ignore[attr-defined]
+    module.opt = options  # type: ignore[attr-defined]
+    for name, function in functions.items():
+        setattr(module, name, function)
+    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
+    for _ in range(times):
+        module.post_fork_hook()  # type: ignore[attr-defined]
+
+
 def test_a_worker_without_threads_says_which_flag_to_add(
     no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
-    module = types.ModuleType("uwsgi")
-    module.version_info = (2, 0, 21, 0, "")  # type: ignore[attr-defined]
-    module.opt = {}  # type: ignore[attr-defined]
-    module.worker_id = lambda: 1  # type: ignore[attr-defined]
-    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
-    module.post_fork_hook()  # type: ignore[attr-defined]
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    run_worker_hook({}, (2, 0, 21, 0, ""), times=2, worker_id=lambda: 1)
     err = capsys.readouterr().err
     assert err.count("pyrospan: ") == 1
     assert "add --enable-threads" in err
@@ -116,11 +127,7 @@ def test_a_worker_forked_without_python_fork_hooks_names_the_flag(
     warned: bool,
 ) -> None:
     monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
-    module = types.ModuleType("uwsgi")
-    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
-    module.opt = options  # type: ignore[attr-defined]
-    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    run_worker_hook(options)
     err = capsys.readouterr().err
     assert ("add --py-call-uwsgi-fork-hooks" in err) is warned
     assert err.count("pyrospan: ") == int(warned)
@@ -135,12 +142,7 @@ def test_with_mules_the_line_says_why_the_fork_hooks_are_off(
 ) -> None:
     # The flag would crash the mules: the line does not ask for it.
     monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
-    module = types.ModuleType("uwsgi")
-    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
-    module.opt = options  # type: ignore[attr-defined]
-    module.worker_id = lambda: 1  # type: ignore[attr-defined]
-    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    run_worker_hook(options, worker_id=lambda: 1)
     err = capsys.readouterr().err
     assert err.count("pyrospan: ") == 1
     assert "as its mules crash under --py-call-uwsgi-fork-hooks" in err
@@ -151,12 +153,7 @@ def test_mules_under_the_fork_hooks_flag_are_named_with_what_to_set(
     no_uwsgi_module: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
-    module = types.ModuleType("uwsgi")
-    module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
-    module.opt = {"mules": b"2", FORK_HOOKS: True}  # type: ignore[attr-defined]
-    module.worker_id = lambda: 1  # type: ignore[attr-defined]
-    UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    run_worker_hook({"mules": b"2", FORK_HOOKS: True}, worker_id=lambda: 1)
     err = capsys.readouterr().err
     assert err.count("pyrospan: ") == 1
     assert "crashes its mules under --py-call-uwsgi-fork-hooks" in err
@@ -168,14 +165,12 @@ def test_a_mule_or_the_spooler_leaves_the_line_to_the_first_worker(
 ) -> None:
     monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: None)
     for mule, spooler in ((1, False), (0, True)):
-        module = types.ModuleType("uwsgi")
-        module.version_info = (2, 0, 31, 0, "")  # type: ignore[attr-defined]
-        module.opt = {"mules": b"1"}  # type: ignore[attr-defined]
-        module.worker_id = lambda: 0  # type: ignore[attr-defined]
-        module.mule_id = lambda mule=mule: mule  # type: ignore[attr-defined, misc]
-        module.i_am_the_spooler = lambda spooler=spooler: spooler  # type: ignore[attr-defined, misc]
-        UwsgiWorkers(Lifecycle(), import_module=lambda name, module=module: module).install()
-        module.post_fork_hook()  # type: ignore[attr-defined]
+        run_worker_hook(
+            {"mules": b"1"},
+            worker_id=lambda: 0,
+            mule_id=lambda mule=mule: mule,
+            i_am_the_spooler=lambda spooler=spooler: spooler,
+        )
     assert "pyrospan: " not in capsys.readouterr().err
 
 
