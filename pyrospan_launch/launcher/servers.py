@@ -76,7 +76,8 @@ def uwsgi_mules(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     """Whether the uWSGI command starts mules: its options, ``UWSGI_*`` variables, config files.
 
     The files are read as text, line by line (no include or placeholder is followed): a
-    mule they do not show starts with the fork hooks and crashes, as without pyrospan-run.
+    mule they do not show starts under the fork hooks and crashes, and the first worker
+    names the variable to set (agent/uwsgi_workers).
     """
     for name in uwsgi_options.MULES:
         value = option(argv, f"--{name}")
@@ -96,9 +97,14 @@ def uwsgi_mules(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     return False
 
 
+def _fork_hooks_chosen(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether the user set uWSGI's fork hooks flag, on or off: the launcher leaves it."""
+    return UWSGI_FORK_HOOKS in environ or f"--{uwsgi_options.FORK_HOOKS}" in argv
+
+
 def _uwsgi(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     lazy = "--lazy-apps" in argv or "--lazy" in argv
-    if uwsgi_mules(argv, environ) and UWSGI_FORK_HOOKS not in environ:
+    if not _fork_hooks_chosen(argv, environ) and uwsgi_mules(argv, environ):
         hooks = (
             "not told to run Python's fork hooks, as its mules crash under "
             "--py-call-uwsgi-fork-hooks (uWSGI 2.0); each worker runs them itself"
@@ -174,8 +180,7 @@ def environment(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
     """Variables the server ``argv`` starts needs in its environment (none for most)."""
     if (
         program(argv).startswith("uwsgi")
-        and UWSGI_FORK_HOOKS not in environ
-        and f"--{uwsgi_options.FORK_HOOKS}" not in argv
+        and not _fork_hooks_chosen(argv, environ)
         and not uwsgi_mules(argv, environ)
     ):
         return {UWSGI_FORK_HOOKS: "true"}

@@ -122,3 +122,8 @@ def test_uwsgi_with_mules_is_not_told_to_run_the_fork_hooks(tmp_path: Path) -> N
     assert environment(["uwsgi", "--ini", str(config)], {}) == {}
     line = describe(["uwsgi", "--master", "--mules", "1", "--die-on-term"], {})
     assert line is not None and "not told to run Python's fork hooks, as its mules" in line
+    # The user's own choice stands, and the line does not say otherwise.
+    chosen = ["uwsgi", "--mules", "1", "--py-call-uwsgi-fork-hooks", "--die-on-term"]
+    assert environment(chosen, {}) == {}
+    line = describe(chosen, {})
+    assert line is not None and "told to run Python's fork hooks (" in line
