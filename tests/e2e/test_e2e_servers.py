@@ -235,13 +235,15 @@ def test_uwsgi_workers_run_the_stack_sampler_and_end_without_a_crash(
     _, err = stop_with_sigterm(process)
     assert process.returncode == 0 and not crashes(err), err
     # The master never finalizes Python (uWSGI runs no atexit hooks there): the guard stops
-    # its sampler before exit() destroys the native module, and sends its last window
-    # (the app's import, unless the workers load it).
+    # its sampler before exit() destroys the native module, and sends its last window: the
+    # app's import, hundreds of milliseconds of CPU (with --lazy-apps the workers import it,
+    # and the master's window may hold no sample).
     master = str(process.pid)
     assert f"pyrospan[debug pid={master}]: exit: profiles" in err, err
-    assert receiver.wait_for(
-        lambda r: any(s.labels.get("pid") == master for s in r.samples()), timeout=5
-    ), "no sample of the master"
+    if mode != "lazy-apps":
+        assert receiver.wait_for(
+            lambda r: any(s.labels.get("pid") == master for s in r.samples()), timeout=5
+        ), "no sample of the master"
     restarted = [line for line in err.splitlines() if "profiler restarted" in line]
     moved = [line for line in err.splitlines() if "py-spy samples this worker" in line]
     if mode == "threads" and sys.version_info >= (3, 12):
