@@ -126,7 +126,27 @@ class NativeExitGuard:
         if self._armed_in != os.getpid():
             return  # inherited from the parent: the child armed its own
         self._armed_in = 0
+        _hold_ending_signals()
         try:
             self._stop()
         except Exception as exc:  # at exit, nothing is left to fall back on
             log.warning(f"exit: the last spans and profiles were not sent ({exc})")
+
+
+def _hold_ending_signals() -> None:
+    """Keep the signals that end a uWSGI process pending on this thread until it exits.
+
+    A uWSGI worker that ends by itself (``--max-requests``) can be told to stop while the
+    flush runs: its handler calls ``exit()`` again, which runs the rest of the exit
+    handlers (the native module's destructors among them) under the running flush, and
+    the process crashed.  Left blocked, the signal finds no thread to run on (pyrospan-run's
+    threads block it too), and the process ends once the flush is done.  Not restored:
+    delivered at once, it would end the process from inside this callback.
+    """
+    import signal
+
+    ending = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, ending)
+    except (OSError, ValueError) as exc:  # pragma: no cover - Linux always has it
+        log.debug(f"exit: signals not held during the flush: {exc}")

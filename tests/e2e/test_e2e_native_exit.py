@@ -38,3 +38,12 @@ def test_the_guard_stops_once_in_each_armed_process_and_never_crashes(
     if child == "arms":
         expected.insert(0, f"stopped in {child_pid}")
     assert stopped == expected, lines
+
+
+def test_a_stop_signal_during_the_flush_waits_for_it() -> None:
+    # Its handler calls exit() again: without the guard holding it, the rest of the exit
+    # handlers (the native destructors) ran under the flush, and the process ended there.
+    code, lines = run_guard("-", "signalled")
+    pid = lines[0].split()[1]
+    assert lines == [f"parent {pid}", f"stopped in {pid}; destroyed meanwhile: False"], code
+    assert code == 0

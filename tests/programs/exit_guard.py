@@ -3,16 +3,41 @@
 ``python exit_guard.py CHILD PARENT``: CHILD is ``finalizes`` (the child ends through
 Python's finalization without arming) or ``arms`` (the child arms its own guard, then
 finalizes); PARENT is ``finalizes`` or ``c-exit`` (the C library's ``exit()`` while
-Python runs, as uWSGI ends its processes).
+Python runs, as uWSGI ends its processes), or ``signalled`` (no fork: a SIGTERM whose
+handler calls ``exit()`` arrives while the guard flushes, as in a uWSGI worker that ends by
+itself and is told to stop).
 """
 
 import ctypes
 import os
+import signal
 import sys
+import time
 
 from pyrospan_launch.agent.native_exit import NativeExitGuard
 
 child_ends, parent_ends = sys.argv[1:3]
+libc = ctypes.CDLL(None)
+
+if parent_ends == "signalled":
+    # uWSGI's worker handler: SIGTERM calls exit() (end_me), here while the guard flushes;
+    # a C exit callback registered first stands for the native module's destructors.
+    destroyed = []
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    libc.signal(signal.SIGTERM, ctypes.cast(libc.exit, ctypes.c_void_p))
+    on_exit = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: destroyed.append(True))
+    getattr(libc, "__cxa_atexit")(on_exit, None, None)
+
+    def stop() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        print(f"stopped in {os.getpid()}; destroyed meanwhile: {bool(destroyed)}", flush=True)
+
+    guard = NativeExitGuard(stop)
+    assert guard.arm()
+    print(f"parent {os.getpid()}", flush=True)
+    libc.exit(0)
+
 guard = NativeExitGuard(lambda: print(f"stopped in {os.getpid()}", flush=True))
 assert guard.arm()
 pid = os.fork()
