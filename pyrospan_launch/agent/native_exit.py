@@ -50,12 +50,11 @@ _EXIT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 class _Registration:
     """One ``__cxa_atexit`` entry: the C callback and the handle that names it."""
 
-    def __init__(self, callback: object, pid: int) -> None:
+    def __init__(self, callback: object) -> None:
         # Both must outlive the entry: ctypes frees the callback with its object, and the
         # handle's address is what tells this entry from every other.
         self.callback = callback
         self.handle = ctypes.c_char()
-        self.pid = pid
 
     @property
     def address(self) -> int:
@@ -93,7 +92,7 @@ class NativeExitGuard:
         self.release()
         register.argtypes = (_EXIT_CALLBACK, ctypes.c_void_p, ctypes.c_void_p)
         register.restype = ctypes.c_int
-        registration = _Registration(_EXIT_CALLBACK(self._run), pid)
+        registration = _Registration(_EXIT_CALLBACK(self._run))
         if register(registration.callback, None, registration.address) != 0:
             return False
         self._registrations.append(registration)
