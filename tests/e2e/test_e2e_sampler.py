@@ -268,18 +268,20 @@ def test_an_asgi_request_that_burns_before_awaiting_keeps_the_stack_sampler(
         ), linked_ms(receiver, span.span_id, "handle_work")
 
 
-def test_an_aiohttp_handler_that_burns_before_awaiting_is_labelled_from_the_second_request(
+@pytest.mark.otel  # the oldest instrumentation set has only the module's own middleware
+def test_an_aiohttp_handler_that_burns_before_awaiting_is_labelled_from_the_first_request(
     receiver: RecordingReceiver,
 ) -> None:
     # aiohttp's handler runs in the task step that the server middleware opens the request
-    # span in, inside no marker of pyrospan-run's.  The first request teaches the handler
-    # task's function; every later request's opening step runs in an opening marker.
+    # span in.  The middleware hands it on inside the span's marker (aiohttp_frames), so
+    # the very first request (wait_for_http's) is labelled whole, before anything learned.
     program = [PYROSPAN_RUN, sys.executable, str(PROGRAMS / "aiohttp_service.py"), "{port}"]
     err = serve_and_get(receiver, "aio", program, "/work", 4)
     assert switch_lines(err) == [] and "Stack sampler cannot label" not in err, err
-    spans = [s for s in receiver.root_spans() if s.name == "GET /work"]
+    # "GET /work"; the oldest instrumentation names the span by its path alone.
+    spans = [s for s in receiver.root_spans() if s.name in ("GET /work", "/work")]
     assert len(spans) == 5, [s.name for s in receiver.root_spans()]  # wait_for_http's too
-    for span in spans[1:]:
+    for span in spans:
         assert receiver.wait_for(
             lambda r, s=span.span_id: linked_ms(r, s, "burn_before_await") >= 60, timeout=10
         ), linked_ms(receiver, span.span_id, "burn_before_await")

@@ -1,9 +1,9 @@
 """An aiohttp server whose handler burns CPU before its first await and after it.
 
-aiohttp runs a request's handler in a task step that OpenTelemetry's server middleware
-opens the request span in, and no server frame of pyrospan-run's wraps it: the opening
-step runs in no span marker.  ``/work`` burns 80 ms in ``burn_before_await``, awaits,
-then 40 ms in ``burn_after_await``.
+aiohttp runs a request's handler in the task step that OpenTelemetry's server middleware
+opens the request span in: that step began outside any span, so only a marker that the
+middleware's call of the handler runs in (aiohttp_frames) labels it.  ``/work`` burns
+80 ms in ``burn_before_await``, awaits, then 40 ms in ``burn_after_await``.
 
     pyrospan-run python aiohttp_service.py PORT
 """

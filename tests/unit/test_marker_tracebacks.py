@@ -25,6 +25,7 @@ import pytest
 from tag_recorder import TagRecorder
 
 from pyrospan_launch.agent.spans import handoff, task_steps
+from pyrospan_launch.agent.spans.aiohttp_frames import framed_middleware
 from pyrospan_launch.agent.spans.asgi_frames import framed_app
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import (
@@ -205,6 +206,32 @@ def test_the_asgi_wrapper_and_its_async_marker_leave_no_entry() -> None:
     framed = asyncio.run(call(framed_app(app)))
     assert without_ours(no_marker(names(framed))) == names(plain)
     assert framed_app(app).__wrapped__ is app
+
+
+def test_the_aiohttp_middleware_wrapper_and_its_handler_wrapper_leave_no_entry() -> None:
+    node = root()
+
+    async def handler(request: Any) -> None:
+        raise ValueError("handler failed")
+
+    async def middleware(request: Any, handler: Any) -> Any:  # as OpenTelemetry's awaits it
+        token = CURRENT.set(node)
+        try:
+            return await handler(request)
+        finally:
+            CURRENT.reset(token)
+
+    async def call(chain: Any) -> BaseException:
+        try:
+            await chain(None, handler=handler)  # as aiohttp calls a middleware
+        except ValueError as exc:
+            return exc
+        raise AssertionError("nothing raised")
+
+    plain = asyncio.run(call(middleware))
+    framed = asyncio.run(call(framed_middleware(middleware)))
+    assert without_ours(no_marker(names(framed))) == names(plain)
+    assert framed_middleware(middleware).__wrapped__ is middleware
 
 
 def test_an_async_marker_alone_leaves_no_entry() -> None:

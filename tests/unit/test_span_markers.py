@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import opentelemetry.context
@@ -20,6 +21,7 @@ from tag_recorder import TagRecorder
 from test_span_profiles import Linked, hex_id
 
 from pyrospan_launch.agent.spans import span_context
+from pyrospan_launch.agent.spans.aiohttp_frames import framed_middleware, patch_aiohttp_server
 from pyrospan_launch.agent.spans.asgi_frames import framed_app
 from pyrospan_launch.agent.spans.handoff import run_as
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch
@@ -152,6 +154,73 @@ def test_asgi_app_is_awaited_inside_the_request_spans_async_marker(framed: Linke
     assert [step_tags for _, step_tags in seen[1:3]] == [{}, {}]
     assert step_markers == [None]
     assert len(seen[3][0]) == 1 and seen[3][1] == {}  # after the app: the step's own marker
+
+
+def test_an_aiohttp_handler_is_awaited_inside_the_request_spans_async_marker(
+    framed: Linked,
+) -> None:
+    tracer, tags, _, switch = framed
+    seen: list[tuple[list[tuple[str, str, str]], dict[str, str]]] = []
+    step_markers: list[object] = []
+    spans: list[str] = []
+
+    async def handler(request: object) -> str:
+        seen.append((markers_on_stack(), tags.current()))  # the step the span opened in
+        for _ in range(2):
+            await asyncio.sleep(0)
+            seen.append((markers_on_stack(), tags.current()))
+        return "response"
+
+    async def otel_middleware(request: object, handler: object) -> object:
+        # What OpenTelemetry's aiohttp server middleware does around the handler.
+        with tracer.start_as_current_span("GET /x") as span:
+            spans.append(hex_id(span))
+            response = await handler(request)  # type: ignore[operator]
+            node = CURRENT.get()
+            assert node is not None
+            step_markers.append(node.step_marker)
+            return response
+
+    otel_middleware.__middleware_version__ = 1  # type: ignore[attr-defined]
+    middleware = framed_middleware(otel_middleware, stepping_coroutine)
+    assert middleware.__middleware_version__ == 1  # aiohttp calls it new-style, as before
+
+    async def main() -> object:
+        asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
+        return await asyncio.create_task(middleware(object(), handler=handler))
+
+    assert asyncio.run(main()) == "response"
+    # Every step of the handler, the first included: the async marker alone, and no step
+    # marker made (one marker code per request).  The later steps set no tag either.
+    assert [markers for markers, _ in seen] == [[(spans[0], "GET /x", "")]] * 3
+    assert [step_tags for _, step_tags in seen[1:]] == [{}, {}]
+    assert step_markers == [None]
+
+
+def test_the_aiohttp_server_instrumentation_is_patched_in_both_its_forms() -> None:
+    async def middleware(request: object, handler: object) -> object:
+        return await handler(request)  # type: ignore[operator]
+
+    middleware.__middleware_version__ = 1  # type: ignore[attr-defined]
+    made: list[object] = []
+
+    def create_aiohttp_middleware(tracer_provider: object = None) -> object:
+        made.append(tracer_provider)
+        return middleware
+
+    module = types.ModuleType("opentelemetry.instrumentation.aiohttp_server")
+    module.middleware = middleware  # type: ignore[attr-defined]
+    module.create_aiohttp_middleware = create_aiohttp_middleware  # type: ignore[attr-defined]
+    patch_aiohttp_server(module)
+    patch_aiohttp_server(module)  # a second import hook call changes nothing
+    created = module.create_aiohttp_middleware(tracer_provider="provider")
+    assert made == ["provider"]
+    for framed_one in (module.middleware, created):
+        assert framed_one.__wrapped__ is middleware
+        assert framed_one.__middleware_version__ == 1
+
+    with pytest.raises(RuntimeError, match="has no middleware to frame"):
+        patch_aiohttp_server(types.ModuleType("opentelemetry.instrumentation.aiohttp_server"))
 
 
 def burn(seconds: float) -> None:

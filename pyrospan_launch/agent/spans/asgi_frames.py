@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from pyrospan_launch.agent.spans.labels import CURRENT
-from pyrospan_launch.agent.spans.span_markers import async_marker_of, hidden, hide
+from pyrospan_launch.agent.spans.span_markers import async_marker_of, hidden, hidden_inner, hide
 from pyrospan_launch.common import log
 
 _PATCHED = "__pyrospan_patched__"
@@ -42,13 +42,13 @@ def _no_coroutine() -> Any:
 
 
 def framed_app(app: Any, stepping_coroutine: Callable[[], Any] = _no_coroutine) -> Any:
-    """``app`` (an ASGI callable) awaited inside the marker of the root span running it.
+    """``app`` (an ASGI app, or an aiohttp handler) awaited inside its root span's marker.
 
     ``stepping_coroutine`` returns the labelled coroutine of the running task
     (task_steps.stepping_coroutine): that task's later steps then need no marker of their own.
     """
 
-    async def app_in_root_span(scope: Any, receive: Any, send: Any) -> Any:
+    async def app_in_root_span(*args: Any, **kwargs: Any) -> Any:
         node = _current_get()
         chained = False
         try:
@@ -63,8 +63,8 @@ def framed_app(app: Any, stepping_coroutine: Callable[[], Any] = _no_coroutine) 
                         chained = True
                     # The rest of the step that opened the span runs inside the marker.
                     node.opened_cpu = None
-                    return await marker(app, scope, receive, send)
-            return await app(scope, receive, send)
+                    return await marker(app, *args, **kwargs)
+            return await app(*args, **kwargs)
         except BaseException as exc:
             exc.__traceback__ = hide(exc.__traceback__)
             raise
@@ -72,9 +72,11 @@ def framed_app(app: Any, stepping_coroutine: Callable[[], Any] = _no_coroutine) 
             if chained and node is not None:
                 node.awaited_in = None  # steps after the app returned get their own marker
 
-    hidden(app_in_root_span)
     app_in_root_span.__wrapped__ = app  # type: ignore[attr-defined]
     return app_in_root_span
+
+
+hidden_inner(framed_app, "app_in_root_span")  # aiohttp makes one per request (aiohttp_frames)
 
 
 _FRAMED = "_pyrospan_framed_app"

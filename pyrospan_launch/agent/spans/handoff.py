@@ -25,7 +25,7 @@ from types import CoroutineType, ModuleType
 from pyrospan_launch.agent.spans.labels import CURRENT, LabelSwitch, RootLabels
 from pyrospan_launch.agent.spans.span_markers import (
     hidden,
-    hidden_code,
+    hidden_inner,
     hide,
     marker_of,
 )
@@ -88,10 +88,8 @@ def in_current_root_span(func: Callable[..., T], switch: LabelSwitch) -> Callabl
     return in_root_span
 
 
-# Every wrapper that run_as (or in_current_root_span) makes shares one code object: it
-# is registered with hide() once, here, not on each call.
-for _maker, _name in ((run_as, "labelled"), (in_current_root_span, "in_root_span")):
-    hidden_code(next(c for c in _maker.__code__.co_consts if getattr(c, "co_name", "") == _name))
+hidden_inner(run_as, "labelled")
+hidden_inner(in_current_root_span, "in_root_span")
 
 
 @hidden
@@ -331,6 +329,14 @@ def _patch_asgi(module: ModuleType, switch: LabelSwitch) -> None:
         patch_asgi_middleware(module, stepping_coroutine)
 
 
+def _patch_aiohttp_server(module: ModuleType, switch: LabelSwitch) -> None:
+    """OpenTelemetry's aiohttp server middleware awaits handlers inside the request's marker."""
+    if switch.frames:
+        from pyrospan_launch.agent.spans.aiohttp_frames import patch_aiohttp_server
+
+        patch_aiohttp_server(module, stepping_coroutine)
+
+
 def _patch_fastapi(module: ModuleType, switch: LabelSwitch) -> None:
     """FastAPI awaits endpoints inside the request's marker frame, near the leaf too.
 
@@ -358,6 +364,7 @@ _HOOKS: dict[str, Callable[[ModuleType, LabelSwitch], None]] = {
     "anyio._backends._asyncio": _patch_anyio_asyncio,
     "anyio._backends._trio": _patch_anyio_trio,
     "opentelemetry.instrumentation.asgi": _patch_asgi,
+    "opentelemetry.instrumentation.aiohttp_server": _patch_aiohttp_server,
     "fastapi.routing": _patch_fastapi,
 }
 

@@ -90,6 +90,15 @@ def hidden_code(code: types.CodeType) -> None:
     _OWN_CODES.add(code)
 
 
+def hidden_inner(maker: Callable[..., Any], name: str) -> None:
+    """Register the code of the function ``name`` that ``maker`` defines and returns.
+
+    Every function ``maker`` makes shares that one code object: registered once, at
+    import, not on each call (some are made per request).
+    """
+    hidden_code(next(c for c in maker.__code__.co_consts if getattr(c, "co_name", "") == name))
+
+
 # The templates of every marker: whatever passes through one leaves it without the
 # marker's entry (see hide).  The frame also lets go of its arguments, which hold the
 # exception when one is thrown into a coroutine: a frame object of the traceback keeps
