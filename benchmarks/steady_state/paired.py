@@ -15,7 +15,7 @@ with its profiler off (``--against off``, the profiler's whole cost) or
 opentelemetry-instrument (``--against otel``).  Both servers are busy: each saturates
 its CPU with the load beside it.
 
-    python benchmarks/steady_state/paired.py [--apps flask,fastapi,async] [--rounds 6]
+    python benchmarks/steady_state/paired.py [--apps flask,fastapi,aiohttp,async] [--rounds 6]
         [--seconds 6] [--samplers stack] [--against off|otel] [--depth 30]
 
 ``--threads`` also prints where each variant's CPU per request goes, thread by thread
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--samplers", default="stack")
-    parser.add_argument("--apps", default=",".join(APPS), help="flask,fastapi,async")
+    parser.add_argument("--apps", default=",".join(APPS), help="flask,fastapi,aiohttp,async")
     parser.add_argument("--against", choices=("off", "otel"), default="off")
     parser.add_argument("--depth", type=int, default=30, help="the async service's layers")
     parser.add_argument(

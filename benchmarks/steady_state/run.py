@@ -5,7 +5,8 @@ per sampler (``PYROSPAN_SAMPLER``: ``stack``, ``pyspy``; span labels from marker
 through the relay) and under pyrospan-run with its profiler off
 (``PYROSPAN_PROFILING=false``), with the same instrumentation packages, and loaded from
 this process over loopback.  The apps: Flask under gunicorn (two sync workers) and
-FastAPI under uvicorn (the examples), and a busy async service with realistic stacks
+FastAPI under uvicorn (the examples), the FastAPI example's endpoint served by aiohttp
+(``aiohttp_app.py``), and a busy async service with realistic stacks
 (the attribution benchmark's FastAPI service under uvicorn, its endpoints burning 20
 chunks of 0.3 ms with an ``await`` between them, ``--depth`` frames of async layers
 below each endpoint), served under pyrospan-run only.  Rounds interleave the variants
@@ -25,7 +26,7 @@ machinery (marker frames, the label switch, the relay) and the profiler's fixed 
 and the rest of the on/off ratio is the samples.
 
     python benchmarks/steady_state/run.py [--rounds 3] [--seconds 6] [--samplers stack,pyspy]
-        [--apps flask,fastapi,async] [--variants "NAME;NAME"] [--pin] [--split]
+        [--apps flask,fastapi,aiohttp,async] [--variants "NAME;NAME"] [--pin] [--split]
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ PYROSPAN = str(BIN / "pyrospan-run")
 OTEL = "opentelemetry-instrument"
 UNINSTRUMENTED = "uninstrumented"
 OFF = "pyrospan-run, profiler off"
-FLASK, FASTAPI, ASYNC = "flask", "fastapi", "async"
+FLASK, FASTAPI, AIOHTTP, ASYNC = "flask", "fastapi", "aiohttp", "async"
 TITLES = {
     FLASK: "Flask + gunicorn (2 sync workers)",
     FASTAPI: "FastAPI + uvicorn",
+    AIOHTTP: "aiohttp (the FastAPI example's endpoint)",
     ASYNC: "busy async service (FastAPI + uvicorn, realistic stacks)",
 }
 APPS = {
@@ -74,6 +76,10 @@ APPS = {
             str(BIN / "uvicorn"), "--app-dir", str(ROOT / "examples" / "fastapi_app"),
             "--port", "{port}", "--log-level", "warning", "app:app",
         ],
+        "/recommendations?products=800",
+    ),
+    AIOHTTP: (
+        [str(BIN / "python"), str(HERE / "aiohttp_app.py"), "{port}"],
         "/recommendations?products=800",
     ),
     ASYNC: (
@@ -186,7 +192,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--depth", type=int, default=30, help="the async service's layers")
-    parser.add_argument("--apps", default=",".join(APPS), help="flask,fastapi,async")
+    parser.add_argument("--apps", default=",".join(APPS), help="flask,fastapi,aiohttp,async")
     parser.add_argument(
         "--variants", default="", help="only these variants (names as printed), separated by ';'"
     )
