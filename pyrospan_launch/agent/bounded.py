@@ -110,6 +110,20 @@ class Standby:
                     helper.go.release()
                 helper.told = True
 
+    def wait_for(self, name: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds more for the call ``name``; True once it has ended.
+
+        For a call that must not be abandoned after all: past the deadline, the caller
+        decides what to do with a call still running.  A call never begun counts as ended.
+        """
+        for helper in self._helpers:
+            if helper.name != name or not helper.told or helper.finished:
+                continue
+            if not helper.done.acquire(timeout=max(0.0, timeout)):
+                return False
+            helper.done.release()
+        return True
+
     def wait(self) -> list[str]:
         """Wait until every call begun has finished or the deadline passed.
 

@@ -188,6 +188,15 @@ class Lifecycle:
         if interrupted:
             _still_die_of_sigint()
 
+    def finish_exit_call(self, name: str, timeout: float) -> bool:
+        """After :meth:`flush_at_exit`: wait up to ``timeout`` more seconds for ``name``.
+
+        True when that call has ended (or never ran).  For a call whose abandoned helper
+        must not outlive what the process does next.
+        """
+        standby = self._standby
+        return standby is None or standby.wait_for(name, timeout)
+
     def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"
         if unfinished:

@@ -42,9 +42,8 @@ from collections.abc import Callable
 from pyrospan_launch.common import log
 
 # ``__cxa_atexit(func, arg, dso)``: what ``atexit()`` calls (glibc exports no ``atexit``
-# symbol).  ``__cxa_finalize`` calls ``func(arg, status)``: the extra argument is ignored
-# by the calling conventions of the platforms pyroscope-io ships for.
-_EXIT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+# symbol).  glibc calls ``func(arg, status)``: ``exit()``'s status, 0 from ``__cxa_finalize``.
+_EXIT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)
 
 
 class _Registration:
@@ -62,7 +61,12 @@ class _Registration:
 
 
 class NativeExitGuard:
-    """Runs ``stop`` from a C ``atexit()`` callback, once, in the process that armed it."""
+    """Runs ``stop`` from a C ``atexit()`` callback, once, in the process that armed it.
+
+    ``stop`` returns False when native code that the remaining exit handlers would destroy
+    still runs (a flush past its deadline): the process then ends at once, with ``exit()``'s
+    status, without them.  A crash would lose as much and say less.
+    """
 
     def __init__(self, stop: Callable[[], object]) -> None:
         self._stop = stop
@@ -121,15 +125,18 @@ class NativeExitGuard:
             finalize(registration.address)
         self._armed_in = 0
 
-    def _run(self, _arg: object) -> None:
+    def _run(self, _arg: object, status: int) -> None:
         if self._armed_in != os.getpid():
             return  # inherited from the parent: the child armed its own
         self._armed_in = 0
         _hold_ending_signals()
         try:
-            self._stop()
+            settled = self._stop()
         except Exception as exc:  # at exit, nothing is left to fall back on
             log.warning(f"exit: the last spans and profiles were not sent ({exc})")
+            return
+        if settled is False:
+            os._exit(status)
 
 
 def _hold_ending_signals() -> None:

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 # Seconds the exit flush waits for the relay's last pushes (the lifecycle allows 0.5 s in
 # all; what is left is for the one summary line).
 _EXIT_DRAIN = 0.4
+# Seconds the last profile's flush may run on, past the exit deadline, before uWSGI's
+# exit() goes on to destroy pyroscope-io's native module (Profiler._flush_before_native_exit).
+_NATIVE_EXIT_GRACE = 5.0
+_LAST_WINDOW = "profiles"  # the exit call that sends the last profile window
 # Seconds the app waits for the move from the Stack sampler to py-spy.
 _SWITCH_WAIT = 0.5
 # Marker code objects kept alive under the Stack sampler (span_markers.KeptCodes).
@@ -277,7 +281,7 @@ class Profiler:
         self._lifecycle.after_fork_in_child(self.restart_in_child)
         self._handover.install()
         # Sends the last profile window; pyroscope-io's own exit handler has no deadline.
-        self._lifecycle.on_exit("profiles", self.send_last_window)
+        self._lifecycle.on_exit(_LAST_WINDOW, self.send_last_window)
         self._guard_uwsgi_exit()  # a uWSGI master ends through exit() and never finalizes
         config = self.config
         how = f"through the relay at {relay.address}" if relay is not None else "directly"
@@ -540,12 +544,29 @@ class Profiler:
         if not in_uwsgi():
             return
         if self._exit_guard is None:
-            self._exit_guard = NativeExitGuard(self._lifecycle.flush_at_exit)
+            self._exit_guard = NativeExitGuard(self._flush_before_native_exit)
         if not self._exit_guard.arm():
             self.move_to_pyspy(
                 "the Stack sampler cannot be stopped before uWSGI's exit in this process",
                 force=True,
             )
+
+    def _flush_before_native_exit(self) -> bool:
+        """The exit flush, from uWSGI's ``exit()``; False if pyroscope-io's stop still runs.
+
+        Past the flush's deadline the last window's helper may still be inside
+        pyroscope-io's native shutdown, and ``exit()`` destroys that module next, under it
+        (a worker died of SIGSEGV on a loaded machine).  So it gets longer here: the window
+        is worth the wait.  If even that runs out, the guard ends the process at once.
+        """
+        self._lifecycle.flush_at_exit()
+        if self._lifecycle.finish_exit_call(_LAST_WINDOW, _NATIVE_EXIT_GRACE):
+            return True
+        log.warning(
+            f"exit: pyroscope-io's stop was still running after {_NATIVE_EXIT_GRACE:g} s more; "
+            "the process ends now, without the exit handlers that would destroy it meanwhile"
+        )
+        return False
 
     def send_last_window(self) -> None:
         import pyroscope

@@ -47,3 +47,12 @@ def test_a_stop_signal_during_the_flush_waits_for_it() -> None:
     pid = lines[0].split()[1]
     assert lines == [f"parent {pid}", f"stopped in {pid}; destroyed meanwhile: False"], code
     assert code == 0
+
+
+def test_a_flush_still_running_native_code_ends_the_process_before_the_destructors() -> None:
+    # Past its deadline the last window's flush may still be inside pyroscope-io: the
+    # handlers registered before the guard (the module's destructors) must not run under
+    # it.  The process ends with exit()'s own status instead.
+    code, lines = run_guard("-", "unsettled")
+    assert code == 7, lines
+    assert len(lines) == 1 and lines[0].startswith("stopped in "), lines  # never "destroyed"

@@ -5,7 +5,8 @@ Python's finalization without arming) or ``arms`` (the child arms its own guard,
 finalizes); PARENT is ``finalizes`` or ``c-exit`` (the C library's ``exit()`` while
 Python runs, as uWSGI ends its processes), or ``signalled`` (no fork: a SIGTERM whose
 handler calls ``exit()`` arrives while the guard flushes, as in a uWSGI worker that ends by
-itself and is told to stop).
+itself and is told to stop), or ``unsettled`` (no fork: the flush reports native code still
+running, and ``exit(7)`` must end the process before the handlers registered earlier).
 """
 
 import ctypes
@@ -37,6 +38,18 @@ if parent_ends == "signalled":
     assert guard.arm()
     print(f"parent {os.getpid()}", flush=True)
     libc.exit(0)
+
+if parent_ends == "unsettled":
+    on_exit = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: print("destroyed", flush=True))
+    getattr(libc, "__cxa_atexit")(on_exit, None, None)  # the native module's destructors
+
+    def unsettled() -> bool:
+        print(f"stopped in {os.getpid()}", flush=True)
+        return False  # as Profiler._flush_before_native_exit when pyroscope-io still stops
+
+    guard = NativeExitGuard(unsettled)
+    assert guard.arm()
+    libc.exit(7)
 
 guard = NativeExitGuard(lambda: print(f"stopped in {os.getpid()}", flush=True))
 assert guard.arm()

@@ -77,3 +77,18 @@ def test_a_begin_interrupted_halfway_is_completed_by_the_next() -> None:
     standby.begin(2)
     assert standby.wait() == []
     assert sorted(ran) == ["a", "b"]
+
+
+def test_a_call_past_the_deadline_can_still_be_waited_for_by_name() -> None:
+    release = threading.Event()
+    standby = bounded.Standby([("slow", lambda: time.sleep(0.4)), ("stuck", release.wait)])
+    assert standby.wait_for("slow", 0.01)  # not begun: nothing runs to wait for
+    standby.begin(0.05)
+    assert sorted(standby.wait()) == ["slow", "stuck"]
+    assert standby.wait_for("slow", 5)  # it ends within the extra time
+    started = time.monotonic()
+    assert not standby.wait_for("stuck", 0.2)
+    assert 0.15 <= time.monotonic() - started < 2
+    release.set()
+    assert standby.wait_for("stuck", 5)
+    assert standby.wait_for("no such call", 0)
