@@ -35,12 +35,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.otel)
 
 
-def _native_threads() -> int:
-    """OS threads of this process that Python did not start (pyroscope-io's sampler)."""
+def _os_thread_ids() -> set[int]:
+    """The ids of this process's OS threads (empty where /proc is not there)."""
     try:
-        return len(os.listdir("/proc/self/task")) - threading.active_count()
+        return {int(task) for task in os.listdir("/proc/self/task")}
     except OSError:
-        return 0
+        return set()
+
+
+def _native_threads_since(before: set[int]) -> set[int]:
+    """OS threads started since ``before`` that Python did not start (pyroscope-io's sampler).
+
+    By id, not by count: a thread an earlier test started can leave ``threading``'s list
+    during this test while its OS thread winds down (a library's thread cache keeps an idle
+    worker for seconds), and a count took it for one this test had started.
+    """
+    python = {thread.native_id for thread in threading.enumerate()}
+    return _os_thread_ids() - before - python
 
 
 def _thread_names() -> list[str]:
@@ -72,7 +83,7 @@ def _no_leaked_tracing_or_profiler(request: pytest.FixtureRequest) -> Iterator[N
         yield
         return
     otel_before = _otel_globals()
-    native_before = _native_threads()
+    threads_before = _os_thread_ids()
     yield
     trace_module = sys.modules.get("opentelemetry.trace")
     if otel_before[0] is None and trace_module is not None:
@@ -82,13 +93,13 @@ def _no_leaked_tracing_or_profiler(request: pytest.FixtureRequest) -> Iterator[N
         assert _otel_globals()[0] is otel_before[0], "the global TracerProvider changed"
     if otel_before[1] is not None:
         assert _otel_globals()[1] is otel_before[1], "the runtime context changed"
-    # A thread that ended leaves threading's count at once and /proc a moment later; on a
-    # loaded 2-core machine that moment once outlasted 2 s (a relay thread, or a library's
-    # thread cache winding down).  Waiting costs nothing when no thread lingers.
+    # A thread that ended leaves threading's list at once and /proc a moment later; on a
+    # loaded 2-core machine that moment once outlasted 2 s.  Waiting costs nothing when no
+    # thread lingers.
     deadline = time.monotonic() + 10
-    while _native_threads() > native_before and time.monotonic() < deadline:
+    while _native_threads_since(threads_before) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _native_threads() <= native_before, (
+    assert not _native_threads_since(threads_before), (
         f"a profiler (native threads) is still running: {_thread_names()}"
     )
 
