@@ -54,10 +54,11 @@ def _native_threads_since(before: set[int]) -> set[int]:
     return _os_thread_ids() - before - python
 
 
-def _thread_names() -> list[str]:
-    """The OS names of this process's threads (pyroscope-io's own are not Python's)."""
+def _thread_names(ids: set[int] | None = None) -> list[str]:
+    """The OS names of this process's threads, or of ``ids`` only (pyroscope-io's own are
+    not Python's)."""
     names = []
-    for task in os.listdir("/proc/self/task"):
+    for task in os.listdir("/proc/self/task") if ids is None else map(str, ids):
         try:
             with open(f"/proc/self/task/{task}/comm") as comm:
                 names.append(comm.read().strip())
@@ -99,8 +100,10 @@ def _no_leaked_tracing_or_profiler(request: pytest.FixtureRequest) -> Iterator[N
     deadline = time.monotonic() + 10
     while _native_threads_since(threads_before) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _native_threads_since(threads_before), (
-        f"a profiler (native threads) is still running: {_thread_names()}"
+    lingering = _native_threads_since(threads_before)
+    assert not lingering, (
+        f"a profiler (native threads) is still running: {_thread_names(lingering)} "
+        f"of {_thread_names()}"
     )
 
 
