@@ -174,6 +174,8 @@ def test_a_forked_child_runs_its_own_stack_sampler(receiver: RecordingReceiver) 
         # The step that opened the span began outside any span, so no marker of the span
         # runs around the rest of it; the task's later steps run inside the marker.
         pytest.param("opening-step", id="burns-before-awaiting"),
+        # The same, in a step that began with an exception thrown into the task.
+        pytest.param("after-throw", id="burns-after-a-throw"),
     ],
 )
 def test_cpu_a_task_burns_where_it_opens_its_span_is_labelled_from_its_second_task_on(
@@ -186,7 +188,7 @@ def test_cpu_a_task_burns_where_it_opens_its_span_is_labelled_from_its_second_ta
     assert switch_lines(err) == [] and "Stack sampler cannot label" not in err, err
     learned = [line for line in err.splitlines() if "run inside opening markers" in line]
     assert len(learned) == 1, err
-    # 800 ms of 800 (never-awaits), 600 of 600 of which 500 in the opening step.
+    # 800 ms of 800 (never-awaits), else 600 of 600 of which 500 in the opening step.
     assert linked_ms(receiver, span_id, "burn_in_sampler_case") >= 500
 
 

@@ -8,6 +8,8 @@
 * ``no-await``: a root span inside a task that never awaits once it is open, twice;
 * ``opening-step``: a root span inside a task that burns most of its CPU before its
   first ``await``, twice;
+* ``after-throw``: as ``opening-step``, the span opened in a step that an exception thrown
+  into the task began (a future it awaited failed), twice;
 * ``two-in-step``: a task that opens and ends one root span, opens a second one and only
   then awaits, twice (the second span's id is printed as ``other_id``).
 
@@ -50,6 +52,14 @@ async def in_task_span(name: str) -> None:
         found["span_id"] = format(span.get_span_context().span_id, "016x")
 
 
+async def burning_before_await(name: str) -> None:
+    with tracer.start_as_current_span(name) as span:
+        burn_in_sampler_case(0.5)  # in the step that opened the span
+        await asyncio.sleep(0)
+        burn_in_sampler_case(0.1)
+        found["span_id"] = format(span.get_span_context().span_id, "016x")
+
+
 def main(case: str) -> None:
     if case == "thread":
         worker = threading.Thread(target=in_span, args=("by-hand",), name="by-hand-worker")
@@ -77,16 +87,23 @@ def main(case: str) -> None:
         asyncio.run(without_await("no-await-1"))
         asyncio.run(without_await("no-await-2"))
     elif case == "opening-step":
-
-        async def burning_before_await(name: str) -> None:
-            with tracer.start_as_current_span(name) as span:
-                burn_in_sampler_case(0.5)  # in the step that opened the span
-                await asyncio.sleep(0)
-                burn_in_sampler_case(0.1)
-                found["span_id"] = format(span.get_span_context().span_id, "016x")
-
         asyncio.run(burning_before_await("opening-1"))
         asyncio.run(burning_before_await("opening-2"))
+    elif case == "after-throw":
+
+        class Refused(Exception):
+            pass
+
+        async def recovering_after_throw(name: str) -> None:
+            failing = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(failing.set_exception, Refused())
+            try:
+                await failing  # the task's next step begins with Refused thrown in
+            except Refused:
+                await burning_before_await(name)  # in the step that the throw began
+
+        asyncio.run(recovering_after_throw("after-throw-1"))
+        asyncio.run(recovering_after_throw("after-throw-2"))
     elif case == "two-in-step":
 
         def burn_first_of_two(seconds: float) -> None:

@@ -104,9 +104,12 @@ def test_hide_relinks_past_marker_entries_anywhere_in_the_chain() -> None:
     assert hide(None) is None
 
 
-def test_task_steps_and_thrown_exceptions_leave_no_entry_and_no_referrer() -> None:
+@pytest.mark.parametrize("where", ["span", "opening"])
+def test_task_steps_and_thrown_exceptions_leave_no_entry_and_no_referrer(where: str) -> None:
+    # In the span's step marker, or outside any span in an opening marker (the tasks'
+    # coroutine functions learned to open root spans in their steps).
     switch = LabelSwitch(TagRecorder().add, TagRecorder().remove, frames=True)
-    node = root()
+    node = root() if where == "span" else None
     seen: dict[str, Any] = {}
 
     async def fails() -> None:
@@ -127,6 +130,9 @@ def test_task_steps_and_thrown_exceptions_leave_no_entry_and_no_referrer() -> No
             async def waits() -> None:
                 await future
 
+            if where == "opening":
+                switch.opening_codes.add(fails.__code__)
+                switch.opening_codes.add(waits.__code__)
             woken = task_of(waits())
         finally:
             CURRENT.reset(token)

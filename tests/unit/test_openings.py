@@ -152,6 +152,32 @@ def test_a_function_whose_task_burned_after_opening_runs_its_next_tasks_in_openi
         assert openings == [(span_id, name, "")], seen
 
 
+def test_a_step_begun_by_a_thrown_exception_runs_in_the_opening_too(framed: Linked) -> None:
+    # A recovery path: the future the task awaited failed, and the step that the
+    # exception thrown in begins opens the span.
+    tracer, _, _, switch = framed
+    switch.openings = True
+    seen: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
+
+    async def recover(name: str) -> None:
+        failing = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(failing.set_exception, ConnectionError(name))
+        try:
+            await failing
+        except ConnectionError:
+            with tracer.start_as_current_span(name) as span:
+                burn(0.002)  # in the step that the throw began
+                seen[name] = (hex_id(span), opening_labels_on_stack())
+                await asyncio.sleep(0)
+
+    run_tasks(framed, recover, ["first", "second", "third"])
+    assert len(switch.opening_codes) == 1
+    assert seen["first"][1] == []  # learned from it
+    for name in ("second", "third"):
+        span_id, openings = seen[name]
+        assert openings == [(span_id, name, "")], seen
+
+
 def test_a_task_that_burns_before_opening_its_span_gets_no_binding(framed: Linked) -> None:
     tracer, _, _, switch = framed
     switch.openings = True

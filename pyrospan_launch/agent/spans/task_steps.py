@@ -89,14 +89,7 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             # its coroutine function has learned to (spans/openings): a root span opening
             # in it binds the marker.  Any other step clears the thread's opening, so a
             # step run inside another task's (an eager task's first step) cannot take it.
-            opening = None
-            ids = self._opening_ids
-            if (
-                ids
-                and (node is None or not node.active)
-                and id(getattr(self._coro, "cr_code", None)) in ids
-            ):
-                opening = self._next_opening()
+            opening = self._opening_outside(node) if self._opening_ids else None
             outer = state.opening
             if outer is not opening:
                 state.opening = opening
@@ -122,6 +115,18 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             exc.__traceback__ = hide(exc.__traceback__)
             value = None  # the frame keeps nothing the exception could reach
             raise
+
+    def _opening_outside(self, node: Any) -> Opening | None:
+        """The opening marker for a step that begins now, if it needs one, else None.
+
+        It needs one when it begins outside any span and its coroutine function has
+        learned to open root spans there.
+        """
+        if (node is None or not node.active) and id(
+            getattr(self._coro, "cr_code", None)
+        ) in self._opening_ids:
+            return self._next_opening()
+        return None
 
     def _next_opening(self) -> Opening | None:
         """This task's opening marker for the step that begins now (made if needed)."""
@@ -154,17 +159,33 @@ class LabelledCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
                         switch.restore(before)
                     else:
                         state.node = before
-            before = switch.shown()
-            switch.show(node)
+            # As in send: a step that an exception thrown in begins outside any span (a
+            # future the task awaited failed) runs in the opening marker once its function
+            # learned to open root spans there (a retry or recovery path).
+            state = self._threads.labels
+            before = state.node
+            if node is not before:
+                switch.show(node)
+            opening = self._opening_outside(node) if self._opening_ids else None
+            outer = state.opening
+            if outer is not opening:
+                state.opening = opening
             try:
+                if opening is not None:
+                    if val is None and tb is None:
+                        return opening.marker(self._coro.throw, typ)
+                    return opening.marker(functools.partial(self._coro.throw, typ, val), tb)
                 if val is None and tb is None:
                     return self._coro.throw(typ)
                 return self._coro.throw(typ, val, tb)
             finally:
-                opened = switch.shown()
-                if opened is not None and opened is not node and opened.opened_cpu is not None:
-                    switch.opening_step_ended(opened)
-                switch.show(before)
+                if outer is not opening:
+                    state.opening = outer
+                opened = state.node
+                if opened is not before:
+                    if opened is not None and opened.opened_cpu is not None:
+                        switch.opening_step_ended(opened)
+                    switch.show(before)
         except BaseException as exc:
             exc.__traceback__ = hide(exc.__traceback__)
             # The coroutine's frame in the traceback keeps this one (its f_back), which
