@@ -16,13 +16,18 @@ opentelemetry-instrument (``--against otel``).  Both servers are busy: each satu
 its CPU with the load beside it.
 
     python benchmarks/steady_state/paired.py [--apps flask,fastapi,aiohttp,async] [--rounds 6]
-        [--seconds 6] [--samplers stack] [--against off|otel] [--depth 30]
+        [--seconds 6] [--samplers stack] [--against off|otel] [--depth 30] [--one-cpu]
 
 ``--threads`` also prints where each variant's CPU per request goes, thread by thread
 (from ``/proc``): the main threads (the app, OpenTelemetry and the span machinery, the
 CPU-timer signals) and the others (pyroscope-io's sampler, the relay, the span exporter,
 the server's helpers), those whose OS thread has a name of its own (Python 3.14 names
 its threads) counted by that name.
+
+``--one-cpu`` puts both servers of a pair on the same CPU, where they take turns, and
+both ``wrk`` on the other.  On a machine whose CPUs run at different speeds, or change
+speed from minute to minute, a pair on two CPUs measures the CPUs as much as the
+variants; two servers taking turns on one CPU see the same speed at every moment.
 
 Needs ``wrk`` (Debian's package of that name) and two CPUs.
 """
@@ -125,12 +130,15 @@ def thread_kinds(pids: Sequence[int]) -> dict[str, float]:
 
 
 class PinnedServer:
-    """A server and every process it forks on one CPU, loaded by wrk on the same CPU."""
+    """A server and every process it forks on one CPU, loaded by wrk on ``load_cpu``."""
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], path: str, cpu: int) -> None:
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], path: str, cpu: int, load_cpu: int
+    ) -> None:
         self.port = free_port()
         self.path = path
         self.cpu = cpu
+        self.load_cpu = load_cpu
         full = [part.replace("{port}", str(self.port)) for part in command]
         self.process = subprocess.Popen(
             ["taskset", "-c", str(cpu), *full],
@@ -141,12 +149,12 @@ class PinnedServer:
 
     def ready(self) -> None:
         wait_ready(f"http://127.0.0.1:{self.port}{self.path}", self.process)
-        _wrk(self.cpu, self.port, self.path, WARM_UP_SECONDS)
+        _wrk(self.load_cpu, self.port, self.path, WARM_UP_SECONDS)
 
     def load(self, seconds: float) -> Served:
         pids = process_tree(self.process.pid)
         before, threads_before = cpu_seconds(pids), thread_kinds(pids)
-        requests = _wrk(self.cpu, self.port, self.path, seconds)
+        requests = _wrk(self.load_cpu, self.port, self.path, seconds)
         used, threads_after = cpu_seconds(pids) - before, thread_kinds(pids)
         by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         return Served(requests, used, by_thread)
@@ -167,11 +175,20 @@ def run_pair(
     path: str,
     cpus: tuple[int, int],
     seconds: float,
+    one_cpu: bool = False,
 ) -> tuple[Served, Served]:
-    """Serve ``first`` on ``cpus[0]`` and ``second`` on ``cpus[1]``, loaded together."""
+    """Serve ``first`` on ``cpus[0]`` and ``second`` on ``cpus[1]``, loaded together.
+
+    ``one_cpu``: both servers on ``cpus[0]``, taking turns on it, and both wrk on
+    ``cpus[1]``.
+    """
+    if one_cpu:
+        placed = [(cpus[0], cpus[1]), (cpus[0], cpus[1])]
+    else:
+        placed = [(cpus[0], cpus[0]), (cpus[1], cpus[1])]
     servers = [
-        PinnedServer(command, {**env, **extra}, path, cpu)
-        for (command, extra), cpu in zip((first, second), cpus, strict=True)
+        PinnedServer(command, {**env, **extra}, path, cpu, load_cpu)
+        for (command, extra), (cpu, load_cpu) in zip((first, second), placed, strict=True)
     ]
     try:
         for server in servers:
@@ -209,6 +226,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", action="store_true", help="also CPU per request thread by thread"
     )
+    parser.add_argument(
+        "--one-cpu",
+        action="store_true",
+        help="both servers on one CPU, taking turns, and both wrk on the other",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("paired.py needs wrk: apt-get install wrk")
@@ -221,10 +243,15 @@ def main() -> None:
     reference = OFF if args.against == "off" else OTEL
     with Receiver() as receiver:
         env = backend_env(receiver.url, "steady")
+        layout = (
+            f"both on one CPU, taking turns, and wrk with {CONNECTIONS} connections for each "
+            "on the other"
+            if args.one_cpu
+            else f"one CPU each, wrk with {CONNECTIONS} connections beside each server"
+        )
         print(
-            f"Steady state in pairs: each variant beside {reference} (one CPU each, wrk "
-            f"with {CONNECTIONS} connections beside each server), {args.rounds} rounds "
-            f"of {args.seconds:g} s, CPUs swapped from round to round\n"
+            f"Steady state in pairs: each variant beside {reference} ({layout}), "
+            f"{args.rounds} rounds of {args.seconds:g} s, CPUs swapped from round to round\n"
         )
         for app in [a for a in APPS if a in args.apps.split(",")]:
             path = APPS[app][1]
@@ -243,7 +270,13 @@ def main() -> None:
                 for name in others if not swap else reversed(others):
                     cpu_pair = pair_cpus[::-1] if swap else pair_cpus
                     mine, theirs = run_pair(
-                        variants[name], variants[reference], env, path, cpu_pair, args.seconds
+                        variants[name],
+                        variants[reference],
+                        env,
+                        path,
+                        cpu_pair,
+                        args.seconds,
+                        args.one_cpu,
                     )
                     figures[name].append((mine, theirs))
                     print(
