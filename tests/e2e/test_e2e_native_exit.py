@@ -40,10 +40,13 @@ def test_the_guard_stops_once_in_each_armed_process_and_never_crashes(
     assert stopped == expected, lines
 
 
-def test_a_stop_signal_during_the_flush_waits_for_it() -> None:
+@pytest.mark.parametrize("how", ["signalled", "signalled-beside-a-thread"])
+def test_a_stop_signal_during_the_flush_waits_for_it(how: str) -> None:
     # Its handler calls exit() again: without the guard holding it, the rest of the exit
     # handlers (the native destructors) ran under the flush, and the process ended there.
-    code, lines = run_guard("-", "signalled")
+    # A process-directed signal lands on any thread that does not block it: beside another
+    # thread, blocking it on the flushing thread alone was not enough.
+    code, lines = run_guard("-", how)
     pid = lines[0].split()[1]
     assert lines == [f"parent {pid}", f"stopped in {pid}; destroyed meanwhile: False"], code
     assert code == 0

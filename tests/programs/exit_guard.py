@@ -5,14 +5,17 @@ Python's finalization without arming) or ``arms`` (the child arms its own guard,
 finalizes); PARENT is ``finalizes`` or ``c-exit`` (the C library's ``exit()`` while
 Python runs, as uWSGI ends its processes), or ``signalled`` (no fork: a SIGTERM whose
 handler calls ``exit()`` arrives while the guard flushes, as in a uWSGI worker that ends by
-itself and is told to stop), or ``unsettled`` (no fork: the flush reports native code still
-running, and ``exit(7)`` must end the process before the handlers registered earlier).
+itself and is told to stop), or ``signalled-beside-a-thread`` (the same with another
+thread running, which blocks no signal, as the span exporter's does), or ``unsettled`` (no
+fork: the flush reports native code still running, and ``exit(7)`` must end the process
+before the handlers registered earlier).
 """
 
 import ctypes
 import os
 import signal
 import sys
+import threading
 import time
 
 from pyrospan_launch.agent.native_exit import NativeExitGuard
@@ -20,9 +23,11 @@ from pyrospan_launch.agent.native_exit import NativeExitGuard
 child_ends, parent_ends = sys.argv[1:3]
 libc = ctypes.CDLL(None)
 
-if parent_ends == "signalled":
+if parent_ends in ("signalled", "signalled-beside-a-thread"):
     # uWSGI's worker handler: SIGTERM calls exit() (end_me), here while the guard flushes;
     # a C exit callback registered first stands for the native module's destructors.
+    if parent_ends == "signalled-beside-a-thread":
+        threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
     destroyed = []
     libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
     libc.signal(signal.SIGTERM, ctypes.cast(libc.exit, ctypes.c_void_p))
