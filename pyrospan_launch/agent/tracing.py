@@ -21,7 +21,10 @@ from types import ModuleType
 
 from pyrospan_launch.agent.import_hooks import ImportHooks
 from pyrospan_launch.agent.lifecycle import Lifecycle
-from pyrospan_launch.agent.main_signals import blocked_for_new_threads
+from pyrospan_launch.agent.main_signals import (
+    blocked_for_new_threads,
+    blocked_for_threads_forks_restart,
+)
 from pyrospan_launch.common import log, otel_setup
 from pyrospan_launch.settings import reads
 
@@ -206,9 +209,10 @@ def start(
         configurator_class = own.configurator()
     from opentelemetry.instrumentation.version import __version__
 
-    # The SDK's export threads (span batches, metric readers) start here: with the app's
-    # signals blocked, as pyrospan's own threads (main_signals).
-    with blocked_for_new_threads():
+    # The SDK's export threads (span batches, metric readers) start here, and again in each
+    # forked child from the SDK's at-fork hooks: with the app's signals blocked, as
+    # pyrospan's own threads (main_signals).
+    with blocked_for_new_threads(), blocked_for_threads_forks_restart():
         configurator_class().configure(auto_instrumentation_version=__version__)
     log.debug(f"configurator {configurator_class.__name__} set up the SDK")
 

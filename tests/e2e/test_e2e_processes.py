@@ -469,14 +469,19 @@ def test_exit_code_and_output_unchanged_by_forked_children(receiver: RecordingRe
     assert (result.returncode, result.stdout, result.stderr) == (3, "5\n", "")
 
 
+@pytest.mark.parametrize("process", ["started", "forked"])
 def test_signals_sent_to_the_process_reach_the_apps_threads_only(
-    receiver: RecordingReceiver,
+    receiver: RecordingReceiver, process: str
 ) -> None:
     # The kernel hands a signal sent to the process to any thread that does not block it.
     # One that lands on a thread of ours leaves the main thread asleep in its blocking call
     # (Ctrl-C waits out a time.sleep): every thread pyrospan-run adds, its own, pyroscope-io's
-    # native ones and the SDK's exporters, blocks the signals apps handle.
-    result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "thread_masks.py")], backend_env(receiver))
+    # native ones and the SDK's exporters, blocks the signals apps handle.  In a forked
+    # child too, where the SDK starts its exporter's thread again from its at-fork hook.
+    fork = ["--fork"] if process == "forked" else []
+    result = run(
+        [PYROSPAN_RUN, PY, str(PROGRAMS / "thread_masks.py"), *fork], backend_env(receiver)
+    )
     assert result.returncode == 0, result.stderr
     threads = json.loads(result.stdout.splitlines()[-1])
     (main,) = [t for t in threads if t["main"]]

@@ -1,18 +1,28 @@
 """A root span, an app thread of its own, then each thread's name and blocked signals as JSON.
 
 The masks come from ``/proc/self/task/*/status`` (``SigBlk``), so native threads
-(pyroscope-io's) are listed too, by their kernel name.
+(pyroscope-io's) are listed too, by their kernel name.  With ``--fork`` the process
+does its work, forks, and the child does the same and prints its own threads.
 """
 
 import json
 import os
 import signal
+import sys
 import threading
 import time
 
 from opentelemetry import trace
 
 tracer = trace.get_tracer("thread_masks")
+if "--fork" in sys.argv:
+    with tracer.start_as_current_span("before-fork"):
+        pass
+    child = os.fork()
+    if child:
+        _, status = os.waitpid(child, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+
 with tracer.start_as_current_span("masks"):
     end = time.process_time() + 0.3
     while time.process_time() < end:
