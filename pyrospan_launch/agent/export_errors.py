@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from pyrospan_launch.agent.export_causes import GAVE_UP, classify
-from pyrospan_launch.agent.lifecycle import Lifecycle
+from pyrospan_launch.agent.lifecycle import EXIT_TIMEOUT, Lifecycle
 from pyrospan_launch.agent.problem_lines import ProblemLines, interval_seconds
 from pyrospan_launch.common import log, redact
 
@@ -53,6 +53,10 @@ HEADER_VARIABLES = (
     "OTEL_EXPORTER_OTLP_HEADERS",
 )
 HEADERS_EXPECTED = "Name=value,Name2=value (values percent-encoded)"
+
+# The exit call that sends the last span batch, by the name the tracing start gives it, and
+# the signal that span export problems are said under.
+SPANS_EXIT_CALL = "spans"
 
 
 class ExportErrorFilter(logging.Filter):
@@ -105,6 +109,21 @@ class ExportErrorFilter(logging.Filter):
         from pyrospan_launch.agent.relay.upstream import short_reason
 
         return redact.scrub(short_reason(text.encode()), self.secrets)
+
+    def exit_abandoned(self, unfinished: list[str]) -> None:
+        """The exit flush gave up on ``unfinished``: say that the last spans are lost.
+
+        Unless a span export problem was said already in this process: a backend that is
+        down or refuses the spans was named then, with what to change.  A backend that is
+        merely slow is said nowhere else, and a short job can lose all its spans to it.
+        """
+        if SPANS_EXIT_CALL not in unfinished or self.lines.totals(SPANS_EXIT_CALL):
+            return
+        log.warning(
+            f"spans not sent at exit: the OTLP endpoint did not answer within {EXIT_TIMEOUT:g} "
+            "s, so the spans that ended last are lost; point OTEL_EXPORTER_OTLP_ENDPOINT "
+            "at a collector near the app"
+        )
 
     def _occurred(self, signal: str, cause: str) -> None:
         if cause == GAVE_UP:
@@ -183,6 +202,7 @@ def install(
     logging.getLogger(HEADER_LOGGER).addFilter(headers)
     if lifecycle is not None:
         lifecycle.after_fork_in_child(errors.after_fork)
+        lifecycle.when_abandoned(errors.exit_abandoned)
     return errors, headers
 
 

@@ -98,6 +98,8 @@ class Lifecycle:
         self._after_fork_in_child: list[Hook] = []
         self._after_fork_in_parent: list[Hook] = []
         self._exit_calls: list[bounded.Call] = []
+        # Told which exit calls the flush gave up on, to say what that loses.
+        self._abandoned_listeners: list[Callable[[list[str]], None]] = []
         self._registered_at_fork = False
         # The process whose fork hooks ran last (this one, or a child they ran in).
         self._pid = os.getpid()
@@ -163,6 +165,14 @@ class Lifecycle:
             atexit.unregister(self.flush_at_exit)
             atexit.register(self.flush_at_exit)
 
+    def when_abandoned(self, listener: Callable[[list[str]], None]) -> None:
+        """Have ``listener`` told the names of the exit calls the exit flush gave up on.
+
+        It runs at exit, maybe inside a signal handler: it must not wait on a lock.
+        Exceptions are reported in a debug line, not raised.
+        """
+        self._abandoned_listeners.append(listener)
+
     def flush_at_exit(self, *, on_threads: bool = False) -> None:
         """Run the exit calls once in this process, all within :data:`EXIT_TIMEOUT` seconds.
 
@@ -200,11 +210,17 @@ class Lifecycle:
     def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"
         if unfinished:
-            # Info, not warning: a backend that is down would repeat this at every exit.
+            # Info: what each loss means to the user is said by those who know whether it
+            # was said already (a backend that is down is reported while it lasts).
             log.info(
                 f"exit: gave up on {', '.join(unfinished)} after {took}: the backend did not "
                 "answer in time; the process ends without them"
             )
+            for listener in self._abandoned_listeners:
+                try:
+                    listener(unfinished)
+                except Exception as exc:
+                    log.debug(f"exit: {type(exc).__name__}: {exc}")
         else:
             names = ", ".join(name for name, _ in self._exit_calls)
             log.debug(f"exit: {names} sent in {took}{how}")

@@ -217,7 +217,9 @@ def start(
     log.debug(f"configurator {configurator_class.__name__} set up the SDK")
 
     # Sends the last span batch; the SDK's own exit handler waits up to 30 s for it.
-    lifecycle.on_exit("spans", _shutdown_tracer_provider)
+    from pyrospan_launch.agent.export_errors import SPANS_EXIT_CALL
+
+    lifecycle.on_exit(SPANS_EXIT_CALL, _shutdown_tracer_provider)
     from pyrospan_launch.agent import instrumentations
 
     return instrumentations.install(

@@ -369,6 +369,20 @@ def test_unreachable_backend_holds_exit_less_than_one_second(
     ]
     # Without the exit deadline: 6 to 8 s (refused: the exporter retries) and 20 s (silent).
     assert ended - app_done < 1.0
+    # Nothing lost without a word: a refusing backend is named as it refuses, one that
+    # never answers when the exit gives up on it.
+    said = [line for line in result.stderr.splitlines() if line.startswith("pyrospan: spans")]
+    if backend == "dead":
+        assert said == [
+            "pyrospan: spans not sent: connection refused; reported again at most once "
+            "every 60 s while it lasts"
+        ]
+    else:
+        assert said == [
+            "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 0.5 "
+            "s, so the spans that ended last are lost; point OTEL_EXPORTER_OTLP_ENDPOINT at "
+            "a collector near the app"
+        ]
 
 
 def test_spawned_python_child_instrumented_with_its_own_identity(

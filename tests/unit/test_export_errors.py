@@ -157,3 +157,21 @@ def test_a_malformed_otlp_header_is_reported_without_its_value(
         "(values percent-encoded); a header not in that form is left out of every export"
     ]
     assert SECRET not in caplog.text
+
+
+def test_spans_given_up_on_at_exit_are_said_lost_unless_their_problem_was_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    slow = ExportErrorFilter(10, [])
+    slow.exit_abandoned(["last profile window"])  # the relay says its own
+    slow.exit_abandoned(["spans"])
+    assert capsys.readouterr().err.splitlines() == [
+        "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 0.5 s, so "
+        "the spans that ended last are lost; point OTEL_EXPORTER_OTLP_ENDPOINT at a collector "
+        "near the app"
+    ]
+    down = ExportErrorFilter(10, [])
+    down.filter(record("Failed to export %s batch code: %s, reason: %s", "spans", 503, "x"))
+    capsys.readouterr()
+    down.exit_abandoned(["spans"])  # a backend said to be failing: nothing new to say
+    assert capsys.readouterr().err == ""
