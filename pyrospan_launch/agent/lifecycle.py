@@ -194,7 +194,9 @@ class Lifecycle:
         else:
             started = time.monotonic()
             standby.begin(EXIT_TIMEOUT)
-            self._report(standby.wait(), started)
+            # On threads in a green process: eventlet's SIGTERM, where the span exporter
+            # cannot finish, as a line at start said; the listeners would say it again.
+            self._report(standby.wait(), started, tell=not on_threads)
         if interrupted:
             _still_die_of_sigint()
 
@@ -207,7 +209,9 @@ class Lifecycle:
         standby = self._standby
         return standby is None or standby.wait_for(name, timeout)
 
-    def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
+    def _report(
+        self, unfinished: list[str], started: float, how: str = "", *, tell: bool = True
+    ) -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"
         if unfinished:
             # Info: what each loss means to the user is said by those who know whether it
@@ -216,7 +220,7 @@ class Lifecycle:
                 f"exit: gave up on {', '.join(unfinished)} after {took}: the backend did not "
                 "answer in time; the process ends without them"
             )
-            for listener in self._abandoned_listeners:
+            for listener in self._abandoned_listeners if tell else ():
                 try:
                     listener(unfinished)
                 except Exception as exc:
