@@ -410,6 +410,7 @@ def initialize(*, bootstrap_dir: str | None = None) -> None:
 def _initialize(agent: Agent, bootstrap_dir: str | None) -> None:
     config = resolve(os.environ)
     agent.config = config
+    agent.lifecycle.exit_timeout = config.exit_timeout
     log.set_level(config.log_level)
     log.debug(f"bootstrap in {sys.executable}, argv {sys.argv!r}")
     Bootstrap(agent, config, bootstrap_dir=bootstrap_dir).run()

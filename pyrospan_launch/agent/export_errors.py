@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from pyrospan_launch.agent.export_causes import GAVE_UP, classify
-from pyrospan_launch.agent.lifecycle import EXIT_TIMEOUT, Lifecycle
+from pyrospan_launch.agent.lifecycle import Lifecycle
 from pyrospan_launch.agent.problem_lines import ProblemLines, interval_seconds
 from pyrospan_launch.common import log, redact
 
@@ -110,7 +110,7 @@ class ExportErrorFilter(logging.Filter):
 
         return redact.scrub(short_reason(text.encode()), self.secrets)
 
-    def exit_abandoned(self, unfinished: list[str]) -> None:
+    def exit_abandoned(self, unfinished: list[str], waited: float) -> None:
         """The exit flush gave up on ``unfinished``: say that the last spans are lost.
 
         Unless a span export problem was said already in this process: a backend that is
@@ -120,9 +120,9 @@ class ExportErrorFilter(logging.Filter):
         if SPANS_EXIT_CALL not in unfinished or self.lines.totals(SPANS_EXIT_CALL):
             return
         log.warning(
-            f"spans not sent at exit: the OTLP endpoint did not answer within {EXIT_TIMEOUT:g} "
-            "s, so the spans that ended last are lost; point OTEL_EXPORTER_OTLP_ENDPOINT "
-            "at a collector near the app"
+            f"spans not sent at exit: the OTLP endpoint did not answer within {waited:g} s, "
+            "so the spans that ended last are lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
+            "OTEL_EXPORTER_OTLP_ENDPOINT at a collector near the app"
         )
 
     def _occurred(self, signal: str, cause: str) -> None:

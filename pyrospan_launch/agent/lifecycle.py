@@ -6,7 +6,8 @@ profiler registers a child hook that starts it again; the OpenTelemetry SDK rest
 own export thread and refreshes its process-dependent resource by itself.
 
 Exit: the last span batch and the last profile window are sent when the process ends,
-all together within :data:`EXIT_TIMEOUT` seconds, however the backend behaves (a backend
+all together within one deadline (:data:`EXIT_TIMEOUT` seconds, or ``PYROSPAN_EXIT_TIMEOUT``),
+however the backend behaves (a backend
 that refuses connections made the OpenTelemetry exporter retry for 7 s, one that never
 answers held the process 10 s).  That flush runs once per process:
 
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
 
 Hook = Callable[[], None]
 
-# Seconds the exit flush may take in all, so the process ends within 1 s of the app.
+# Seconds the exit flush may take in all by default (PYROSPAN_EXIT_TIMEOUT), so the process
+# ends within 1 s of the app.
 EXIT_TIMEOUT = 0.5
 
 
@@ -98,8 +100,10 @@ class Lifecycle:
         self._after_fork_in_child: list[Hook] = []
         self._after_fork_in_parent: list[Hook] = []
         self._exit_calls: list[bounded.Call] = []
+        # Seconds the exit flush may take in all (the configuration sets it).
+        self.exit_timeout = EXIT_TIMEOUT
         # Told which exit calls the flush gave up on, to say what that loses.
-        self._abandoned_listeners: list[Callable[[list[str]], None]] = []
+        self._abandoned_listeners: list[Callable[[list[str], float], None]] = []
         self._registered_at_fork = False
         # The process whose fork hooks ran last (this one, or a child they ran in).
         self._pid = os.getpid()
@@ -153,7 +157,7 @@ class Lifecycle:
         """Have ``call`` send what is left when the process ends (see the module docstring).
 
         ``name`` says what it sends, in debug lines.  Calls run concurrently, each on a
-        helper thread, and are abandoned when :data:`EXIT_TIMEOUT` has passed.
+        helper thread, and are abandoned when :attr:`exit_timeout` has passed.
         """
         self._exit_calls.append((name, call))
         if self._standby is not None:
@@ -165,8 +169,8 @@ class Lifecycle:
             atexit.unregister(self.flush_at_exit)
             atexit.register(self.flush_at_exit)
 
-    def when_abandoned(self, listener: Callable[[list[str]], None]) -> None:
-        """Have ``listener`` told the names of the exit calls the exit flush gave up on.
+    def when_abandoned(self, listener: Callable[[list[str], float], None]) -> None:
+        """Have ``listener`` told the exit calls the flush gave up on, and its deadline in s.
 
         It runs at exit, maybe inside a signal handler: it must not wait on a lock.
         Exceptions are reported in a debug line, not raised.
@@ -174,7 +178,7 @@ class Lifecycle:
         self._abandoned_listeners.append(listener)
 
     def flush_at_exit(self, *, on_threads: bool = False) -> None:
-        """Run the exit calls once in this process, all within :data:`EXIT_TIMEOUT` seconds.
+        """Run the exit calls once in this process, all within :attr:`exit_timeout` seconds.
 
         Called again while that flush runs (SIGTERM arriving during the at-exit flush, or
         a multiprocessing child terminated while it ends), it waits for the same calls up
@@ -185,7 +189,7 @@ class Lifecycle:
             return
         green = None if on_threads else patched()
         if standby.started:
-            standby.begin(EXIT_TIMEOUT)  # tells the helpers the interrupted flush had not told
+            standby.begin(self.exit_timeout)  # tells the helpers the interrupted flush had not told
             standby.wait()
             return
         interrupted = _uncaught_keyboard_interrupt()
@@ -193,7 +197,7 @@ class Lifecycle:
             self._flush_on_this_greenlet(green)
         else:
             started = time.monotonic()
-            standby.begin(EXIT_TIMEOUT)
+            standby.begin(self.exit_timeout)
             # On threads in a green process: eventlet's SIGTERM, where the span exporter
             # cannot finish, as a line at start said; the listeners would say it again.
             self._report(standby.wait(), started, tell=not on_threads)
@@ -222,7 +226,7 @@ class Lifecycle:
             )
             for listener in self._abandoned_listeners if tell else ():
                 try:
-                    listener(unfinished)
+                    listener(unfinished, self.exit_timeout)
                 except Exception as exc:
                     log.debug(f"exit: {type(exc).__name__}: {exc}")
         else:
@@ -235,7 +239,7 @@ class Lifecycle:
             return  # SIGTERM during the at-exit flush: that flush goes on
         self._green_flush_started = True
         started = time.monotonic()
-        deadline = started + EXIT_TIMEOUT
+        deadline = started + self.exit_timeout
         unfinished = []
         for name, call in self._exit_calls:
             remaining = deadline - time.monotonic()

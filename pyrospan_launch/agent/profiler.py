@@ -28,9 +28,8 @@ if TYPE_CHECKING:
     from pyrospan_launch.agent.app_tags import AppTags
 
 
-# Seconds the exit flush waits for the relay's last pushes (the lifecycle allows 0.5 s in
-# all; what is left is for the one summary line).
-_EXIT_DRAIN = 0.4
+# Seconds of the exit deadline left for the one summary line after the relay's last pushes.
+_EXIT_SUMMARY = 0.1
 # Seconds the last profile's flush may run on, past the exit deadline, before uWSGI's
 # exit() goes on to destroy pyroscope-io's native module (Profiler._flush_before_native_exit).
 _NATIVE_EXIT_GRACE = 5.0
@@ -574,8 +573,9 @@ class Profiler:
         relay = self.relay
         pyroscope.shutdown()
         if relay is not None and relay.running:
-            # Within the exit deadline (0.5 s), leaving time to say what was lost.
-            relay.drain(_EXIT_DRAIN)
+            # Within the exit deadline (PYROSPAN_EXIT_TIMEOUT), leaving time to say what was lost.
+            deadline = self._lifecycle.exit_timeout
+            relay.drain(max(deadline - _EXIT_SUMMARY, deadline * 0.8))
             lost = relay.summary()
             if lost is not None:
                 log.warning(lost)

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         span_labels: str = "frames"
         notices: tuple[str, ...] = ()
         sampler: str = "auto"
+        exit_timeout: float = 0.5
 
 else:
     # What typing.NamedTuple would build from the fields above, without importing typing.
@@ -98,7 +99,7 @@ else:
         "_ConfigFields",
         "tracing profiling strict eager_instrumentation span_name_label trace_id_label "
         "log_level service_name service_name_source profiler errors off_reasons invalid "
-        "sampling children local report_dir span_labels notices sampler",
+        "sampling children local report_dir span_labels notices sampler exit_timeout",
         defaults=(
             True,
             False,
@@ -106,6 +107,7 @@ else:
             "frames",
             (),
             "auto",
+            0.5,
         ),
     )
 
@@ -209,6 +211,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
     trace_id_label = _field("trace_id_label", environ, errors)
     span_labels = _field("span_labels", environ, errors)
     sampler = _field("sampler", environ, errors)
+    exit_timeout = _field("exit_timeout", environ, errors)
     tracing_wanted = _field("tracing", environ, errors, fallback=False)
     profiling_wanted = _field("profiling", environ, errors, fallback=False)
 
@@ -271,6 +274,7 @@ def resolve(environ: Mapping[str, str]) -> Config:
         span_labels=str(span_labels),
         notices=tuple(notices) if profiling else (),
         sampler=str(sampler),
+        exit_timeout=float(exit_timeout),
         sampling=_sampling(str(sampler), str(span_labels), tracing, profiler),
     )
 

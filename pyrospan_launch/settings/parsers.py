@@ -74,6 +74,25 @@ def parse_interval(raw: str) -> int:
     return int(seconds)
 
 
+# The exit flush's deadline: long enough for a distant backend's TLS handshake and answer,
+# short enough that a process told to stop (Kubernetes allows 30 s in all) still ends.
+MIN_EXIT_TIMEOUT = 0.1
+MAX_EXIT_TIMEOUT = 30.0
+
+
+def parse_exit_timeout(raw: str) -> float:
+    """Seconds from ``2``, ``2s`` or ``1500ms``, from 100 ms to 30 s."""
+    import re
+
+    match = re.fullmatch(_DURATION, raw.lower())
+    if match is None:
+        raise Invalid(raw)
+    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    if not MIN_EXIT_TIMEOUT <= seconds <= MAX_EXIT_TIMEOUT:
+        raise Invalid(raw)
+    return seconds
+
+
 def url_userinfo(raw: str) -> tuple[str, str, str, str] | None:
     """``scheme://userinfo@host...`` -> (scheme, userinfo, host, rest); None without userinfo.
 

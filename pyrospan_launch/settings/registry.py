@@ -21,6 +21,7 @@ from pyrospan_launch.settings.parsers import (
     Invalid,
     parse_bool,
     parse_cpu_sampler,
+    parse_exit_timeout,
     parse_headers,
     parse_interval,
     parse_labels,
@@ -207,6 +208,17 @@ ALL: tuple[Setting, ...] = (
         "on a busy host; pyspy reads stacks from outside, as before. auto takes stack where it "
         "can run and py-spy where it cannot, and says which in --info and the debug log.",
         field="sampler",
+    ),
+    Setting(
+        "PYROSPAN_EXIT_TIMEOUT",
+        LAUNCHER,
+        parse_exit_timeout,
+        0.5,
+        "a duration from 100ms to 30s, such as 2s or 1500ms",
+        "How long an ending process waits for the backends to take its last spans and profile "
+        "window; what is still unsent then is lost, and said. Raise it for short jobs that "
+        "send to a distant backend: each process ends up to that much later.",
+        field="exit_timeout",
     ),
     Setting(
         "PYROSPAN_STRICT",

@@ -380,9 +380,57 @@ def test_unreachable_backend_holds_exit_less_than_one_second(
     else:
         assert said == [
             "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 0.5 "
-            "s, so the spans that ended last are lost; point OTEL_EXPORTER_OTLP_ENDPOINT at "
-            "a collector near the app"
+            "s, so the spans that ended last are lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
+            "OTEL_EXPORTER_OTLP_ENDPOINT at a collector near the app"
         ]
+
+
+def test_a_longer_exit_deadline_is_waited_for_and_named(silent_backend: str) -> None:
+    # A short job sending to a distant backend asks for more time: the process waits that
+    # long for a backend that never answers, no longer, and names the time it waited.
+    env = clean_env(
+        PYROSCOPE_SERVER_ADDRESS=silent_backend,
+        OTEL_EXPORTER_OTLP_ENDPOINT=silent_backend,
+        PYROSPAN_EXIT_TIMEOUT="2s",
+    )
+    result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "last_words.py"), "exit", "7"], env)
+    ended = time.monotonic()
+    assert result.returncode == 7, result.stderr
+    (app_done,) = [
+        float(line.split()[1]) for line in result.stdout.splitlines() if "appdone" in line
+    ]
+    assert 1.9 < ended - app_done < 3.0
+    assert (
+        "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 2 s, so "
+        "the spans that ended last are lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
+        "OTEL_EXPORTER_OTLP_ENDPOINT at a collector near the app"
+    ) in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("deadline", ["default", "3s"])
+def test_a_longer_exit_deadline_sends_what_a_slow_backend_takes(
+    receiver: RecordingReceiver, deadline: str
+) -> None:
+    # The backend takes the spans but answers 1 s later, as a distant one may.  The default
+    # deadline gives up on the last batch and says so; PYROSPAN_EXIT_TIMEOUT=3s waits for
+    # the answer, and the process ends as soon as it comes.
+    receiver.on_spans.insert(0, lambda spans: time.sleep(1.0))
+    env = backend_env(receiver)
+    if deadline != "default":
+        env["PYROSPAN_EXIT_TIMEOUT"] = deadline
+    result = run([PYROSPAN_RUN, PY, str(PROGRAMS / "last_words.py"), "exit", "7"], env)
+    ended = time.monotonic()
+    assert result.returncode == 7, result.stderr
+    (app_done,) = [
+        float(line.split()[1]) for line in result.stdout.splitlines() if "appdone" in line
+    ]
+    said = [line for line in result.stderr.splitlines() if "spans not sent" in line]
+    if deadline == "default":
+        assert ended - app_done < 1.0
+        assert len(said) == 1 and "within 0.5 s" in said[0], result.stderr
+    else:
+        assert 0.9 < ended - app_done < 2.9, result.stderr
+        assert said == [], result.stderr
 
 
 def test_spawned_python_child_instrumented_with_its_own_identity(

@@ -163,15 +163,15 @@ def test_spans_given_up_on_at_exit_are_said_lost_unless_their_problem_was_said(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     slow = ExportErrorFilter(10, [])
-    slow.exit_abandoned(["last profile window"])  # the relay says its own
-    slow.exit_abandoned(["spans"])
+    slow.exit_abandoned(["profiles"], 0.5)  # the relay says its own
+    slow.exit_abandoned(["spans"], 2.5)
     assert capsys.readouterr().err.splitlines() == [
-        "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 0.5 s, so "
-        "the spans that ended last are lost; point OTEL_EXPORTER_OTLP_ENDPOINT at a collector "
-        "near the app"
+        "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 2.5 s, so "
+        "the spans that ended last are lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
+        "OTEL_EXPORTER_OTLP_ENDPOINT at a collector near the app"
     ]
     down = ExportErrorFilter(10, [])
     down.filter(record("Failed to export %s batch code: %s, reason: %s", "spans", 503, "x"))
     capsys.readouterr()
-    down.exit_abandoned(["spans"])  # a backend said to be failing: nothing new to say
+    down.exit_abandoned(["spans"], 0.5)  # a backend said to be failing: nothing new to say
     assert capsys.readouterr().err == ""

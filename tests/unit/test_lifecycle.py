@@ -36,13 +36,13 @@ def test_exit_calls_run_once_within_the_deadline(installed: Lifecycle) -> None:
     never = threading.Event()
     installed.on_exit("spans", lambda: ran.append("spans"))
     installed.on_exit("stuck backend", never.wait)
-    abandoned: list[list[str]] = []
-    installed.when_abandoned(abandoned.append)
+    abandoned: list[tuple[list[str], float]] = []
+    installed.when_abandoned(lambda names, waited: abandoned.append((names, waited)))
     started = time.monotonic()
     installed.flush_at_exit()
     took = time.monotonic() - started
     assert ran == ["spans"]
-    assert abandoned == [["stuck backend"]]  # told what was given up on, once
+    assert abandoned == [(["stuck backend"], lifecycle.EXIT_TIMEOUT)]  # told once
     assert took < lifecycle.EXIT_TIMEOUT + 1.0  # wide margin on a shared machine
     installed.flush_at_exit()  # a second flush waits for the same calls, runs none again
     assert ran == ["spans"]

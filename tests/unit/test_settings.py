@@ -44,6 +44,12 @@ from pyrospan_launch.settings.registry import SettingError
             "loud",
             "PYROSPAN_LOG_LEVEL='loud': expected one of debug, info, warning, error",
         ),
+        (
+            "PYROSPAN_EXIT_TIMEOUT",
+            "1m",
+            "PYROSPAN_EXIT_TIMEOUT='1m': expected a duration from 100ms to 30s, such as 2s or "
+            "1500ms",
+        ),
     ],
 )
 def test_bad_value_gives_one_line_naming_variable_and_form(name: str, raw: str, line: str) -> None:
@@ -69,6 +75,19 @@ def test_upload_interval_forms(raw: str, seconds: int) -> None:
         registry.setting("PYROSCOPE_UPLOAD_INTERVAL").read({"PYROSCOPE_UPLOAD_INTERVAL": raw})
         == seconds
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("2s", 2.0), ("2", 2.0), ("1500ms", 1.5), ("0.25", 0.25), ("30s", 30.0)]
+)
+def test_exit_timeout_forms(raw: str, seconds: float) -> None:
+    assert registry.setting("PYROSPAN_EXIT_TIMEOUT").read({"PYROSPAN_EXIT_TIMEOUT": raw}) == seconds
+
+
+@pytest.mark.parametrize("raw", ["0", "50ms", "31s", "-1", "2 seconds", "inf"])
+def test_exit_timeout_out_of_range_or_malformed_is_refused(raw: str) -> None:
+    with pytest.raises(SettingError):
+        registry.setting("PYROSPAN_EXIT_TIMEOUT").read({"PYROSPAN_EXIT_TIMEOUT": raw})
 
 
 def test_server_address_trailing_slash_tolerated() -> None:

@@ -39,6 +39,7 @@ EXAMPLES: dict[str, tuple[str, object]] = {
     "PYROSPAN_TRACE_ID_LABEL": ("true", True),
     "PYROSPAN_SPAN_LABELS": ("tags", "tags"),
     "PYROSPAN_SAMPLER": ("pyspy", "pyspy"),
+    "PYROSPAN_EXIT_TIMEOUT": ("2500ms", 2.5),
     "PYROSPAN_STRICT": ("true", True),
     "PYROSPAN_LOG_LEVEL": ("debug", "debug"),
     "PYROSPAN_CHILDREN": ("false", False),
