@@ -111,7 +111,10 @@ class ExportErrorFilter(logging.Filter):
         return redact.scrub(short_reason(text.encode()), self.secrets)
 
     def exit_abandoned(self, unfinished: list[str], waited: float) -> None:
-        """The exit flush gave up on ``unfinished``: say that the last spans are lost.
+        """The exit flush gave up on ``unfinished``: say that the last spans may be lost.
+
+        May: a backend that took the batch and answers late has it, but nothing here can
+        tell that from one that never will.
 
         Unless a span export problem was said already in this process: a backend that is
         down or refuses the spans was named then, with what to change.  A backend that is
@@ -120,8 +123,8 @@ class ExportErrorFilter(logging.Filter):
         if SPANS_EXIT_CALL not in unfinished or self.lines.totals(SPANS_EXIT_CALL):
             return
         log.warning(
-            f"spans not sent at exit: the OTLP endpoint did not answer within {waited:g} s, "
-            "so the spans that ended last are lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
+            f"spans not confirmed at exit: the OTLP endpoint did not answer within {waited:g} "
+            "s, so the last spans may be lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
             "OTEL_EXPORTER_OTLP_ENDPOINT at a collector near the app"
         )
 

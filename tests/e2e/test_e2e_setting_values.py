@@ -35,6 +35,7 @@ _SETTING_LINE = re.compile(r"pyrospan-run: (?P<name>[A-Z_]+)=.*: expected (?P<ex
 # A backend the values point at may fail at run time: that is reported in its own line.
 _EXPORT_LINE = re.compile(
     r"pyrospan: (spans|metrics|logs|telemetry|profiles) (still )?not sent: .+"
+    r"|pyrospan: spans not confirmed at exit: .+"
     r"|pyrospan: profiles: \d+ of \d+ pushes were not delivered this run .+"
 )
 _OFF_LINE = re.compile(

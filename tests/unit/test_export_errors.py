@@ -166,8 +166,8 @@ def test_spans_given_up_on_at_exit_are_said_lost_unless_their_problem_was_said(
     slow.exit_abandoned(["profiles"], 0.5)  # the relay says its own
     slow.exit_abandoned(["spans"], 2.5)
     assert capsys.readouterr().err.splitlines() == [
-        "pyrospan: spans not sent at exit: the OTLP endpoint did not answer within 2.5 s, so "
-        "the spans that ended last are lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
+        "pyrospan: spans not confirmed at exit: the OTLP endpoint did not answer within 2.5 "
+        "s, so the last spans may be lost; raise PYROSPAN_EXIT_TIMEOUT, or point "
         "OTEL_EXPORTER_OTLP_ENDPOINT at a collector near the app"
     ]
     down = ExportErrorFilter(10, [])
