@@ -102,8 +102,10 @@ class Lifecycle:
         self._exit_calls: list[bounded.Call] = []
         # Seconds the exit flush may take in all (the configuration sets it).
         self.exit_timeout = EXIT_TIMEOUT
-        # Told which exit calls the flush gave up on, to say what that loses.
+        # Told which exit calls the flush gave up on, to say what that loses; not when
+        # that loss was said before the flush (eventlet's SIGTERM, see _on_sigterm).
         self._abandoned_listeners: list[Callable[[list[str], float], None]] = []
+        self._loss_said_already = False
         self._registered_at_fork = False
         # The process whose fork hooks ran last (this one, or a child they ran in).
         self._pid = os.getpid()
@@ -198,9 +200,7 @@ class Lifecycle:
         else:
             started = time.monotonic()
             standby.begin(self.exit_timeout)
-            # On threads in a green process: eventlet's SIGTERM, where the span exporter
-            # cannot finish, as a line at start said; the listeners would say it again.
-            self._report(standby.wait(), started, tell=not on_threads)
+            self._report(standby.wait(), started)
         if interrupted:
             _still_die_of_sigint()
 
@@ -213,9 +213,7 @@ class Lifecycle:
         standby = self._standby
         return standby is None or standby.wait_for(name, timeout)
 
-    def _report(
-        self, unfinished: list[str], started: float, how: str = "", *, tell: bool = True
-    ) -> None:
+    def _report(self, unfinished: list[str], started: float, how: str = "") -> None:
         took = f"{(time.monotonic() - started) * 1000:.0f} ms"
         if unfinished:
             # Info: what each loss means to the user is said by those who know whether it
@@ -224,7 +222,7 @@ class Lifecycle:
                 f"exit: gave up on {', '.join(unfinished)} after {took}: the backend did not "
                 "answer in time; the process ends without them"
             )
-            for listener in self._abandoned_listeners if tell else ():
+            for listener in () if self._loss_said_already else self._abandoned_listeners:
                 try:
                     listener(unfinished, self.exit_timeout)
                 except Exception as exc:
@@ -262,6 +260,10 @@ class Lifecycle:
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.sigterm_started = True
         green = patched()
+        if green is not None and not green.spawn_from_signal:
+            # eventlet: the span exporter cannot finish in this flush, inside its loop or
+            # out of it, and a line at start said so (spans/server_frames).
+            self._loss_said_already = True
         if green is not None and green.in_loop():
             # gevent and eventlet run the handler inside their event loop, where nothing
             # may wait (agent/green.py).
