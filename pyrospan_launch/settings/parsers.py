@@ -58,17 +58,22 @@ _DURATION = r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_interval(raw: str) -> int:
-    """Whole seconds from ``10s``, ``1m``, ``2000ms`` or a bare number; at least one second.
-
-    pyroscope-io takes the upload interval as a whole number of seconds.
-    """
+def _duration_seconds(raw: str) -> float:
+    """Seconds from ``10s``, ``1m``, ``2000ms`` or a bare number (seconds)."""
     import re
 
     match = re.fullmatch(_DURATION, raw.lower())
     if match is None:
         raise Invalid(raw)
-    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    return float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+
+
+def parse_interval(raw: str) -> int:
+    """Whole seconds from ``10s``, ``1m``, ``2000ms`` or a bare number; at least one second.
+
+    pyroscope-io takes the upload interval as a whole number of seconds.
+    """
+    seconds = _duration_seconds(raw)
     if not 1 <= seconds <= MAX_UPLOAD_INTERVAL or seconds != int(seconds):
         raise Invalid(raw)
     return int(seconds)
@@ -82,12 +87,7 @@ MAX_EXIT_TIMEOUT = 30.0
 
 def parse_exit_timeout(raw: str) -> float:
     """Seconds from ``2``, ``2s`` or ``1500ms``, from 100 ms to 30 s."""
-    import re
-
-    match = re.fullmatch(_DURATION, raw.lower())
-    if match is None:
-        raise Invalid(raw)
-    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    seconds = _duration_seconds(raw)
     if not MIN_EXIT_TIMEOUT <= seconds <= MAX_EXIT_TIMEOUT:
         raise Invalid(raw)
     return seconds
