@@ -13,9 +13,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from helpers import PROGRAMS, PYROSPAN_RUN, clean_env
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Dialog, Locator
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +70,7 @@ class LocalRun:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium package "
@@ -83,7 +87,7 @@ def browser() -> Iterator[object]:
 class Tab:
     """A fresh page that records dialogs, script errors and every request it makes."""
 
-    def __init__(self, browser: object) -> None:
+    def __init__(self, browser: Browser) -> None:
         from playwright.sync_api import Browser
 
         assert isinstance(browser, Browser)
@@ -93,15 +97,15 @@ class Tab:
         self.errors: list[str] = []
         self.requests: list[str] = []
 
-        def on_dialog(dialog: object) -> None:
-            self.dialogs.append(dialog.message)  # type: ignore[attr-defined]
-            dialog.dismiss()  # type: ignore[attr-defined]
+        def on_dialog(dialog: Dialog) -> None:
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
 
         self.page.on("dialog", on_dialog)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("request", lambda request: self.requests.append(request.url))
 
-    def frame(self, name: str) -> object:
+    def frame(self, name: str) -> Locator:
         """The flame graph frames named exactly ``name``."""
         return self.page.locator("#flame .frame").filter(
             has_text=re.compile(f"^{re.escape(name)}$")
@@ -112,14 +116,14 @@ class Tab:
 
 
 @pytest.fixture
-def tabs(browser: object) -> Iterator[list[Tab]]:
+def tabs(browser: Browser) -> Iterator[list[Tab]]:
     opened: list[Tab] = []
     yield opened
     for tab in opened:
         tab.close()
 
 
-def open_tab(tabs: list[Tab], browser: object, url: str) -> Tab:
+def open_tab(tabs: list[Tab], browser: Browser, url: str) -> Tab:
     tab = Tab(browser)
     tabs.append(tab)
     tab.page.goto(url)
@@ -127,7 +131,7 @@ def open_tab(tabs: list[Tab], browser: object, url: str) -> Tab:
 
 
 def test_live_page_fills_as_spans_arrive_and_the_report_works_offline(
-    tmp_path: Path, browser: object, tabs: list[Tab]
+    tmp_path: Path, browser: Browser, tabs: list[Tab]
 ) -> None:
     from playwright.sync_api import expect
 
@@ -180,7 +184,7 @@ def test_live_page_fills_as_spans_arrive_and_the_report_works_offline(
 
 
 def test_hostile_span_names_show_as_text_and_never_run(
-    tmp_path: Path, browser: object, tabs: list[Tab]
+    tmp_path: Path, browser: Browser, tabs: list[Tab]
 ) -> None:
     from playwright.sync_api import expect
 
