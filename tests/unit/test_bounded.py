@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -71,7 +72,7 @@ def test_a_begin_interrupted_halfway_is_completed_by_the_next() -> None:
     # A signal handler can run between any two steps of the first begin(): say it had set
     # the deadline and told the first helper only.  The handler's begin() tells the rest.
     ran: list[str] = []
-    standby = bounded.Standby([(n, lambda n=n: ran.append(n)) for n in "ab"])
+    standby = bounded.Standby([(n, functools.partial(ran.append, n)) for n in "ab"])
     standby._deadline = time.monotonic() + 2
     standby._helpers[0].go.release()
     standby.begin(2)

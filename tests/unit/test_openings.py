@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from types import FrameType
 
 import pytest
 from test_relay_rewrite import CAP, LOOP, MAIN, WORK, ProfileBuilder, decoded
@@ -111,22 +112,24 @@ def test_the_relay_labels_a_bound_opening_and_drops_an_unbound_one_with_no_label
 def opening_labels_on_stack() -> list[tuple[str, str, str]]:
     """The labels the relay would give this stack's opening frames, innermost first."""
     found = []
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         labels = OPENINGS.labels(frame.f_code.co_name)
         if labels is not None:
             found.append(labels)
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return found
 
 
-def run_tasks(framed: Linked, make: Callable[[str], Awaitable[None]], names: list[str]) -> None:
+def run_tasks(
+    framed: Linked, make: Callable[[str], Coroutine[object, object, object]], names: list[str]
+) -> None:
     _, _, _, switch = framed
 
     async def main() -> None:
         asyncio.get_running_loop().set_task_factory(task_factory(switch))  # type: ignore[arg-type]
         for name in names:
-            await asyncio.create_task(make(name))  # type: ignore[arg-type]
+            await asyncio.create_task(make(name))
 
     asyncio.run(main())
 

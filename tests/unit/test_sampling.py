@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pyrospan_launch.settings.config import resolve
@@ -73,7 +75,7 @@ def test_the_stack_samplers_loop_aims_lower_where_cpu_timers_take_the_samples(
             calls.append(args)
             return True
 
-    monkeypatch.setattr(profiler.sys, "version_info", (*version, 0, "final", 0))
+    monkeypatch.setattr(sys, "version_info", (*version, 0, "final", 0))  # profiler reads it
     profiler._tune_stack_sampler(Native(), 100)
     (args,) = calls
     _, max_threads, adaptive, overhead = args[:4]

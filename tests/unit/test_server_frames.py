@@ -28,12 +28,12 @@ A, B = root("00000000000000aa"), root("00000000000000bb")
 
 def marker_on_stack() -> str | None:
     """The span id of the innermost marker frame on the calling stack, if any."""
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
         if name.startswith(PREFIX):
             return str(name[len(PREFIX) :].split(":")[0])
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return None
 
 

@@ -106,6 +106,7 @@ def test_the_watch_gives_way_when_trio_is_imported(
         agent.signal_watch_gives_way()
         assert watch.watching
         importlib.import_module("trio")
+        watch = watch  # resets mypy's narrowing: the import changed watch.watching
         assert not watch.watching
         assert signal.set_wakeup_fd(-1) == -1
     finally:

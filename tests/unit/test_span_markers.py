@@ -33,12 +33,12 @@ from pyrospan_launch.agent.spans.task_steps import LabelledCoroutine, stepping_c
 def markers_on_stack() -> list[tuple[str, str, str]]:
     """What the relay would read from this thread's stack: the markers, innermost first."""
     found = []
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         parsed = parse(frame.f_code.co_name, frame.f_code.co_filename)
         if parsed is not None:
             found.append(parsed)
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return found
 
 
@@ -292,6 +292,7 @@ def test_a_root_span_on_a_plain_thread_makes_no_marker_until_its_work_runs_in_on
         assert node.marker_parts == (hex_id(span), "GET /thread", "")
         inside = run_as(node, switch, markers_on_stack)
         assert inside() == [(hex_id(span), "GET /thread", "")]
+        node = node  # resets mypy's narrowing: inside() made node.marker
         made = node.marker
         assert made is not None
         inside()
@@ -347,6 +348,7 @@ def test_fastapis_leaf_marker_waits_until_the_sampler_can_cut_stacks_short() -> 
     handoff._patch_fastapi(routing, switch)  # type: ignore[arg-type]
     assert routing.run_endpoint_function is run_endpoint_function
     switch.set_whole_stacks(False)
+    routing = routing  # resets mypy's narrowing: the switch wrapped the function
     assert routing.run_endpoint_function.__wrapped__ is run_endpoint_function
 
     # A sampler that cuts stacks from the start (py-spy, the wall-clock loop): at once.

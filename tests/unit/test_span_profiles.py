@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tag_recorder import TagRecorder
 
@@ -73,10 +73,10 @@ def switching(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return build(True, monkeypatch, request.param)
 
 
-def make(sampler: object | None = None) -> tuple[trace.Tracer, TagRecorder, InMemorySpanExporter]:
+def make(sampler: Sampler | None = None) -> tuple[trace.Tracer, TagRecorder, InMemorySpanExporter]:
     recorder = TagRecorder()
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(**({"sampler": sampler} if sampler else {}))
+    provider = TracerProvider(sampler=sampler)  # None: the default, as when not passed
     switch = LabelSwitch(recorder.add, recorder.remove)
     provider.add_span_processor(SpanProfileProcessor(switch, context_switching=False))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -125,7 +125,7 @@ def test_unsampled_spans_get_nothing() -> None:
 def test_nested_local_roots_replace_then_restore_labels(linked: Linked) -> None:
     tracer, tags, _, _ = linked
     with tracer.start_as_current_span("outer") as outer:
-        with tracer.start_as_current_span("job", context=trace.Context()) as inner:
+        with tracer.start_as_current_span("job", context=opentelemetry.context.Context()) as inner:
             assert tags.current()["span_id"] == hex_id(inner)  # never both at once
         assert tags.current() == {"span_id": hex_id(outer), "span_name": "outer"}
     assert tags.current() == {}
@@ -213,7 +213,7 @@ def test_a_span_id_tag_never_shows_without_the_spans_name(monkeypatch: pytest.Mo
     switch.retarget(checked(tags.add), checked(tags.remove))
     with (
         tracer.start_as_current_span("outer"),
-        tracer.start_as_current_span("job", context=trace.Context()),
+        tracer.start_as_current_span("job", context=opentelemetry.context.Context()),
     ):
         pass
     assert steps and tags.current() == {}
@@ -227,7 +227,12 @@ def test_a_sampler_that_reads_no_tags_gets_none_and_tags_come_back_with_one(
     tracer, tags, _, switch = switching
     added: list[tuple[tuple[str, str], ...]] = []
     add, remove = switch.tag_functions()
-    switch.retarget(lambda k, v: (added.append(((k, v),)), add(k, v)), remove)
+
+    def noted_add(k: str, v: str) -> None:
+        added.append(((k, v),))
+        add(k, v)
+
+    switch.retarget(noted_add, remove)
     switch.tags_read = False
     with tracer.start_as_current_span("GET /quiet") as quiet:
         assert switch.shown() is CURRENT.get() is not None  # still tracked per thread
@@ -237,7 +242,7 @@ def test_a_sampler_that_reads_no_tags_gets_none_and_tags_come_back_with_one(
         switch.tags_read = True  # the process moved to py-spy mid-span
         switch.reapply()  # what the profiler does for the moving thread
         assert tags.current() == {"span_id": hex_id(moved), "span_name": "GET /moved"}
-        with tracer.start_as_current_span("job", context=trace.Context()) as inner:
+        with tracer.start_as_current_span("job", context=opentelemetry.context.Context()) as inner:
             assert tags.current()["span_id"] == hex_id(inner)
         assert tags.current()["span_id"] == hex_id(moved)
     assert tags.current() == {}

@@ -38,7 +38,7 @@ def test_uwsgi_told_by_its_program() -> None:
 
 
 def test_before_uwsgi_adds_its_module_a_placeholder_holds_the_hook(no_uwsgi_module: None) -> None:
-    workers = UwsgiWorkers(Lifecycle(), import_module=missing)  # type: ignore[arg-type]
+    workers = UwsgiWorkers(Lifecycle(), import_module=missing)
     assert workers.install()
     module = sys.modules["uwsgi"]
     assert callable(module.__dict__["post_fork_hook"])  # where uWSGI's C code reads it
@@ -54,11 +54,11 @@ def test_the_apps_hook_runs_after_ours_whenever_it_is_set(
     lifecycle = Lifecycle()
     UwsgiWorkers(lifecycle, import_module=lambda name: module).install()
     monkeypatch.setattr(os, "getpid", lambda: -1)  # a worker: the fork hooks did not run
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    module.post_fork_hook()
     assert calls == ["fork", "set before"]
     # uwsgidecorators sets its chain on import, after ours: it runs after ours too.
     module.post_fork_hook = lambda: calls.append("set after")  # type: ignore[attr-defined]
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    module.post_fork_hook()
     assert calls[2:] == ["fork", "set after"]
 
 
@@ -70,7 +70,7 @@ def test_no_second_after_fork_step_when_uwsgi_ran_it(
     monkeypatch.setattr(uwsgi_workers, "run_cpython_after_fork", lambda: calls.append("fork"))
     module = types.ModuleType("uwsgi")
     UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
-    module.post_fork_hook()  # type: ignore[attr-defined]
+    module.post_fork_hook()
     assert calls == []
 
 
@@ -105,7 +105,7 @@ def run_worker_hook(
         setattr(module, name, function)
     UwsgiWorkers(Lifecycle(), import_module=lambda name: module).install()
     for _ in range(times):
-        module.post_fork_hook()  # type: ignore[attr-defined]
+        module.post_fork_hook()
 
 
 def test_a_worker_without_threads_says_which_flag_to_add(
