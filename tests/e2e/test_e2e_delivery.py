@@ -13,12 +13,14 @@ import base64
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 from fake_backends import backend
 from helpers import PROGRAMS, PYROSPAN_RUN, clean_env, run
-from network_parts import echo_backend, forward_proxy, private_ca, tls_wrapped
+from network_parts import Echo, echo_backend, forward_proxy, private_ca, tls_wrapped
 from recording_receiver import RecordingReceiver
 
 from pyrospan_launch.common import trust
@@ -63,7 +65,7 @@ def hot_span(env: dict[str, str], seconds: float = 2.5) -> subprocess.CompletedP
 
 
 @pytest.fixture
-def receiver2() -> RecordingReceiver:
+def receiver2() -> Iterator[RecordingReceiver]:
     """A recording receiver on 127.0.0.2."""
     with RecordingReceiver(host="127.0.0.2") as r:
         yield r
@@ -301,6 +303,7 @@ def run_against(url: str, method: str = "frames") -> tuple[subprocess.CompletedP
 @pytest.mark.parametrize("method", ["frames", "tags"])
 @pytest.mark.parametrize("kind", ["401", "400", "503", "refused", "blackhole"])
 def test_a_failing_profile_backend_is_said_once(kind: str, method: str) -> None:
+    context: AbstractContextManager[str | tuple[str, Echo]]
     if kind in ("400", "503"):
         body = b'{"code":"invalid_argument","message":"series label value too long"}'
         context = echo_backend("127.0.0.1", status=int(kind), body=body)
@@ -383,6 +386,7 @@ CHECK_EXPECTED = {
 def test_check_says_what_each_backend_answered(kind: str) -> None:
     status, profile_says, span_says = CHECK_EXPECTED[kind]
     body = b'{"code":"invalid_argument","message":"series label value too long"}'
+    context: AbstractContextManager[RecordingReceiver | str | tuple[str, Echo]]
     if kind == "healthy":
         context = RecordingReceiver()
     elif kind in ("400", "503"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,11 @@ def cpu_ms(receiver: RecordingReceiver, span_id: str, function: str) -> float:
     return sum(s.values[0] for s in samples if s.leaf == function) / 1e6
 
 
+def cpu_at_least(span_id: str, function: str, ms: float) -> Callable[[RecordingReceiver], bool]:
+    """A ``wait_for`` predicate: ``function`` has ``ms`` of CPU labelled with ``span_id``."""
+    return lambda r: cpu_ms(r, span_id, function) >= ms
+
+
 @pytest.mark.parametrize("kind", sorted(CUT_NAMES))
 @pytest.mark.parametrize("mode", MODES)
 def test_long_span_names_fit_and_their_profiles_arrive(
@@ -76,9 +82,10 @@ def test_long_span_names_fit_and_their_profiles_arrive(
     assert [where for where, _ in spans] == ["thread", "task", "task"]
     functions = {"thread": "burn_on_thread", "task": "burn_in_task"}
     for where, span_id in spans:
-        assert receiver.wait_for(
-            lambda r, s=span_id, f=functions[where]: cpu_ms(r, s, f) >= 200, timeout=20
-        ), (where, cpu_ms(receiver, span_id, functions[where]))
+        assert receiver.wait_for(cpu_at_least(span_id, functions[where], 200), timeout=20), (
+            where,
+            cpu_ms(receiver, span_id, functions[where]),
+        )
         names = {s.labels.get("span_name") for s in receiver.samples_with_label("span_id", span_id)}
         assert names == {CUT_NAMES[kind]}
     assert_within_limits(receiver)

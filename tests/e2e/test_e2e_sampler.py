@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 from helpers import PROGRAMS, PYROSPAN_RUN, backend_env, clean_env, free_port, run, wait_for_http
@@ -71,6 +72,11 @@ def test_a_wrong_sampler_is_one_line_naming_the_variable(receiver: RecordingRece
 def linked_ms(receiver: RecordingReceiver, span_id: str, function: str) -> float:
     samples = receiver.samples_with_label("span_id", span_id)
     return sum(s.values[0] for s in samples if function in s.stack) / 1e6
+
+
+def linked_at_least(span_id: str, function: str, ms: float) -> Callable[[RecordingReceiver], bool]:
+    """A ``wait_for`` predicate: ``function`` has ``ms`` of CPU linked to ``span_id``."""
+    return lambda r: linked_ms(r, span_id, function) >= ms
 
 
 def run_case(receiver: RecordingReceiver, case: str, **env: str) -> tuple[str, str, str]:
@@ -269,9 +275,9 @@ def test_an_asgi_request_that_burns_before_awaiting_keeps_the_stack_sampler(
     spans = [s for s in receiver.root_spans() if s.name.endswith("/burst")]
     assert len(spans) == 3, [s.name for s in receiver.root_spans()]  # wait_for_http's too
     for span in spans:
-        assert receiver.wait_for(
-            lambda r, s=span.span_id: linked_ms(r, s, "handle_work") >= 140, timeout=10
-        ), linked_ms(receiver, span.span_id, "handle_work")
+        assert receiver.wait_for(linked_at_least(span.span_id, "handle_work", 140), timeout=10), (
+            linked_ms(receiver, span.span_id, "handle_work")
+        )
 
 
 @pytest.mark.otel  # the oldest instrumentation set has only the module's own middleware
@@ -289,7 +295,7 @@ def test_an_aiohttp_handler_that_burns_before_awaiting_is_labelled_from_the_firs
     assert len(spans) == 5, [s.name for s in receiver.root_spans()]  # wait_for_http's too
     for span in spans:
         assert receiver.wait_for(
-            lambda r, s=span.span_id: linked_ms(r, s, "burn_before_await") >= 60, timeout=10
+            linked_at_least(span.span_id, "burn_before_await", 60), timeout=10
         ), linked_ms(receiver, span.span_id, "burn_before_await")
         assert linked_ms(receiver, span.span_id, "burn_after_await") >= 20
 

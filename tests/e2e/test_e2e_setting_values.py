@@ -51,7 +51,7 @@ _LIMIT_LINE = re.compile(
 _NOTICE_LINE = re.compile(r"pyrospan: (?P<name>[A-Z_]+)=\S*: .+")
 # What the environment of a process can hold: no NUL, no lone surrogates.
 _ENV_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=60
 )
 _ENV_VALUES = st.one_of(_ENV_TEXT, _words, _numbers, _urls, _pairs, _json).filter(
     lambda v: "\x00" not in v and not any(0xD800 <= ord(c) <= 0xDFFF for c in v)

@@ -135,13 +135,13 @@ def test_records_have_the_typed_fields(module: ModuleType, record: type, declare
         if isinstance(node, ast.ClassDef) and node.name == declared
     ]
     fields = [
-        node
+        (node.target.id, node.value)
         for node in typed.body
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
     ]
-    assert getattr(record, "_fields", None) == tuple(field.target.id for field in fields)
+    assert getattr(record, "_fields", None) == tuple(name for name, _ in fields)
     assert getattr(record, "_field_defaults", None) == {
-        field.target.id: ast.literal_eval(field.value) for field in fields if field.value
+        name: ast.literal_eval(value) for name, value in fields if value
     }
 
 
