@@ -145,7 +145,7 @@ def test_requirements(source: Path) -> list[str]:
     The first of the groups ``test``, ``tests``, ``testing`` (``dev`` when none: projects
     on uv keep their test tools there), with ``include-group`` entries followed.
     """
-    import tomllib
+    import tomllib  # type: ignore[import-not-found]  # 3.11+, as this script; mypy checks as 3.10
 
     pyproject = source / "pyproject.toml"
     if not pyproject.exists():

@@ -20,8 +20,8 @@ if "--fork" in sys.argv:
         pass
     child = os.fork()
     if child:
-        _, status = os.waitpid(child, 0)
-        sys.exit(os.waitstatus_to_exitcode(status))
+        _, wait_status = os.waitpid(child, 0)
+        sys.exit(os.waitstatus_to_exitcode(wait_status))
 
 with tracer.start_as_current_span("masks"):
     end = time.process_time() + 0.3

@@ -22,7 +22,11 @@ import signal
 import sys
 import traceback
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+    from types import FrameType
 
 # Before anything imports the instrumented libraries: the app's own filters say every
 # warning is an error (pytest's ``filterwarnings = error`` does this).  The aiohttp
@@ -54,7 +58,7 @@ MARKER = "pyrospan.span:"
 
 def in_marker() -> bool:
     """True when a pyrospan marker frame is on the stack here."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name.startswith(MARKER):
             return True
@@ -73,7 +77,7 @@ def frames(tb: Any) -> list[str]:
 
 def chain(exc: BaseException | None) -> list[Any]:
     """The exception and its causes and contexts, each with its frames."""
-    seen = []
+    seen: list[list[object]] = []
     while exc is not None and len(seen) < 5:
         seen.append([type(exc).__name__, str(exc), frames(exc.__traceback__)])
         exc = exc.__cause__ or exc.__context__
@@ -102,13 +106,14 @@ def no_addresses(text: str) -> str:
 
 app = fastapi.FastAPI()
 HANDLED: dict[str, Any] = {}
+NOTHING: dict[str, str] = {}  # the endpoints raise KeyError from it
 
 
 @app.get("/boom")
 async def boom() -> str:
     note_marker("fastapi async endpoint")
     try:
-        {}["missing"]
+        NOTHING["missing"]
     except KeyError:
         raise ValueError("async endpoint failed") from None
     return "never"
@@ -117,9 +122,10 @@ async def boom() -> str:
 @app.get("/context")
 async def context() -> str:
     try:
-        {}["missing"]
+        NOTHING["missing"]
     except KeyError:
         raise ValueError("with a context")  # noqa: B904 -- the context is the point
+    return "never"
 
 
 @app.get("/sync")
@@ -162,7 +168,7 @@ async def call_app(path: str) -> Any:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message.get("status"))
 
     try:
