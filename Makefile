@@ -62,7 +62,7 @@ lint: install ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 .PHONY: typecheck
-typecheck: install ## mypy --strict on the package
+typecheck: install ## mypy --strict on the package and tests/
 	$(BIN)/mypy
 
 .PHONY: check
