@@ -18,13 +18,22 @@ the CPU-timer signals) is in ``run.py``'s profiling on / off ratio, not here.
 ``--app fastapi`` serves the FastAPI example instead (``/recommendations?products=800``,
 short requests with no layers), as ``run.py`` does.
 
+``--by-thread`` also prints each thread's CPU per request, by the thread's name: the
+served app runs with ``thread_names/sitecustomize.py``, which gives each Python thread
+its name at the OS level (before 3.14 they all read ``python``).  Threads started by
+native code keep the name ``python``: with the Stack sampler, pyroscope-io's sampler
+and uploader.  Within one run these split the profiler's threads into the sampler, the
+relay and the span exporter (whose extra work with profiling on is the
+``pyroscope.profile.id`` attribute of each root span).
+
     python benchmarks/steady_state/thread_share.py [--rounds 5] [--seconds 10] [--sampler stack]
-        [--app async|fastapi]
+        [--app async|fastapi] [--by-thread]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import statistics
 import subprocess
 import sys
@@ -47,12 +56,26 @@ APPS: dict[str, tuple[Path, str, str]] = {
     "async": (ATTRIBUTION, "web_app:app", "/search"),
     "fastapi": (EXAMPLES / "fastapi_app", "app:app", "/recommendations?products=800"),
 }
+THREAD_NAMES = HERE / "thread_names"
+MAIN = "(main thread)"
 
 
-def other_threads_share(
-    env: dict[str, str], seconds: float, depth: int, app: str = "async"
-) -> tuple[float, int]:
-    """Share of the server's CPU used outside its main thread, and the requests served."""
+class Round:
+    """One server's run: its requests, and each thread name's CPU per request in µs."""
+
+    def __init__(self, count: int, by_name: dict[str, float]) -> None:
+        self.count = count
+        self.by_name = by_name
+
+    @property
+    def other_share(self) -> float:
+        """The share of the server's CPU used outside its main thread."""
+        total = sum(self.by_name.values())
+        return (total - self.by_name.get(MAIN, 0.0)) / total if total else 0.0
+
+
+def serve_and_load(env: dict[str, str], seconds: float, depth: int, app: str = "async") -> Round:
+    """Serve ``app`` under pyrospan-run, load it, and read every thread's CPU."""
     folder, target, path = APPS[app]
     port = free_port()
     command = [PYROSPAN, sys.executable, "-m", "uvicorn", "--app-dir", str(folder)]
@@ -72,29 +95,44 @@ def other_threads_share(
     finally:
         server.terminate()
         server.wait(timeout=30)
-    used = {tid: cpu - before.get(tid, ("", 0.0))[1] for tid, (_, cpu) in after.items()}
-    total = sum(used.values())
-    main = used.get(server.pid, 0.0)
-    return (total - main) / total if total else 0.0, count
+    by_name: collections.Counter[str] = collections.Counter()
+    for tid, (name, cpu) in after.items():
+        used = cpu - before.get(tid, ("", 0.0))[1]
+        by_name[MAIN if tid == server.pid else name] += used * 1e6 / max(1, count)
+    return Round(count, dict(by_name))
 
 
 def measure(
     variants: dict[str, dict[str, str]], rounds: int, seconds: float, depth: int, app: str
-) -> dict[str, list[float]]:
-    """Each variant's share per round, the order alternating from round to round."""
-    shares: dict[str, list[float]] = {name: [] for name in variants}
+) -> dict[str, list[Round]]:
+    """Each variant's rounds, the order alternating from round to round."""
+    runs: dict[str, list[Round]] = {name: [] for name in variants}
     for round_no in range(rounds):
         order = list(variants) if round_no % 2 == 0 else list(reversed(variants))
         for name in order:
-            share, count = other_threads_share(variants[name], seconds, depth, app)
-            shares[name].append(share)
+            run = serve_and_load(variants[name], seconds, depth, app)
+            runs[name].append(run)
             print(
-                f"round {round_no + 1} profiling {name}: {count} requests, "
-                f"other threads {share * 100:.2f}% of the process",
+                f"round {round_no + 1} profiling {name}: {run.count} requests, "
+                f"other threads {run.other_share * 100:.2f}% of the process",
                 flush=True,
             )
         time.sleep(0.5)
-    return shares
+    return runs
+
+
+def print_by_thread(runs: dict[str, list[Round]]) -> None:
+    """Each thread name's CPU per request, medians of the rounds, on against off."""
+    names = sorted({name for rounds in runs.values() for run in rounds for name in run.by_name})
+    print("\nCPU per request by thread, µs, medians (on, off, on - off):")
+    for name in names:
+        on = [run.by_name.get(name, 0.0) for run in runs["on"]]
+        off = [run.by_name.get(name, 0.0) for run in runs["off"]]
+        differences = [a - b for a, b in zip(on, off, strict=True)]
+        print(
+            f"  {name:<18} {statistics.median(on):9.1f} {statistics.median(off):9.1f} "
+            f"{statistics.median(differences):+9.1f}"
+        )
 
 
 def main() -> None:
@@ -104,16 +142,22 @@ def main() -> None:
     parser.add_argument("--sampler", default="stack", help="PYROSPAN_SAMPLER: stack or pyspy")
     parser.add_argument("--depth", type=int, default=30, help="the service's async layers")
     parser.add_argument("--app", choices=sorted(APPS), default="async")
+    parser.add_argument(
+        "--by-thread", action="store_true", help="also print each thread's CPU per request"
+    )
     args = parser.parse_args()
     with Receiver() as receiver:
         base = receiver_env(
             receiver, OTEL_SERVICE_NAME="thread-share", OTEL_BSP_MAX_QUEUE_SIZE="200000"
         )
+        if args.by_thread:
+            base["PYTHONPATH"] = str(THREAD_NAMES)
         variants = {
             "on": {**base, "PYROSPAN_SAMPLER": args.sampler},
             "off": {**base, "PYROSPAN_PROFILING": "false"},
         }
-        shares = measure(variants, args.rounds, args.seconds, args.depth, args.app)
+        runs = measure(variants, args.rounds, args.seconds, args.depth, args.app)
+    shares = {name: [run.other_share for run in rounds] for name, rounds in runs.items()}
     on, off = statistics.median(shares["on"]), statistics.median(shares["off"])
     differences = [a - b for a, b in zip(shares["on"], shares["off"], strict=True)]
     print(
@@ -122,6 +166,8 @@ def main() -> None:
         f"without; the profiler's threads: {statistics.median(differences) * 100:.2f}% "
         f"(per round {', '.join(f'{d * 100:.2f}' for d in differences)})"
     )
+    if args.by_thread:
+        print_by_thread(runs)
 
 
 if __name__ == "__main__":
