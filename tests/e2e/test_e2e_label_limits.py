@@ -171,8 +171,18 @@ def test_the_apps_own_tags_fit(receiver: RecordingReceiver, mode: str) -> None:
     long_tagged = leaf_samples(receiver, "burn_long_tag")
     assert {labels.get("customer") for labels in long_tagged} >= {"c" * 2048}
     assert {labels.get("region") for labels in long_tagged} >= {"中" * 682}
-    for labels in leaf_samples(receiver, "burn_many_tags"):
-        assert {k for k in labels if k.startswith("tag")} == {f"tag{i:02d}" for i in range(22)}
+    # The many-tags stretch carries the 22 tags that fit, and never one past them.  py-spy's
+    # tags are looked up on pyroscope-io's second thread some time after the stack was read
+    # (README: how far thread tags fall behind): under load, the stretch's last samples can
+    # be looked up after tag_wrapper removed the tags, and carry fewer or none.
+    fitted = frozenset(f"tag{i:02d}" for i in range(22))
+    ms_by_tags: dict[frozenset[str], float] = {}
+    for sample in receiver.samples():
+        if sample.leaf == "burn_many_tags":
+            names = frozenset(k for k in sample.labels if k.startswith("tag"))
+            ms_by_tags[names] = ms_by_tags.get(names, 0.0) + sample.values[0] / 1e6
+    assert all(names <= fitted for names in ms_by_tags), sorted(ms_by_tags, key=len)
+    assert ms_by_tags.get(fitted, 0.0) >= 0.9 * sum(ms_by_tags.values()), ms_by_tags
     assert_within_limits(receiver)
 
 
