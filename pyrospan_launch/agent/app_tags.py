@@ -118,6 +118,15 @@ class AppTags:
             shown.names[name] = count - 1
         return self._remove(name, fit_value(value))
 
+    def tag_functions(self) -> tuple[TagFunction, TagFunction]:
+        """The functions that set and unset the app's fitted tags now."""
+        return self._add, self._remove
+
+    def retarget(self, add: TagFunction, remove: TagFunction) -> None:
+        """Set the app's fitted tags through these functions from now on."""
+        self._add = add
+        self._remove = remove
+
     def install(self, native: Any) -> None:
         """Stand in for ``native.add_thread_tag`` and ``native.remove_thread_tag``."""
         if self._installed is not None:

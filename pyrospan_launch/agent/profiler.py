@@ -15,6 +15,7 @@ from pyrospan_launch.agent.main_signals import blocked_for_new_threads
 from pyrospan_launch.agent.native_exit import NativeExitGuard
 from pyrospan_launch.agent.relay.server import TOKEN_HEADER, Relay
 from pyrospan_launch.agent.spans.labels import LabelSwitch
+from pyrospan_launch.agent.tag_gate import TagGate
 from pyrospan_launch.common import log
 from pyrospan_launch.settings.config import ProfilerConfig
 from pyrospan_launch.settings.sampling import CPU_TIMERS, Sampling
@@ -137,18 +138,6 @@ def _uwsgi_threads_against_stack() -> str | None:
     if not isinstance(cores, int) or cores <= 1:
         return None
     return f"uWSGI's {cores} request threads per worker block the Stack sampler's CPU-timer signal"
-
-
-def _after(
-    done: threading.Event, tag: Callable[[str, str], object]
-) -> Callable[[str, str], object]:
-    """``tag``, called once ``done`` is set (or the switch's wait is over)."""
-
-    def tag_when_done(key: str, value: str) -> object:
-        done.wait(_SWITCH_WAIT)
-        return tag(key, value)
-
-    return tag_when_done
 
 
 def installed() -> bool:
@@ -402,9 +391,18 @@ class Profiler:
         import pyroscope
 
         began = time.monotonic()
-        done = threading.Event()
+        # Thread tags set while no profiler runs would be lost: every thread's tag calls,
+        # the label switch's and the app's own, wait for py-spy (tag_gate).  A backend that
+        # never answers would hold the last Stack window's push for its timeout: the app
+        # waits for the move at most this long.
+        gate = TagGate(_SWITCH_WAIT)
+        # A child forked during the move has no move thread to open the gate.
+        os.register_at_fork(after_in_child=gate.opened)
         failure: list[BaseException] = []
         relay = self.relay if self.relay is not None and self.relay.running else None
+        labels, app_tags = self.labels, self.app_tags
+        label_functions = labels.tag_functions() if labels is not None else None
+        app_functions = app_tags.tag_functions() if app_tags is not None else None
 
         def restart() -> None:
             try:
@@ -418,22 +416,21 @@ class Profiler:
             except BaseException as exc:
                 failure.append(exc)
             finally:
-                done.set()
+                gate.opened(failed=bool(failure))
+                # The gate's own wrappers are no longer needed once it is open.
+                if labels is not None and label_functions is not None:
+                    labels.retarget(*label_functions)
+                if app_tags is not None and app_functions is not None:
+                    app_tags.retarget(*app_functions)
 
         self._change(self.sampling.on_pyspy(reason))
-        labels = self.labels
-        if labels is not None:
-            # Thread tags set while no profiler runs would be lost: other threads' tags
-            # wait for py-spy (at most as long as the app does), then go to it.
-            add, remove = labels.tag_functions()
-            labels.retarget(_after(done, add), _after(done, remove))
-        # A backend that never answers would hold the last Stack window's push for its
-        # timeout: the app waits for the switch at most this long.
+        if labels is not None and label_functions is not None:
+            labels.retarget(gate.adding(label_functions[0]), gate.removing(label_functions[1]))
+        if app_tags is not None and app_functions is not None:
+            app_tags.retarget(gate.adding(app_functions[0]), gate.removing(app_functions[1]))
         with blocked_for_new_threads():
             threading.Thread(target=restart, name="pyrospan-sampler-switch", daemon=True).start()
-        done.wait(_SWITCH_WAIT)
-        if labels is not None:
-            labels.retarget(add, remove)
+        gate.wait_for_move()
         # Said as a warning when it overrides PYROSPAN_SAMPLER=stack.
         say = log.info if self.sampling.automatic else log.warning
         say(f"profiles: {reason}; this process moves to py-spy, which labels it")

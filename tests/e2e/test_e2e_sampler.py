@@ -20,6 +20,7 @@ from recording_receiver import RecordingReceiver
 
 CASES = str(PROGRAMS / "sampler_cases.py")
 HOT_SPAN = str(PROGRAMS / "hot_span.py")
+MOVE = str(PROGRAMS / "tags_during_move.py")
 
 
 def info(**env: str) -> str:
@@ -131,6 +132,36 @@ def test_the_apps_own_thread_tags_move_auto_to_pyspy_which_reads_them(
     samples = receiver.samples_with_label("span_id", span_id)
     tagged = [s for s in samples if s.labels.get("tenant") == "acme"]
     assert sum(s.values[0] for s in tagged) / 1e6 >= 400, err
+
+
+def test_a_thread_that_tags_itself_during_the_move_to_pyspy_keeps_its_tag(
+    receiver: RecordingReceiver,
+) -> None:
+    result = run_ok(receiver, MOVE, "worker")
+    assert result.stdout == "tagged during the move\ndone\n"
+    assert result.stderr == ""
+
+    def worker_ms(r: RecordingReceiver, *, tagged: bool = False) -> float:
+        samples = [s for s in r.samples() if s.leaf == "burn_tagged_worker"]
+        if tagged:
+            samples = [s for s in samples if s.labels.get("worker") == "w1"]
+        return sum(s.values[0] for s in samples) / 1e6
+
+    assert receiver.wait_for(lambda r: worker_ms(r) >= 300, timeout=20), worker_ms(receiver)
+    # All of it but the last samples, which py-spy's late tag lookup may find untagged.
+    assert worker_ms(receiver, tagged=True) >= 0.9 * worker_ms(receiver), receiver.samples()
+
+
+def test_tags_lost_in_a_move_to_pyspy_that_outlasts_the_wait_are_said_in_one_line(
+    receiver: RecordingReceiver,
+) -> None:
+    result = run_ok(receiver, MOVE, "slow")
+    assert result.stdout == "done\n"
+    assert result.stderr.splitlines() == [
+        "pyrospan: profiles: thread tags set while this process moved to py-spy were lost, and "
+        "stay so until set again (the move took over 0.5 s); set PYROSPAN_SAMPLER=pyspy to "
+        "start on py-spy"
+    ]
 
 
 @pytest.mark.parametrize(
