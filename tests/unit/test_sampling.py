@@ -81,3 +81,23 @@ def test_the_stack_samplers_loop_aims_lower_where_cpu_timers_take_the_samples(
     _, max_threads, adaptive, overhead = args[:4]
     assert (max_threads, adaptive, overhead) == (0, True, target)
     assert args[-1] == 10  # ms between CPU-timer ticks at 100 Hz
+
+
+@pytest.mark.parametrize(
+    ("version", "sample_rate", "wait"),
+    [
+        ((3, 13), 1, 0.5),
+        ((3, 13), 100, 0.5),
+        ((3, 11), 100, 0.5),
+        ((3, 11), 2, 0.75),
+        ((3, 11), 1, 1.5),
+    ],
+)
+def test_tag_calls_wait_for_a_move_as_long_as_the_wall_clock_loop_takes_to_stop(
+    monkeypatch: pytest.MonkeyPatch, version: tuple[int, int], sample_rate: int, wait: float
+) -> None:
+    # Before 3.12 stopping the Stack sampler waits for its loop's next turn, at the rate.
+    from pyrospan_launch.agent import profiler
+
+    monkeypatch.setattr(sys, "version_info", (*version, 0, "final", 0))  # profiler reads it
+    assert profiler._move_wait(sample_rate) == wait
