@@ -6,6 +6,7 @@ Test modules import these from here; ``conftest.py`` holds only fixtures.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -83,9 +84,32 @@ def run(
     )
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux's default: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the ephemeral range.
+
+    A port the kernel picks for ``bind(0)`` comes from the range it also gives outgoing
+    connections.  Between this call and the server's own bind, a client connection of the
+    test run could take it (a gunicorn test once found its port in use for 5 s).  Below
+    that range, only another server can.
+    """
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # every try was taken: the kernel's pick, as before
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
