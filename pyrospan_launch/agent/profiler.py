@@ -412,9 +412,9 @@ class Profiler:
         os.register_at_fork(after_in_child=gate.opened)
         failure: list[BaseException] = []
         relay = self.relay if self.relay is not None and self.relay.running else None
-        labels, app_tags = self.labels, self.app_tags
-        label_functions = labels.tag_functions() if labels is not None else None
-        app_functions = app_tags.tag_functions() if app_tags is not None else None
+        labels = self.labels
+        # The label switch's and the app's tag functions, as they are before the move.
+        gated = [(t, t.tag_functions()) for t in (labels, self.app_tags) if t is not None]
 
         def restart() -> None:
             try:
@@ -430,16 +430,12 @@ class Profiler:
             finally:
                 gate.opened(failed=bool(failure))
                 # The gate's own wrappers are no longer needed once it is open.
-                if labels is not None and label_functions is not None:
-                    labels.retarget(*label_functions)
-                if app_tags is not None and app_functions is not None:
-                    app_tags.retarget(*app_functions)
+                for target, (add, remove) in gated:
+                    target.retarget(add, remove)
 
         self._change(self.sampling.on_pyspy(reason))
-        if labels is not None and label_functions is not None:
-            labels.retarget(gate.adding(label_functions[0]), gate.removing(label_functions[1]))
-        if app_tags is not None and app_functions is not None:
-            app_tags.retarget(gate.adding(app_functions[0]), gate.removing(app_functions[1]))
+        for target, (add, remove) in gated:
+            target.retarget(gate.adding(add), gate.removing(remove))
         with blocked_for_new_threads():
             threading.Thread(target=restart, name="pyrospan-sampler-switch", daemon=True).start()
         gate.wait_for_move()
